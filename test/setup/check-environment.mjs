@@ -1,0 +1,35 @@
+// Runs before the tests: proves the native SQLite addon was really built by `npm ci` (npm 11 skips
+// install scripts it was not told to allow) and installs the system tools the tests use when missing.
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+try {
+  const Database = require('better-sqlite3');
+  const version = new Database(':memory:').prepare('select sqlite_version() as v').get().v;
+  console.log(`better-sqlite3 native addon loads (SQLite ${version})`);
+} catch (error) {
+  console.error(`better-sqlite3 native addon is missing or broken: ${error.message}`);
+  console.error('Its install script must run: package.json "allowScripts" has to allow better-sqlite3.');
+  process.exit(1);
+}
+
+const wanted = [{ command: 'mosquitto', probe: ['-h'], aptPackage: 'mosquitto' }];
+const has = (command, probe) => {
+  try {
+    execFileSync(command, probe, { stdio: 'ignore' });
+    return true;
+  } catch (error) {
+    return error.code !== 'ENOENT';
+  }
+};
+const missing = wanted.filter(({ command, probe }) => !has(command, probe));
+if (missing.length > 0) {
+  const packages = missing.map(({ aptPackage }) => aptPackage);
+  console.log(`installing ${packages.join(', ')} with apt-get`);
+  const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
+  const run = (args) => execFileSync(sudo[0] ?? args[0], sudo.length ? args : args.slice(1), { stdio: 'inherit' });
+  run(['apt-get', 'update', '-qq']);
+  run(['apt-get', 'install', '-y', '-qq', ...packages]);
+}

@@ -1,0 +1,32 @@
+/**
+ * What the daemon tells the outside world: its capabilities (retained) and job events (live).
+ * Publishing never blocks or fails job processing: implementations queue or drop, and log.
+ */
+import type { OutputFile } from '../store/schema.js';
+
+export type JobEventBody =
+  | { type: 'processing'; progress: number }
+  | { type: 'completed'; outputFiles: OutputFile[] }
+  | { type: 'error'; error: string }
+  | { type: 'retrying'; error: string; delayMs: number; nextAttempt: number };
+
+export type JobEvent = { jobId: string; taskType: string; attempt: number } & JobEventBody;
+
+export interface Broadcaster {
+  start(): Promise<void>;
+  publishJobEvent(event: JobEvent): void;
+  /** Called whenever the number of free runner slots changes. */
+  publishCapabilities(idleSlots: number): void;
+  /** `state: draining` while running jobs finish. */
+  announceDraining(): void;
+  stop(): Promise<void>;
+}
+
+/** BROADCAST_TYPE=noop. */
+export class NoopBroadcaster implements Broadcaster {
+  async start(): Promise<void> {}
+  publishJobEvent(): void {}
+  publishCapabilities(): void {}
+  announceDraining(): void {}
+  async stop(): Promise<void> {}
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+/** The `media-worker` command line: run, modules, submit, jobs show. */
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { z } from 'zod';
+import { ConfigError, type Flags, loadConfig, requireStorePaths } from '../config/config.js';
+import { StartupError } from '../errors.js';
+import { discoverModules } from '../modules/discover-modules.js';
+import { openJobStore } from '../store/open-job-store.js';
+import { runWorker } from './run-command.js';
+import { addSettingOptions, DAEMON_SETTINGS, MODULE_SETTINGS, STORE_SETTINGS } from './setting-options.js';
+import { submitJob } from './submit-command.js';
+
+const BUILT_IN_MODULES = fileURLToPath(new URL('../../compute_modules', import.meta.url));
+
+const configFrom = (flags: Flags) => loadConfig(flags, process.env, BUILT_IN_MODULES);
+
+const integerIn = (min: number, max: number) => (text: string) => {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+  }
+  return value;
+};
+
+const program = new Command('media-worker')
+  .description('Claims media jobs from media_store.db and runs them in child-process runners.')
+  .showHelpAfterError();
+
+addSettingOptions(
+  program
+    .command('run')
+    .description('Run the worker daemon (SIGTERM/SIGINT: finish or requeue running jobs, then exit 0).'),
+  DAEMON_SETTINGS,
+).action(async (flags: Flags) => runWorker(configFrom(flags)));
+
+addSettingOptions(
+  program.command('modules').description('List the compute modules, with their parameters as JSON Schema.'),
+  MODULE_SETTINGS,
+).action(async (flags: Flags) => {
+  const modules = await discoverModules(configFrom(flags).modulesDir);
+  const listing = [...modules.values()].map(({ name, manifest }) => ({
+    name,
+    description: manifest.description,
+    default_timeout_s: manifest.defaultTimeoutS,
+    parameters: z.toJSONSchema(manifest.params, { io: 'input', unrepresentable: 'any' }),
+  }));
+  console.log(JSON.stringify(listing, null, 2));
+});
+
+addSettingOptions(
+  program
+    .command('submit')
+    .description('Insert a job as the API service does and print its job_id.')
+    .argument('<task>', 'task type (a module name)')
+    .argument('<files...>', 'input files, copied into the storage root')
+    .option('--params <json>', 'task parameters as a JSON object (input_files[0].metadata)')
+    .option('--priority <0-10>', 'queue priority, higher first', integerIn(0, 10), 5)
+    .option('--max-retries <n>', 'retry budget', integerIn(0, 1000), 3),
+  STORE_SETTINGS,
+).action(async (task: string, files: string[], flags: Flags & { params?: string; priority: number; maxRetries: number }) => {
+  const config = configFrom(flags);
+  const jobId = await submitJob({
+    ...requireStorePaths(config),
+    taskType: task,
+    files,
+    paramsJson: flags.params,
+    priority: flags.priority,
+    maxRetries: flags.maxRetries,
+  });
+  console.log(jobId);
+});
+
+const jobs = program.command('jobs').description('Look at jobs.');
+addSettingOptions(
+  jobs.command('show').description('Print a job as JSON.').argument('<job_id>'),
+  STORE_SETTINGS,
+).action(async (jobId: string, flags: Flags) => {
+  const store = openJobStore(requireStorePaths(configFrom(flags)).databaseUrl, { ensureSchema: false });
+  try {
+    const job = await store.getJob(jobId);
+    if (!job) throw new ConfigError(`no job ${jobId}`);
+    console.log(JSON.stringify(job, null, 2));
+  } finally {
+    await store.close();
+  }
+});
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof ConfigError || error instanceof StartupError) {
+    console.error(`media-worker: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}

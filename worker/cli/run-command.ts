@@ -1,0 +1,68 @@
+/** `media-worker run`: wires the store, the runner pool, the broadcaster and the daemon, then waits. */
+import { createBroadcaster } from '../broadcast/create-broadcaster.js';
+import { type Config, requireStorePaths } from '../config/config.js';
+import { Daemon } from '../daemon/daemon.js';
+import { exponentialBackoff } from '../daemon/retry-policy.js';
+import { createLogger } from '../logging/logger.js';
+import { discoverModules, selectModules } from '../modules/discover-modules.js';
+import { RunnerPool } from '../runner/runner-pool.js';
+import { openJobStore } from '../store/open-job-store.js';
+
+export async function runWorker(config: Config): Promise<void> {
+  const { databaseUrl, storageRoot } = requireStorePaths(config);
+  const log = createLogger(config.logLevel, { worker_id: config.workerId });
+  const available = await discoverModules(config.modulesDir);
+  const modules = selectModules(available, config.tasks);
+  const store = openJobStore(databaseUrl, { ensureSchema: true });
+  const retryDelay = exponentialBackoff(config.retryBackoff * 1000, config.retryBackoffMax * 1000);
+  const pool = new RunnerPool({
+    modules: new Map(modules.map((module) => [module.name, module])),
+    runnerInit: {
+      databaseUrl,
+      storageRoot,
+      workerId: config.workerId,
+      logLevel: config.logLevel,
+      retryBackoffMs: config.retryBackoff * 1000,
+      retryBackoffMaxMs: config.retryBackoffMax * 1000,
+    },
+    reuseLimit: config.runnerReuse,
+    maxIdle: config.concurrency,
+    killGraceMs: config.killGrace * 1000,
+    maxMemoryMb: config.runnerMaxMemory,
+    log,
+  });
+  const broadcaster = createBroadcaster(config, modules, log);
+  const daemon = new Daemon(
+    {
+      workerId: config.workerId,
+      modules,
+      concurrency: config.concurrency,
+      pollIntervalMs: config.pollInterval * 1000,
+      leaseMs: config.leaseTtl * 1000,
+      orphanAgeMs: config.orphanAge * 1000,
+      shutdownGraceMs: config.shutdownGrace * 1000,
+      timeoutOverrides: config.timeout ?? { byTask: {} },
+      drain: config.drain,
+    },
+    { store, pool, broadcaster, retryDelay, log },
+  );
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now; leases will return the running jobs to the queue');
+      log.flush();
+      process.exit(1);
+    }
+    log.info({ signal }, 'stopping gracefully (send the signal again to exit at once)');
+    void daemon.stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  await broadcaster.start();
+  await daemon.start();
+  await daemon.finished();
+  log.flush();
+}

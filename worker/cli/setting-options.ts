@@ -1,0 +1,24 @@
+/** Commander options generated from the settings table, so --help lists every flag with its env var. */
+import { type Command, Option } from 'commander';
+import { SETTINGS, type SettingKey } from '../config/config.js';
+
+const BOOLEAN_SETTINGS: ReadonlySet<SettingKey> = new Set(['drain']);
+
+export function addSettingOptions(command: Command, keys: readonly SettingKey[]): Command {
+  for (const key of keys) {
+    const setting = SETTINGS[key];
+    const takesValue = !BOOLEAN_SETTINGS.has(key);
+    const flags = takesValue ? `${setting.flag} <value>` : setting.flag;
+    const details = [
+      setting.accepts,
+      'env' in setting && setting.env ? `env ${setting.env}` : undefined,
+      'default' in setting && setting.default ? `default ${setting.default}` : undefined,
+    ].filter(Boolean);
+    command.addOption(new Option(flags, details.join('; ')));
+  }
+  return command;
+}
+
+export const STORE_SETTINGS: readonly SettingKey[] = ['serverDir', 'databaseUrl', 'storage', 'logLevel'];
+export const MODULE_SETTINGS: readonly SettingKey[] = ['modulesDir'];
+export const DAEMON_SETTINGS: readonly SettingKey[] = Object.keys(SETTINGS) as SettingKey[];

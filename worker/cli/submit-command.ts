@@ -1,0 +1,72 @@
+/**
+ * `media-worker submit`: inserts a job exactly as the API service does — every NOT NULL column,
+ * millisecond timestamps, the files copied under `<storage>/jobs/<job_id>/input/`, the parameters
+ * in `input_files[0].metadata`, and a `queue_entries` row.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError } from '../config/config.js';
+import type { InputFile } from '../store/schema.js';
+import { openJobStore } from '../store/open-job-store.js';
+
+export interface SubmitRequest {
+  databaseUrl: string;
+  storageRoot: string;
+  taskType: string;
+  files: readonly string[];
+  paramsJson: string | undefined;
+  priority: number;
+  maxRetries: number;
+}
+
+export function parseParamsJson(text: string | undefined): Record<string, unknown> {
+  if (text === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`--params is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('--params must be a JSON object, e.g. {"width": 128}');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export async function submitJob(request: SubmitRequest): Promise<string> {
+  const params = parseParamsJson(request.paramsJson);
+  const jobId = randomUUID();
+  const inputDir = path.join(request.storageRoot, 'jobs', jobId, 'input');
+  await fs.mkdir(inputDir, { recursive: true });
+  const inputFiles: InputFile[] = [];
+  for (const [index, file] of request.files.entries()) {
+    const filename = path.basename(file);
+    const content = await fs.readFile(file).catch((error: NodeJS.ErrnoException) => {
+      throw new ConfigError(`cannot read ${file}: ${error.code ?? error.message}`);
+    });
+    await fs.writeFile(path.join(inputDir, filename), content);
+    inputFiles.push({
+      path: path.posix.join('jobs', jobId, 'input', filename),
+      filename,
+      size: content.length,
+      hash: createHash('sha256').update(content).digest('hex'),
+      ...(index === 0 ? { metadata: params } : {}),
+    });
+  }
+  const store = openJobStore(request.databaseUrl, { ensureSchema: true });
+  try {
+    await store.insertJob({
+      jobId,
+      taskType: request.taskType,
+      inputFileSource: 'upload',
+      inputFiles,
+      priority: request.priority,
+      maxRetries: request.maxRetries,
+      createdBy: null,
+    });
+  } finally {
+    await store.close();
+  }
+  return jobId;
+}

@@ -1,0 +1,52 @@
+/**
+ * Errors that end an attempt. Each says whether another attempt can help (`retryable`) and carries
+ * a message written for whoever reads the job's `error_message`.
+ */
+export abstract class JobError extends Error {
+  abstract readonly retryable: boolean;
+}
+
+/** Parameters that fail the module's schema: the same job fails the same way every time. */
+export class InvalidParametersError extends JobError {
+  readonly retryable = false;
+  override readonly name = 'InvalidParametersError';
+}
+
+/** Missing, unreadable, corrupt or unsupported input, or a path outside the storage root. */
+export class BadInputError extends JobError {
+  readonly retryable = false;
+  override readonly name = 'BadInputError';
+}
+
+/** The runner ran past its time budget and was killed. */
+export class JobTimeoutError extends JobError {
+  readonly retryable = true;
+  override readonly name = 'JobTimeoutError';
+  constructor(readonly timeoutSeconds: number) {
+    super(`timed out after ${timeoutSeconds} s`);
+  }
+}
+
+/** The runner process exited, was killed by a signal or ran out of memory mid-job. */
+export class RunnerCrashedError extends JobError {
+  readonly retryable = true;
+  override readonly name = 'RunnerCrashedError';
+}
+
+/** A failure a later attempt may not hit (a busy resource, a flaky dependency). */
+export class TransientJobError extends JobError {
+  readonly retryable = true;
+  override readonly name = 'TransientJobError';
+}
+
+/** Anything a module throws that is not a JobError is treated as retryable: the budget bounds it. */
+export function toJobError(error: unknown): JobError {
+  if (error instanceof JobError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new TransientJobError(message);
+}
+
+/** A startup problem the operator must fix (bad configuration, unknown module, wrong schema). */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}

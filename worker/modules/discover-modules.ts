@@ -1,0 +1,71 @@
+/** Finds compute modules: every folder of the modules directory that holds a manifest. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { StartupError } from '../errors.js';
+import type { ModuleManifest, ModuleRun } from './module-contract.js';
+
+export interface DiscoveredModule {
+  name: string;
+  directory: string;
+  manifest: ModuleManifest;
+}
+
+const MODULE_NAME = /^[a-z][a-z0-9_]*$/;
+
+export async function discoverModules(modulesDir: string): Promise<Map<string, DiscoveredModule>> {
+  if (!fs.existsSync(modulesDir)) throw new StartupError(`modules directory ${modulesDir} does not exist`);
+  const modules = new Map<string, DiscoveredModule>();
+  const entries = fs.readdirSync(modulesDir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+  for (const entry of entries) {
+    if (!entry.isDirectory() || !MODULE_NAME.test(entry.name)) continue;
+    const directory = path.join(modulesDir, entry.name);
+    const manifestPath = path.join(directory, 'manifest.js');
+    if (!fs.existsSync(manifestPath)) continue;
+    const manifest = await loadManifest(directory);
+    checkManifest(entry.name, manifest);
+    modules.set(entry.name, { name: entry.name, directory, manifest });
+  }
+  return modules;
+}
+
+/** The modules named by --tasks, or all of them; an unknown name lists the available ones. */
+export function selectModules(
+  available: Map<string, DiscoveredModule>,
+  requested: readonly string[] | undefined,
+): DiscoveredModule[] {
+  if (requested === undefined || requested.length === 0) return [...available.values()];
+  const unknown = requested.filter((name) => !available.has(name));
+  if (unknown.length > 0) {
+    throw new StartupError(
+      `unknown task type(s): ${unknown.join(', ')}; available: ${[...available.keys()].join(', ') || '(none)'}`,
+    );
+  }
+  return [...new Set(requested)].map((name) => available.get(name) as DiscoveredModule);
+}
+
+export async function loadModuleRun(module: { directory: string; name: string }): Promise<ModuleRun<unknown>> {
+  const run = await importDefault<ModuleRun<unknown>>(path.join(module.directory, 'run.js'));
+  if (typeof run !== 'function') throw new StartupError(`module ${module.name}: run.js has no default export function`);
+  return run;
+}
+
+export function loadManifest(directory: string): Promise<ModuleManifest> {
+  return importDefault<ModuleManifest>(path.join(directory, 'manifest.js'));
+}
+
+async function importDefault<T>(file: string): Promise<T> {
+  const imported = (await import(pathToFileURL(file).href)) as { default?: T };
+  if (imported.default === undefined) throw new StartupError(`${file} has no default export`);
+  return imported.default;
+}
+
+function checkManifest(name: string, manifest: ModuleManifest): void {
+  const problems: string[] = [];
+  if (typeof manifest.description !== 'string') problems.push('description is not a string');
+  if (typeof manifest.params?.safeParse !== 'function') problems.push('params is not a zod schema');
+  if (!(typeof manifest.defaultTimeoutS === 'number' && manifest.defaultTimeoutS > 0)) {
+    problems.push('defaultTimeoutS is not a number > 0');
+  }
+  if (problems.length > 0) throw new StartupError(`module ${name}: manifest invalid: ${problems.join('; ')}`);
+}

@@ -1,0 +1,82 @@
+/**
+ * Turning a claimed job's input_files into what a module gets: validated parameters and input paths
+ * that are proven to lie under the storage root. Every failure here is the job's fault, not the
+ * worker's, so each one is a non-retryable error with a message a user can act on.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { z } from 'zod';
+import { BadInputError, InvalidParametersError } from '../errors.js';
+import { RESERVED_PARAMS } from '../modules/module-contract.js';
+import type { InputFile } from '../store/schema.js';
+
+export function readParams<Params>(schema: z.ZodType<Params>, inputFiles: readonly InputFile[]): Params {
+  const metadata = inputFiles[0]?.metadata ?? {};
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw new InvalidParametersError('Invalid parameters: input_files[0].metadata must be a JSON object');
+  }
+  const params: Record<string, unknown> = { ...metadata };
+  for (const key of RESERVED_PARAMS) delete params[key];
+  const result = schema.safeParse(params);
+  if (result.success) return result.data;
+  const details = result.error.issues.map((issue) => {
+    const name = issue.path.length > 0 ? issue.path.join('.') : '(parameters)';
+    return `${name}: ${issue.message}`;
+  });
+  throw new InvalidParametersError(`Invalid parameters: ${details.join('; ')}`);
+}
+
+/** `metadata.timeout_s` when it is a positive number of seconds. */
+export function jobTimeoutOverride(inputFiles: readonly InputFile[]): number | undefined {
+  const value = inputFiles[0]?.metadata?.timeout_s;
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined;
+}
+
+export function checkTimeoutParam(inputFiles: readonly InputFile[]): void {
+  const value = inputFiles[0]?.metadata?.timeout_s;
+  if (value !== undefined && jobTimeoutOverride(inputFiles) === undefined) {
+    throw new InvalidParametersError(`Invalid parameters: timeout_s: expected a number of seconds > 0, got ${JSON.stringify(value)}`);
+  }
+}
+
+/**
+ * Resolves each input against the storage root. The stored path itself must stay inside the root
+ * (no absolute paths, no `..`); a symlink the API placed there for an "external" file is followed.
+ */
+export async function resolveInputPaths(storageRoot: string, inputFiles: readonly InputFile[]): Promise<string[]> {
+  const root = path.resolve(storageRoot);
+  return Promise.all(
+    inputFiles.map(async (file, index) => {
+      const stored = file?.path;
+      if (typeof stored !== 'string' || stored.trim() === '') {
+        throw new BadInputError(`Input file ${index + 1} has no path`);
+      }
+      if (path.isAbsolute(stored) || stored.split(/[\\/]/).includes('..') || stored.includes('\0')) {
+        throw new BadInputError(`Input path refused (must be relative to the storage root, without '..'): ${stored}`);
+      }
+      const resolved = path.resolve(root, stored);
+      if (!resolved.startsWith(root + path.sep)) {
+        throw new BadInputError(`Input path refused (escapes the storage root): ${stored}`);
+      }
+      await checkReadableFile(resolved, stored);
+      return resolved;
+    }),
+  );
+}
+
+async function checkReadableFile(resolved: string, stored: string): Promise<void> {
+  let stats: import('node:fs').Stats;
+  try {
+    stats = await fs.stat(resolved);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new BadInputError(`Input file not found: ${stored}`);
+    throw new BadInputError(`Input file unreadable: ${stored} (${code ?? String(error)})`);
+  }
+  if (!stats.isFile()) throw new BadInputError(`Input is not a regular file: ${stored}`);
+  try {
+    await fs.access(resolved, fs.constants.R_OK);
+  } catch {
+    throw new BadInputError(`Input file unreadable (permission denied): ${stored}`);
+  }
+}

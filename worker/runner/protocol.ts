@@ -1,0 +1,37 @@
+/** Messages between the daemon and a runner process over the Node IPC channel. */
+import { z } from 'zod';
+import type { FailureOutcome, Lease } from '../store/job-store.js';
+import type { InputFile, OutputFile } from '../store/schema.js';
+
+/** Passed as the runner's one argument, as JSON. */
+export const RunnerInitSchema = z.object({
+  moduleName: z.string(),
+  moduleDirectory: z.string(),
+  databaseUrl: z.string(),
+  storageRoot: z.string(),
+  workerId: z.string(),
+  logLevel: z.string(),
+  retryBackoffMs: z.number(),
+  retryBackoffMaxMs: z.number(),
+});
+export type RunnerInit = z.infer<typeof RunnerInitSchema>;
+
+export interface RunnerJob {
+  jobId: string;
+  taskType: string;
+  attempt: number;
+  inputFiles: InputFile[];
+  lease: Lease;
+}
+
+export type DaemonToRunner = { type: 'run'; job: RunnerJob };
+
+export type RunnerOutcome =
+  | { kind: 'completed'; outputFiles: OutputFile[] }
+  | FailureOutcome;
+
+export type RunnerToDaemon =
+  | { type: 'ready' }
+  | { type: 'started'; jobId: string }
+  | { type: 'progress'; jobId: string; progress: number }
+  | { type: 'finished'; jobId: string; outcome: RunnerOutcome; message?: string };

@@ -1,0 +1,114 @@
+/**
+ * Warm runner processes, per module. A job takes an idle runner of its module or starts one; a
+ * runner returns to the pool until it has served `reuseLimit` jobs (0 = no limit). While jobs run,
+ * one spare runner per module is started in the background, so that even with a fresh process per
+ * job (`reuseLimit` 1) the next job rarely waits for Node and its module to load.
+ */
+import type { Logger } from 'pino';
+import type { DiscoveredModule } from '../modules/discover-modules.js';
+import type { RunnerInit } from './protocol.js';
+import { RunnerProcess } from './runner-process.js';
+
+export interface RunnerPoolOptions {
+  modules: ReadonlyMap<string, DiscoveredModule>;
+  runnerInit: Omit<RunnerInit, 'moduleName' | 'moduleDirectory'>;
+  reuseLimit: number;
+  /** Idle runners kept across all modules; more are retired, oldest first. */
+  maxIdle: number;
+  killGraceMs: number;
+  maxMemoryMb: number | undefined;
+  log: Logger;
+}
+
+export class RunnerPool {
+  private readonly idle: { taskType: string; runner: RunnerProcess }[] = [];
+  private readonly warming = new Map<string, Promise<RunnerProcess>>();
+  private readonly live = new Set<RunnerProcess>();
+  private closed = false;
+
+  constructor(private readonly options: RunnerPoolOptions) {}
+
+  /** An idle or warming runner of the module, or a new one; rejects if it cannot start. */
+  async acquire(taskType: string): Promise<RunnerProcess> {
+    const runner = await this.take(taskType);
+    if (!this.closed && this.hasNoSpare(taskType)) this.warmSpare(taskType);
+    return runner;
+  }
+
+  /** Gives a runner back after a job: kept warm if healthy and under its reuse limit. */
+  release(taskType: string, runner: RunnerProcess): void {
+    const { reuseLimit, maxIdle } = this.options;
+    if (this.closed || !runner.alive || (reuseLimit > 0 && runner.jobsServed >= reuseLimit)) {
+      void this.retire(runner);
+      return;
+    }
+    this.idle.push({ taskType, runner });
+    while (this.idle.length > maxIdle) {
+      const oldest = this.idle.shift();
+      if (oldest) void this.retire(oldest.runner);
+    }
+  }
+
+  /** Kills every runner, busy or idle; used at shutdown once jobs are finished or given up. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const warming = [...this.warming.values()].map((starting) => starting.catch(() => undefined));
+    await Promise.all(warming);
+    this.idle.length = 0;
+    await Promise.all([...this.live].map((runner) => runner.kill()));
+  }
+
+  private async take(taskType: string): Promise<RunnerProcess> {
+    for (;;) {
+      const index = this.idle.findIndex((entry) => entry.taskType === taskType);
+      if (index >= 0) {
+        const [entry] = this.idle.splice(index, 1);
+        if (entry?.runner.alive) return entry.runner;
+        continue;
+      }
+      const warming = this.warming.get(taskType);
+      if (warming) {
+        this.warming.delete(taskType);
+        const runner = await warming.catch(() => undefined);
+        if (runner?.alive) return runner;
+        continue;
+      }
+      return this.spawn(taskType);
+    }
+  }
+
+  private hasNoSpare(taskType: string): boolean {
+    return !this.warming.has(taskType) && !this.idle.some((entry) => entry.taskType === taskType);
+  }
+
+  private warmSpare(taskType: string): void {
+    const starting = this.spawn(taskType);
+    this.warming.set(taskType, starting);
+    starting.catch((error: unknown) => {
+      if (this.warming.get(taskType) === starting) this.warming.delete(taskType);
+      if (this.closed) return;
+      this.options.log.warn({ err: error, task_type: taskType }, 'spare runner failed to start');
+    });
+  }
+
+  private async spawn(taskType: string): Promise<RunnerProcess> {
+    const module = this.options.modules.get(taskType);
+    if (!module) throw new Error(`no module for task type ${taskType}`);
+    const runner = await RunnerProcess.spawn({
+      init: { ...this.options.runnerInit, moduleName: module.name, moduleDirectory: module.directory },
+      killGraceMs: this.options.killGraceMs,
+      maxMemoryMb: this.options.maxMemoryMb,
+    });
+    this.live.add(runner);
+    if (this.closed) {
+      await this.retire(runner);
+      throw new Error('runner pool is closed');
+    }
+    return runner;
+  }
+
+  private async retire(runner: RunnerProcess): Promise<void> {
+    await runner.retire();
+    this.live.delete(runner);
+  }
+}

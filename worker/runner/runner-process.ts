@@ -1,0 +1,172 @@
+/**
+ * One runner process seen from the daemon: spawned with execa in its own process group (a Ctrl-C
+ * in the daemon's terminal does not reach it; a kill reaches the module's own children too), fed
+ * one job at a time over IPC, and killed with SIGTERM then SIGKILL when it must stop.
+ */
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { RunnerCrashedError } from '../errors.js';
+import type { DaemonToRunner, RunnerInit, RunnerJob, RunnerOutcome, RunnerToDaemon } from './protocol.js';
+
+const RUNNER_MAIN = fileURLToPath(new URL('./runner-main.js', import.meta.url));
+const STDERR_TAIL_BYTES = 2048;
+
+const SPAWN_OPTIONS = {
+  ipc: true,
+  serialization: 'json',
+  detached: true,
+  stdin: 'ignore',
+  stdout: 'inherit',
+  stderr: 'pipe',
+  buffer: false,
+  reject: false,
+} as const;
+
+type RunnerSubprocess = ResultPromise<typeof SPAWN_OPTIONS>;
+
+export interface RunnerExit {
+  exitCode: number | undefined;
+  signal: string | undefined;
+  stderrTail: string;
+}
+
+export type RunResult = { kind: 'finished'; outcome: RunnerOutcome; message?: string } | { kind: 'exited'; exit: RunnerExit };
+
+export interface RunHooks {
+  onStarted(): void;
+  onProgress(progress: number): void;
+}
+
+export interface RunnerProcessOptions {
+  init: RunnerInit;
+  killGraceMs: number;
+  maxMemoryMb: number | undefined;
+}
+
+export class RunnerProcess {
+  jobsServed = 0;
+  private stderrTail = '';
+  private exitInfo: RunnerExit | undefined;
+  private readonly exited: Promise<RunnerExit>;
+  private current: { job: RunnerJob; hooks: RunHooks; settle: (result: RunResult) => void } | undefined;
+
+  private constructor(
+    private readonly subprocess: RunnerSubprocess,
+    private readonly killGraceMs: number,
+  ) {
+    subprocess.stderr?.on('data', (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+    });
+    subprocess.on('message', (message: RunnerToDaemon) => this.onMessage(message));
+    this.exited = subprocess.then((result) => {
+      this.exitInfo = {
+        exitCode: result.exitCode,
+        signal: result.signal,
+        stderrTail: this.stderrTail.trim(),
+      };
+      this.killGroup('SIGKILL'); // whatever the module left behind in the group
+      const running = this.current;
+      this.current = undefined;
+      running?.settle({ kind: 'exited', exit: this.exitInfo });
+      return this.exitInfo;
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.subprocess.pid;
+  }
+
+  get alive(): boolean {
+    return this.exitInfo === undefined;
+  }
+
+  /** Starts a runner and waits until its module is loaded; rejects with the reason it died. */
+  static async spawn({ init, killGraceMs, maxMemoryMb }: RunnerProcessOptions): Promise<RunnerProcess> {
+    const nodeOptions = maxMemoryMb ? [`--max-old-space-size=${maxMemoryMb}`] : [];
+    const subprocess = execa(process.execPath, [...nodeOptions, RUNNER_MAIN, JSON.stringify(init)], SPAWN_OPTIONS);
+    const runner = new RunnerProcess(subprocess, killGraceMs);
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (message: RunnerToDaemon) => {
+        if (message.type !== 'ready') return;
+        subprocess.off('message', onMessage);
+        resolve();
+      };
+      subprocess.on('message', onMessage);
+      runner.exited.then((exit) => {
+        subprocess.off('message', onMessage);
+        reject(new RunnerCrashedError(`runner for ${init.moduleName} failed to start: ${describeExit(exit)}`));
+      });
+    });
+    return runner;
+  }
+
+  /** Sends the job; resolves with the runner's report, or with its exit if it died first. */
+  run(job: RunnerJob, hooks: RunHooks): Promise<RunResult> {
+    if (this.current) throw new Error(`runner ${this.pid} is already running job ${this.current.job.jobId}`);
+    if (this.exitInfo) return Promise.resolve({ kind: 'exited', exit: this.exitInfo });
+    this.jobsServed += 1;
+    return new Promise<RunResult>((settle) => {
+      this.current = { job, hooks, settle };
+      this.subprocess.send({ type: 'run', job } satisfies DaemonToRunner);
+    });
+  }
+
+  /** SIGTERM to the whole process group, SIGKILL after the grace; resolves once it has exited. */
+  async kill(): Promise<RunnerExit> {
+    if (this.exitInfo) return this.exitInfo;
+    this.killGroup('SIGTERM');
+    const forceKill = setTimeout(() => this.killGroup('SIGKILL'), this.killGraceMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(forceKill);
+    }
+  }
+
+  /** Asks an idle runner to exit by closing its IPC channel. */
+  async retire(): Promise<void> {
+    if (this.exitInfo) return;
+    if (this.subprocess.connected) this.subprocess.disconnect();
+    const forceKill = setTimeout(() => this.killGroup('SIGKILL'), this.killGraceMs);
+    await this.exited;
+    clearTimeout(forceKill);
+  }
+
+  private onMessage(message: RunnerToDaemon): void {
+    const running = this.current;
+    if (!running || !('jobId' in message) || message.jobId !== running.job.jobId) return;
+    if (message.type === 'started') running.hooks.onStarted();
+    else if (message.type === 'progress') running.hooks.onProgress(message.progress);
+    else if (message.type === 'finished') {
+      this.current = undefined;
+      running.settle({
+        kind: 'finished',
+        outcome: message.outcome,
+        ...(message.message === undefined ? {} : { message: message.message }),
+      });
+    }
+  }
+
+  private killGroup(signal: NodeJS.Signals): void {
+    const pid = this.subprocess.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // ESRCH: the group is already gone.
+    }
+  }
+}
+
+/** "exit code 3", "killed by SIGKILL (out of memory?)", plus the tail of stderr. */
+export function describeExit(exit: RunnerExit): string {
+  const outOfMemory = /heap out of memory|ENOMEM|Cannot allocate memory/i.test(exit.stderrTail);
+  let cause: string;
+  if (outOfMemory) cause = 'ran out of memory';
+  else if (exit.signal === 'SIGKILL') cause = 'killed by SIGKILL (out of memory, or killed from outside)';
+  else if (exit.signal) cause = `killed by ${exit.signal}`;
+  else cause = `exit code ${exit.exitCode ?? 'unknown'}`;
+  const tail = exit.stderrTail.split('\n').slice(-5).join('\n').slice(-600);
+  return tail ? `${cause}; stderr: ${tail}` : cause;
+}

@@ -1,0 +1,124 @@
+/**
+ * What the daemon, the runners and the CLI need from a job store. The SQLite store implements it
+ * today; a PostgreSQL store implements the same interface, so nothing outside worker/store changes.
+ * Every method that writes on behalf of a running attempt takes its Lease and changes nothing when
+ * that lease is no longer the job's (the job was taken back, deleted or finished by someone else).
+ */
+import type { InputFile, JobStatus, OutputFile } from './schema.js';
+
+export interface Lease {
+  jobId: string;
+  token: string;
+}
+
+export interface ClaimedJob {
+  id: number;
+  jobId: string;
+  taskType: string;
+  inputFiles: InputFile[];
+  retryCount: number;
+  maxRetries: number;
+  /** 1 for the first attempt: retry_count + 1. */
+  attempt: number;
+  lease: Lease;
+}
+
+export interface ClaimRequest {
+  workerId: string;
+  taskTypes: readonly string[];
+  leaseMs: number;
+}
+
+export interface JobResult {
+  outputFiles: OutputFile[];
+  taskOutput: Record<string, unknown>;
+}
+
+export interface AttemptFailure {
+  message: string;
+  retryable: boolean;
+}
+
+/** Delay before the next attempt, given the number of the retry about to be scheduled (1, 2, …). */
+export type RetryDelay = (retryNumber: number) => number;
+
+export type FailureOutcome =
+  | { kind: 'retrying'; nextAttempt: number; delayMs: number }
+  | { kind: 'failed'; errorMessage: string }
+  /** The lease was no longer ours: nothing was written. */
+  | { kind: 'fenced' };
+
+export interface RecoveredJob {
+  jobId: string;
+  taskType: string;
+  /** The attempt that was abandoned. */
+  attempt: number;
+  reason: string;
+  outcome: Exclude<FailureOutcome, { kind: 'fenced' }>;
+}
+
+export interface RecoveryRequest {
+  /** Jobs in claimed/processing with no lease (left by the Python worker) older than this are taken back. */
+  orphanAgeMs: number;
+  retryDelay: RetryDelay;
+}
+
+export interface NewJob {
+  jobId: string;
+  taskType: string;
+  inputFileSource: 'upload' | 'external' | 'unknown';
+  inputFiles: InputFile[];
+  priority: number;
+  maxRetries: number;
+  createdBy: string | null;
+}
+
+export interface JobRecord {
+  id: number;
+  job_id: string;
+  task_type: string;
+  input_file_source: string;
+  input_file_path: string;
+  input_files: unknown;
+  output_files: unknown;
+  status: JobStatus;
+  progress: number;
+  created_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  task_output: unknown;
+  error_message: string | null;
+  retry_count: number;
+  max_retries: number;
+  created_by: string | null;
+  priority: number | null;
+  worker: {
+    worker_id: string | null;
+    lease_expires_at: number | null;
+    not_before: number | null;
+    last_error: string | null;
+  } | null;
+}
+
+export interface JobStore {
+  /** Atomically takes the best runnable job of these task types and leases it to the worker. */
+  claimNextJob(request: ClaimRequest): Promise<ClaimedJob | undefined>;
+  /** Extends the leases; returns the job ids whose lease is lost or whose job is gone or finished. */
+  renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]>;
+  markProcessing(lease: Lease): Promise<boolean>;
+  reportProgress(lease: Lease, progress: number): Promise<boolean>;
+  completeJob(lease: Lease, result: JobResult): Promise<boolean>;
+  /** Ends the attempt: requeued with backoff while the retry budget lasts, `error` otherwise. */
+  failAttempt(lease: Lease, failure: AttemptFailure, retryDelay: RetryDelay): Promise<FailureOutcome>;
+  /** Back to `queued` without spending a retry (graceful shutdown). */
+  releaseJob(lease: Lease): Promise<boolean>;
+  /** Drops the worker's bookkeeping for a lease whose job was deleted or finished by someone else. */
+  forgetLease(lease: Lease): Promise<void>;
+  /** Takes back jobs whose lease expired (their daemon died) and lease-less orphans. */
+  recoverAbandonedJobs(request: RecoveryRequest): Promise<RecoveredJob[]>;
+  /** Whether any job of these types is queued, including jobs waiting out a retry backoff. */
+  hasQueuedJobs(taskTypes: readonly string[]): Promise<boolean>;
+  insertJob(job: NewJob): Promise<void>;
+  getJob(jobId: string): Promise<JobRecord | undefined>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,55 @@
+/** Opening media_store.db: the contract's pragmas, the API's tables when missing, the worker's own. */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { StartupError } from '../errors.js';
+import { JOBS_COLUMNS } from './schema.js';
+import { API_TABLES_DDL, WORKER_TABLES_DDL } from './sqlite-ddl.js';
+
+export const BUSY_TIMEOUT_MS = 15_000;
+
+/** Accepts SQLAlchemy-style `sqlite:////abs/path.db` and `sqlite:///relative.db`, or a plain path. */
+export function sqlitePathFromUrl(databaseUrl: string): string {
+  const match = /^sqlite(?:\+\w+)?:\/\/\/(.*)$/.exec(databaseUrl);
+  if (match) return match[1] === '' ? ':memory:' : (match[1] as string);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(databaseUrl)) {
+    throw new StartupError(`DATABASE_URL '${databaseUrl}' is not a SQLite URL (sqlite:////abs/path.db) or a path`);
+  }
+  return databaseUrl;
+}
+
+export interface OpenSqliteOptions {
+  /** Create missing tables and check the shape of `jobs`. Runners skip it: their daemon did it. */
+  ensureSchema: boolean;
+}
+
+export function openSqlite(databasePath: string, options: OpenSqliteOptions): Database.Database {
+  if (databasePath !== ':memory:') {
+    const directory = path.dirname(path.resolve(databasePath));
+    if (!fs.existsSync(directory)) {
+      throw new StartupError(`database directory ${directory} does not exist (from DATABASE_URL or CL_SERVER_DIR)`);
+    }
+  }
+  const sqlite = new Database(databasePath, { timeout: BUSY_TIMEOUT_MS });
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  sqlite.pragma('foreign_keys = ON');
+  if (options.ensureSchema) ensureSchema(sqlite);
+  return sqlite;
+}
+
+function ensureSchema(sqlite: Database.Database): void {
+  const existing = sqlite.prepare("SELECT name FROM pragma_table_info('jobs')").pluck().all() as string[];
+  if (existing.length > 0) {
+    const missing = JOBS_COLUMNS.filter((column) => !existing.includes(column));
+    if (missing.length > 0) {
+      throw new StartupError(
+        `table 'jobs' in this database has another shape: missing column(s) ${missing.join(', ')}; ` +
+          'refusing to start (see media_store-v1.sql for the expected DDL)',
+      );
+    }
+  }
+  sqlite.exec(API_TABLES_DDL);
+  sqlite.exec(WORKER_TABLES_DDL);
+}

@@ -1,0 +1,56 @@
+/** SQLite DDL: the API's tables exactly as media_store-v1.sql has them, then the worker's own. */
+
+export const API_TABLES_DDL = `
+CREATE TABLE IF NOT EXISTS jobs (
+	id INTEGER NOT NULL,
+	job_id VARCHAR NOT NULL,
+	task_type VARCHAR NOT NULL,
+	input_file_source VARCHAR NOT NULL,
+	input_file_path VARCHAR NOT NULL,
+	input_files TEXT NOT NULL,
+	output_files TEXT NOT NULL,
+	status VARCHAR NOT NULL,
+	progress INTEGER NOT NULL,
+	created_at BIGINT NOT NULL,
+	started_at BIGINT,
+	completed_at BIGINT,
+	task_output TEXT,
+	error_message TEXT,
+	retry_count INTEGER NOT NULL,
+	max_retries INTEGER NOT NULL,
+	created_by VARCHAR,
+	PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ix_jobs_job_id ON jobs (job_id);
+CREATE INDEX IF NOT EXISTS ix_jobs_created_by ON jobs (created_by);
+CREATE INDEX IF NOT EXISTS ix_jobs_status ON jobs (status);
+CREATE INDEX IF NOT EXISTS ix_jobs_created_at ON jobs (created_at);
+
+CREATE TABLE IF NOT EXISTS queue_entries (
+	id INTEGER NOT NULL,
+	job_id VARCHAR NOT NULL,
+	priority INTEGER NOT NULL,
+	enqueued_at BIGINT NOT NULL,
+	PRIMARY KEY (id)
+);
+CREATE INDEX IF NOT EXISTS ix_queue_entries_enqueued_at ON queue_entries (enqueued_at);
+CREATE UNIQUE INDEX IF NOT EXISTS ix_queue_entries_job_id ON queue_entries (job_id);
+`;
+
+/**
+ * The partial index keeps a claim proportional to the queued backlog of the worker's own task
+ * types, however many finished jobs or queued jobs of other types the table holds.
+ */
+export const WORKER_TABLES_DDL = `
+CREATE INDEX IF NOT EXISTS media_worker_jobs_queued
+  ON jobs (task_type, created_at, id, job_id) WHERE status = 'queued';
+
+CREATE TABLE IF NOT EXISTS worker_job_state (
+	job_id VARCHAR NOT NULL PRIMARY KEY,
+	worker_id VARCHAR,
+	lease_token VARCHAR,
+	lease_expires_at BIGINT,
+	not_before BIGINT,
+	last_error TEXT
+);
+`;
