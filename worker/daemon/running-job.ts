@@ -44,6 +44,7 @@ export class RunningJob {
   stop(reason: StopReason): void {
     if (this.stopReason) return;
     this.stopReason = reason;
+    this.log.info({ reason, runner_pid: this.runner?.pid }, 'stopping the job');
     if (this.runner) void this.runner.kill();
   }
 
@@ -72,6 +73,9 @@ export class RunningJob {
       else await this.recordExit(describeExit(result.exit));
     } finally {
       clearTimeout(timer);
+      // Forget the runner before it goes back to the pool: a late stop() (a renewal that raced
+      // with completion) must not kill the runner once it serves another job.
+      this.runner = undefined;
       deps.pool.release(job.taskType, runner);
     }
   }

@@ -46,6 +46,8 @@ export interface RunnerProcessOptions {
 export class RunnerProcess {
   jobsServed = 0;
   private stderrTail = '';
+  /** Set once it has been told to exit: from then on it must not be given another job. */
+  private dying = false;
   private exitInfo: RunnerExit | undefined;
   private readonly exited: Promise<RunnerExit>;
   private current: { job: RunnerJob; hooks: RunHooks; settle: (result: RunResult) => void } | undefined;
@@ -77,8 +79,9 @@ export class RunnerProcess {
     return this.subprocess.pid;
   }
 
+  /** Running and not told to exit: fit for another job. */
   get alive(): boolean {
-    return this.exitInfo === undefined;
+    return this.exitInfo === undefined && !this.dying;
   }
 
   /** Starts a runner and waits until its module is loaded; rejects with the reason it died. */
@@ -105,6 +108,7 @@ export class RunnerProcess {
   run(job: RunnerJob, hooks: RunHooks): Promise<RunResult> {
     if (this.current) throw new Error(`runner ${this.pid} is already running job ${this.current.job.jobId}`);
     if (this.exitInfo) return Promise.resolve({ kind: 'exited', exit: this.exitInfo });
+    if (this.dying) throw new Error(`runner ${this.pid} is being stopped and takes no more jobs`);
     this.jobsServed += 1;
     return new Promise<RunResult>((settle) => {
       this.current = { job, hooks, settle };
@@ -115,6 +119,7 @@ export class RunnerProcess {
   /** SIGTERM to the whole process group, SIGKILL after the grace; resolves once it has exited. */
   async kill(): Promise<RunnerExit> {
     if (this.exitInfo) return this.exitInfo;
+    this.dying = true;
     this.killGroup('SIGTERM');
     const forceKill = setTimeout(() => this.killGroup('SIGKILL'), this.killGraceMs);
     try {
@@ -127,6 +132,7 @@ export class RunnerProcess {
   /** Asks an idle runner to exit by closing its IPC channel. */
   async retire(): Promise<void> {
     if (this.exitInfo) return;
+    this.dying = true;
     if (this.subprocess.connected) this.subprocess.disconnect();
     const forceKill = setTimeout(() => this.killGroup('SIGKILL'), this.killGraceMs);
     await this.exited;

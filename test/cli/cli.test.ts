@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import { runCli, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
+import { createWorkspace, type Workspace } from '../helpers/workspace.js';
+
+describe('media-worker CLI', () => {
+  let workspace: Workspace;
+  beforeEach(async () => {
+    workspace = await createWorkspace();
+  });
+  afterEach(async () => {
+    await workspace.cleanup();
+  });
+
+  test('a bad environment value prints one line naming the variable and what it accepts, exit 2', async () => {
+    const result = await runCli(['run'], { CL_SERVER_DIR: workspace.dir, WORKER_POLL_INTERVAL: 'abc' });
+    assert.equal(result.code, 2);
+    assert.equal(result.stderr.trim().split('\n').length, 1);
+    assert.match(result.stderr, /WORKER_POLL_INTERVAL="abc" is invalid: expected a number of seconds > 0/);
+  });
+
+  test('a flag overrides its environment variable and is named when bad', async () => {
+    const result = await runCli(['run', '--concurrency', '0'], { CL_SERVER_DIR: workspace.dir, WORKER_CONCURRENCY: '4' });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--concurrency="0" is invalid: expected an integer from 1 to 256/);
+  });
+
+  test('an unknown task type is a startup error that lists the available modules', async () => {
+    const result = await runCli(['run', '--tasks', 'noop,nope', '--modules-dir', TEST_MODULES], { CL_SERVER_DIR: workspace.dir });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /unknown task type\(s\): nope; available: append, crash, fail, hang, noop, progress, sleep/);
+  });
+
+  test('without CL_SERVER_DIR or DATABASE_URL the worker says what to set', async () => {
+    const env: Record<string, string> = { CL_SERVER_DIR: '', DATABASE_URL: '' };
+    const result = await runCli(['run'], env);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /set CL_SERVER_DIR/);
+  });
+
+  test('--help documents every flag with its environment variable', async () => {
+    const result = await runCli(['run', '--help']);
+    assert.equal(result.code, 0);
+    for (const name of ['WORKER_ID', 'WORKER_SUPPORTED_TASKS', 'WORKER_POLL_INTERVAL', 'WORKER_CONCURRENCY', 'LOG_LEVEL', 'MQTT_BROKER', 'MQTT_PORT', 'MQTT_TOPIC', 'MQTT_HEARTBEAT_INTERVAL', 'CAPABILITY_TOPIC_PREFIX', 'BROADCAST_TYPE', 'DATABASE_URL', 'CL_SERVER_DIR']) {
+      assert.match(result.stdout, new RegExp(`env\\s+${name}\\b`), name);
+    }
+    for (const flag of ['--drain', '--runner-reuse', '--shutdown-grace', '--timeout', '--lease-ttl', '--storage', '--modules-dir']) {
+      assert.ok(result.stdout.includes(flag), flag);
+    }
+  });
+
+  test('modules prints each module with its parameters as JSON Schema', async () => {
+    const result = await runCli(['modules']);
+    assert.equal(result.code, 0, result.stderr);
+    const modules = JSON.parse(result.stdout) as { name: string; parameters: { properties: Record<string, unknown> } }[];
+    const resize = modules.find((module) => module.name === 'image_resize');
+    assert.deepEqual(Object.keys(resize?.parameters.properties ?? {}).sort(), ['height', 'preserve_aspect', 'width']);
+    assert.ok(modules.some((module) => module.name === 'image_conversion'));
+  });
+
+  test('submit inserts a job as the API does; the worker runs it; jobs show prints it', async () => {
+    const input = path.join(workspace.dir, 'note.txt');
+    fs.writeFileSync(input, 'hello');
+    const env = { CL_SERVER_DIR: workspace.dir };
+    const submitted = await runCli(['submit', 'noop', input, '--params', '{"a":1}', '--priority', '7', '--max-retries', '1'], env);
+    assert.equal(submitted.code, 0, submitted.stderr);
+    const jobId = submitted.stdout.trim();
+    assert.match(jobId, /^[0-9a-f-]{36}$/);
+
+    const queued = JSON.parse((await runCli(['jobs', 'show', jobId], env)).stdout);
+    assert.equal(queued.status, 'queued');
+    assert.equal(queued.priority, 7);
+    assert.equal(queued.max_retries, 1);
+    assert.equal(queued.retry_count, 0);
+    assert.equal(queued.input_file_path, `jobs/${jobId}/input/note.txt`);
+    assert.deepEqual(queued.input_files[0].metadata, { a: 1 });
+    assert.equal(queued.input_files[0].size, 5);
+    assert.ok(queued.created_at > 1_600_000_000_000, 'milliseconds');
+    assert.equal(fs.readFileSync(path.join(workspace.storageRoot, queued.input_file_path), 'utf8'), 'hello');
+
+    const worker = startWorker(workspace.dir, ['--tasks', 'noop', '--drain']);
+    assert.equal((await worker.exited).code, 0);
+    const done = JSON.parse((await runCli(['jobs', 'show', jobId], env)).stdout);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.progress, 100);
+    assert.deepEqual(done.task_output, { success: true });
+  });
+
+  test('submit refuses parameters that are not a JSON object', async () => {
+    const input = path.join(workspace.dir, 'note.txt');
+    fs.writeFileSync(input, 'hello');
+    const result = await runCli(['submit', 'noop', input, '--params', '[1]'], { CL_SERVER_DIR: workspace.dir });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--params must be a JSON object/);
+  });
+});

@@ -1,0 +1,76 @@
+/** A throwaway CL_SERVER_DIR per test: its own media_store.db and storage root, removed afterwards. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { JobStore, NewJob } from '../../worker/store/job-store.js';
+import { SqliteJobStore } from '../../worker/store/sqlite-job-store.js';
+
+export interface Workspace {
+  dir: string;
+  databasePath: string;
+  storageRoot: string;
+  store: JobStore;
+  /** Inserts a queued job as the API does; returns its job_id. */
+  addJob(taskType: string, params?: Record<string, unknown>, options?: Partial<NewJob>): Promise<string>;
+  /** Writes a file under the storage root and returns its relative path. */
+  addInputFile(jobId: string, name: string, content: Buffer | string): string;
+  cleanup(): Promise<void>;
+}
+
+let counter = 0;
+
+/** A source file of the repository (tests run from dist/, fixtures that are not TypeScript stay in test/). */
+export const repoFile = (relative: string) => fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
+
+export async function createWorkspace(): Promise<Workspace> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-test-'));
+  const databasePath = path.join(dir, 'media_store.db');
+  const storageRoot = path.join(dir, 'compute');
+  fs.mkdirSync(storageRoot);
+  const store = SqliteJobStore.open(databasePath, { ensureSchema: true });
+  const workspace: Workspace = {
+    dir,
+    databasePath,
+    storageRoot,
+    store,
+    async addJob(taskType, params = {}, options = {}) {
+      counter += 1;
+      const jobId = options.jobId ?? `job-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
+      const inputPath = workspace.addInputFile(jobId, 'input.txt', 'input');
+      await store.insertJob({
+        jobId,
+        taskType,
+        inputFileSource: 'upload',
+        inputFiles: [{ path: inputPath, filename: 'input.txt', metadata: params }],
+        priority: 5,
+        maxRetries: 3,
+        createdBy: null,
+        ...options,
+      });
+      return jobId;
+    },
+    addInputFile(jobId, name, content) {
+      const relative = path.posix.join('jobs', jobId, 'input', name);
+      fs.mkdirSync(path.join(storageRoot, 'jobs', jobId, 'input'), { recursive: true });
+      fs.writeFileSync(path.join(storageRoot, relative), content);
+      return relative;
+    },
+    async cleanup() {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return workspace;
+}
+
+/** Polls a condition (no fixed sleeps): resolves with its first truthy value, fails after the timeout. */
+export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 20_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
