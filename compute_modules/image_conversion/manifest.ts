@@ -9,7 +9,8 @@ export const imageConversionParams = z.object({
     .default('PNG')
     .transform((format) => format.toUpperCase())
     .refine((format) => (OUTPUT_FORMATS as readonly string[]).includes(format), {
-      error: (issue) => `Unsupported output format: ${String(issue.input)}. Supported: ${OUTPUT_FORMATS.join(', ')}`,
+      error: (issue) =>
+        `Unsupported output format: ${String(issue.input)}. Supported: ${OUTPUT_FORMATS.join(', ')}`,
     }),
   quality: z.number().int().min(1).max(100).default(95),
 });

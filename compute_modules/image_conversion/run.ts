@@ -10,7 +10,9 @@ import type { ImageConversionParams } from './manifest.js';
 export default defineRun<ImageConversionParams>(async (params, context) => {
   const [inputPath, ...extra] = context.inputPaths;
   if (inputPath === undefined || extra.length > 0) {
-    throw new BadInputError(`image_conversion requires exactly 1 input file, got ${context.inputPaths.length}`);
+    throw new BadInputError(
+      `image_conversion requires exactly 1 input file, got ${context.inputPaths.length}`,
+    );
   }
   const format = params.output_format.toLowerCase();
   const extension = format === 'jpeg' ? 'jpg' : format;
@@ -20,7 +22,8 @@ export default defineRun<ImageConversionParams>(async (params, context) => {
     const metadata = await image.metadata();
     const originalSize = (await fs.stat(inputPath)).size;
     let pipeline = image.rotate();
-    if (extension === 'jpg') pipeline = pipeline.flatten({ background: '#ffffff' }).jpeg({ quality: params.quality });
+    if (extension === 'jpg')
+      pipeline = pipeline.flatten({ background: '#ffffff' }).jpeg({ quality: params.quality });
     else if (extension === 'png') pipeline = pipeline.png();
     else if (extension === 'gif') pipeline = pipeline.gif();
     else if (extension === 'tiff') pipeline = pipeline.tiff({ quality: params.quality });
@@ -47,7 +50,12 @@ export default defineRun<ImageConversionParams>(async (params, context) => {
           },
         },
       ],
-      taskOutput: { success: true, original_format: originalFormat, output_format: outputFormat, quality: params.quality },
+      taskOutput: {
+        success: true,
+        original_format: originalFormat,
+        output_format: outputFormat,
+        quality: params.quality,
+      },
     };
   } catch (error) {
     throw classifySharpError(error, path.basename(inputPath));

@@ -22,15 +22,23 @@ describe('media-worker CLI', () => {
   });
 
   test('a flag overrides its environment variable and is named when bad', async () => {
-    const result = await runCli(['run', '--concurrency', '0'], { CL_SERVER_DIR: workspace.dir, WORKER_CONCURRENCY: '4' });
+    const result = await runCli(['run', '--concurrency', '0'], {
+      CL_SERVER_DIR: workspace.dir,
+      WORKER_CONCURRENCY: '4',
+    });
     assert.equal(result.code, 2);
     assert.match(result.stderr, /--concurrency="0" is invalid: expected an integer from 1 to 256/);
   });
 
   test('an unknown task type is a startup error that lists the available modules', async () => {
-    const result = await runCli(['run', '--tasks', 'noop,nope', '--modules-dir', TEST_MODULES], { CL_SERVER_DIR: workspace.dir });
+    const result = await runCli(['run', '--tasks', 'noop,nope', '--modules-dir', TEST_MODULES], {
+      CL_SERVER_DIR: workspace.dir,
+    });
     assert.equal(result.code, 2);
-    assert.match(result.stderr, /unknown task type\(s\): nope; available: append, crash, fail, hang, noop, progress, sleep/);
+    assert.match(
+      result.stderr,
+      /unknown task type\(s\): nope; available: append, crash, fail, hang, noop, progress, sleep/,
+    );
   });
 
   test('without CL_SERVER_DIR or DATABASE_URL the worker says what to set', async () => {
@@ -43,10 +51,32 @@ describe('media-worker CLI', () => {
   test('--help documents every flag with its environment variable', async () => {
     const result = await runCli(['run', '--help']);
     assert.equal(result.code, 0);
-    for (const name of ['WORKER_ID', 'WORKER_SUPPORTED_TASKS', 'WORKER_POLL_INTERVAL', 'WORKER_CONCURRENCY', 'LOG_LEVEL', 'MQTT_BROKER', 'MQTT_PORT', 'MQTT_TOPIC', 'MQTT_HEARTBEAT_INTERVAL', 'CAPABILITY_TOPIC_PREFIX', 'BROADCAST_TYPE', 'DATABASE_URL', 'CL_SERVER_DIR']) {
+    for (const name of [
+      'WORKER_ID',
+      'WORKER_SUPPORTED_TASKS',
+      'WORKER_POLL_INTERVAL',
+      'WORKER_CONCURRENCY',
+      'LOG_LEVEL',
+      'MQTT_BROKER',
+      'MQTT_PORT',
+      'MQTT_TOPIC',
+      'MQTT_HEARTBEAT_INTERVAL',
+      'CAPABILITY_TOPIC_PREFIX',
+      'BROADCAST_TYPE',
+      'DATABASE_URL',
+      'CL_SERVER_DIR',
+    ]) {
       assert.match(result.stdout, new RegExp(`env\\s+${name}\\b`), name);
     }
-    for (const flag of ['--drain', '--runner-reuse', '--shutdown-grace', '--timeout', '--lease-ttl', '--storage', '--modules-dir']) {
+    for (const flag of [
+      '--drain',
+      '--runner-reuse',
+      '--shutdown-grace',
+      '--timeout',
+      '--lease-ttl',
+      '--storage',
+      '--modules-dir',
+    ]) {
       assert.ok(result.stdout.includes(flag), flag);
     }
   });
@@ -54,9 +84,16 @@ describe('media-worker CLI', () => {
   test('modules prints each module with its parameters as JSON Schema', async () => {
     const result = await runCli(['modules']);
     assert.equal(result.code, 0, result.stderr);
-    const modules = JSON.parse(result.stdout) as { name: string; parameters: { properties: Record<string, unknown> } }[];
+    const modules = JSON.parse(result.stdout) as {
+      name: string;
+      parameters: { properties: Record<string, unknown> };
+    }[];
     const resize = modules.find((module) => module.name === 'image_resize');
-    assert.deepEqual(Object.keys(resize?.parameters.properties ?? {}).sort(), ['height', 'preserve_aspect', 'width']);
+    assert.deepEqual(Object.keys(resize?.parameters.properties ?? {}).sort(), [
+      'height',
+      'preserve_aspect',
+      'width',
+    ]);
     assert.ok(modules.some((module) => module.name === 'image_conversion'));
   });
 
@@ -64,7 +101,10 @@ describe('media-worker CLI', () => {
     const input = path.join(workspace.dir, 'note.txt');
     fs.writeFileSync(input, 'hello');
     const env = { CL_SERVER_DIR: workspace.dir };
-    const submitted = await runCli(['submit', 'noop', input, '--params', '{"a":1}', '--priority', '7', '--max-retries', '1'], env);
+    const submitted = await runCli(
+      ['submit', 'noop', input, '--params', '{"a":1}', '--priority', '7', '--max-retries', '1'],
+      env,
+    );
     assert.equal(submitted.code, 0, submitted.stderr);
     const jobId = submitted.stdout.trim();
     assert.match(jobId, /^[0-9a-f-]{36}$/);
@@ -91,7 +131,9 @@ describe('media-worker CLI', () => {
   test('submit refuses parameters that are not a JSON object', async () => {
     const input = path.join(workspace.dir, 'note.txt');
     fs.writeFileSync(input, 'hello');
-    const result = await runCli(['submit', 'noop', input, '--params', '[1]'], { CL_SERVER_DIR: workspace.dir });
+    const result = await runCli(['submit', 'noop', input, '--params', '[1]'], {
+      CL_SERVER_DIR: workspace.dir,
+    });
     assert.equal(result.code, 2);
     assert.match(result.stderr, /--params must be a JSON object/);
   });

@@ -3,9 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { startWorker } from '../helpers/worker-process.js';
+import { CLI, startWorker } from '../helpers/worker-process.js';
 import { createWorkspace, type Workspace } from '../helpers/workspace.js';
-import { CLI } from '../helpers/worker-process.js';
 
 const BUILT_IN_MODULES = path.join(path.dirname(CLI), '../../compute_modules');
 
@@ -18,7 +17,12 @@ describe('image modules through the daemon (real sharp)', () => {
     await workspace.cleanup();
   });
 
-  async function addImageJob(taskType: string, params: Record<string, unknown>, image: Buffer, name = 'photo.png') {
+  async function addImageJob(
+    taskType: string,
+    params: Record<string, unknown>,
+    image: Buffer,
+    name = 'photo.png',
+  ) {
     const jobId = await workspace.addJob(taskType, params);
     const relative = workspace.addInputFile(jobId, name, image);
     const { default: Database } = await import('better-sqlite3');
@@ -33,17 +37,33 @@ describe('image modules through the daemon (real sharp)', () => {
   }
 
   test('image_resize keeps the original contract: resized.jpg, fit inside without enlarging', async () => {
-    const png = await sharp({ create: { width: 800, height: 600, channels: 4, background: '#33669980' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 800, height: 600, channels: 4, background: '#33669980' } })
+      .png()
+      .toBuffer();
     const jobId = await addImageJob('image_resize', { width: 200, height: 200 }, png);
     const corrupt = await addImageJob('image_resize', {}, Buffer.from('not an image at all'), 'bad.png');
     const badSize = await addImageJob('image_resize', { width: -5 }, png);
-    const worker = startWorker(workspace.dir, ['--modules-dir', BUILT_IN_MODULES, '--tasks', 'image_resize', '--drain']);
+    const worker = startWorker(workspace.dir, [
+      '--modules-dir',
+      BUILT_IN_MODULES,
+      '--tasks',
+      'image_resize',
+      '--drain',
+    ]);
     assert.equal((await worker.exited).code, 0, worker.stderr());
 
     const job = await workspace.store.getJob(jobId);
     assert.equal(job?.status, 'completed', job?.error_message ?? '');
-    assert.deepEqual(job?.task_output, { success: true, original_dimensions: [800, 600], resized_dimensions: [200, 150] });
-    const [output] = job?.output_files as { file_id: string; filename: string; metadata: Record<string, unknown> }[];
+    assert.deepEqual(job?.task_output, {
+      success: true,
+      original_dimensions: [800, 600],
+      resized_dimensions: [200, 150],
+    });
+    const [output] = job?.output_files as {
+      file_id: string;
+      filename: string;
+      metadata: Record<string, unknown>;
+    }[];
     assert.equal(output?.file_id, 'resized_image');
     assert.equal(output?.filename, 'resized.jpg');
     const outputPath = path.join(workspace.storageRoot, 'jobs', jobId, 'output', 'resized.jpg');
@@ -57,20 +77,41 @@ describe('image modules through the daemon (real sharp)', () => {
     assert.equal(corruptJob?.status, 'error');
     assert.equal(corruptJob?.retry_count, 0, 'a corrupt input is not retried');
     assert.match(corruptJob?.error_message ?? '', /Cannot decode input image bad.png/);
-    assert.match((await workspace.store.getJob(badSize))?.error_message ?? '', /^Invalid parameters: width: /);
+    assert.match(
+      (await workspace.store.getJob(badSize))?.error_message ?? '',
+      /^Invalid parameters: width: /,
+    );
   });
 
   test('image_conversion writes converted.<ext> with the requested format', async () => {
-    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#ff0000' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#ff0000' } })
+      .png()
+      .toBuffer();
     const jobId = await addImageJob('image_conversion', { output_format: 'jpeg', quality: 80 }, png);
     const unsupported = await addImageJob('image_conversion', { output_format: 'PSD' }, png);
-    const worker = startWorker(workspace.dir, ['--modules-dir', BUILT_IN_MODULES, '--tasks', 'image_conversion', '--drain']);
+    const worker = startWorker(workspace.dir, [
+      '--modules-dir',
+      BUILT_IN_MODULES,
+      '--tasks',
+      'image_conversion',
+      '--drain',
+    ]);
     assert.equal((await worker.exited).code, 0, worker.stderr());
     const job = await workspace.store.getJob(jobId);
     assert.equal(job?.status, 'completed', job?.error_message ?? '');
-    assert.deepEqual(job?.task_output, { success: true, original_format: 'PNG', output_format: 'JPEG', quality: 80 });
-    const written = await sharp(path.join(workspace.storageRoot, 'jobs', jobId, 'output', 'converted.jpg')).metadata();
+    assert.deepEqual(job?.task_output, {
+      success: true,
+      original_format: 'PNG',
+      output_format: 'JPEG',
+      quality: 80,
+    });
+    const written = await sharp(
+      path.join(workspace.storageRoot, 'jobs', jobId, 'output', 'converted.jpg'),
+    ).metadata();
     assert.equal(written.format, 'jpeg');
-    assert.match((await workspace.store.getJob(unsupported))?.error_message ?? '', /Unsupported output format: PSD\. Supported: /);
+    assert.match(
+      (await workspace.store.getJob(unsupported))?.error_message ?? '',
+      /Unsupported output format: PSD\. Supported: /,
+    );
   });
 });

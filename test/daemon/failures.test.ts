@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { startWorker } from '../helpers/worker-process.js';
-import { createWorkspace, waitFor, type Workspace } from '../helpers/workspace.js';
+import { createWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
 const isAlive = (pid: number) => {
   try {
@@ -32,14 +32,23 @@ describe('failures end a job precisely, and the daemon keeps going', () => {
     const job = await workspace.store.getJob(jobId);
     assert.equal(job?.status, 'error');
     assert.equal(job?.retry_count, 2);
-    assert.match(job?.error_message ?? '', /^Failed after 3 attempts; last error: runner crashed: exit code 3; stderr: .*crash module: giving up/);
+    assert.match(
+      job?.error_message ?? '',
+      /^Failed after 3 attempts; last error: runner crashed: exit code 3; stderr: .*crash module: giving up/,
+    );
     const retries = worker.logs.filter((line) => line.msg === 'job failed; will retry');
     assert.equal(retries.length, 2);
     for (const retry of retries) {
-      assert.ok(Number(retry.retry_in_ms) >= 100 && Number(retry.retry_in_ms) <= 800, `backoff ${retry.retry_in_ms}`);
+      assert.ok(
+        Number(retry.retry_in_ms) >= 100 && Number(retry.retry_in_ms) <= 800,
+        `backoff ${retry.retry_in_ms}`,
+      );
     }
     const claims = worker.logs.filter((line) => line.msg === 'job claimed' && line.job_id === jobId);
-    assert.deepEqual(claims.map((line) => line.attempt), [1, 2, 3]);
+    assert.deepEqual(
+      claims.map((line) => line.attempt),
+      [1, 2, 3],
+    );
     const secondClaimAt = Number(claims[1]?.time);
     const firstRetryAt = Number(retries[0]?.time);
     assert.ok(secondClaimAt - firstRetryAt >= 90, 'the retry waited for its backoff');
@@ -52,7 +61,10 @@ describe('failures end a job precisely, and the daemon keeps going', () => {
     assert.equal((await worker.exited).code, 0);
     const job = await workspace.store.getJob(jobId);
     assert.equal(job?.status, 'error');
-    assert.match(job?.error_message ?? '', /Failed after 1 attempt; last error: runner crashed: killed by SIGKILL/);
+    assert.match(
+      job?.error_message ?? '',
+      /Failed after 1 attempt; last error: runner crashed: killed by SIGKILL/,
+    );
   });
 
   test('a hanging runner that ignores SIGTERM is killed at the timeout', async () => {
@@ -73,16 +85,23 @@ describe('failures end a job precisely, and the daemon keeps going', () => {
     const jobId = await workspace.addJob('sleep', { seconds: 30 }, { maxRetries: 0 });
     const worker = startWorker(workspace.dir, ['--tasks', 'sleep', '--drain', '--timeout', 'sleep=0.5']);
     assert.equal((await worker.exited).code, 0);
-    assert.equal((await workspace.store.getJob(jobId))?.error_message, 'Failed after 1 attempt; last error: timed out after 0.5 s');
+    assert.equal(
+      (await workspace.store.getJob(jobId))?.error_message,
+      'Failed after 1 attempt; last error: timed out after 0.5 s',
+    );
   });
 
   test('bad parameters end in error at once, naming the parameter, with no retry', async () => {
     const jobId = await workspace.addJob('sleep', { seconds: 'ten' });
     const missing = await workspace.addJob('noop');
     const raw = new Database(workspace.databasePath);
-    raw.prepare('UPDATE jobs SET input_files = ? WHERE job_id = ?').run(JSON.stringify([{ path: `jobs/${missing}/input/gone.png` }]), missing);
+    raw
+      .prepare('UPDATE jobs SET input_files = ? WHERE job_id = ?')
+      .run(JSON.stringify([{ path: `jobs/${missing}/input/gone.png` }]), missing);
     const hostile = await workspace.addJob('noop');
-    raw.prepare('UPDATE jobs SET input_files = ? WHERE job_id = ?').run(JSON.stringify([{ path: '../../etc/passwd' }]), hostile);
+    raw
+      .prepare('UPDATE jobs SET input_files = ? WHERE job_id = ?')
+      .run(JSON.stringify([{ path: '../../etc/passwd' }]), hostile);
     raw.close();
     const worker = startWorker(workspace.dir, ['--tasks', 'sleep,noop', '--drain']);
     assert.equal((await worker.exited).code, 0);
@@ -90,7 +109,10 @@ describe('failures end a job precisely, and the daemon keeps going', () => {
     assert.equal(bad?.status, 'error');
     assert.equal(bad?.retry_count, 0);
     assert.match(bad?.error_message ?? '', /^Invalid parameters: seconds: /);
-    assert.equal((await workspace.store.getJob(missing))?.error_message, `Input file not found: jobs/${missing}/input/gone.png`);
+    assert.equal(
+      (await workspace.store.getJob(missing))?.error_message,
+      `Input file not found: jobs/${missing}/input/gone.png`,
+    );
     assert.match((await workspace.store.getJob(hostile))?.error_message ?? '', /^Input path refused/);
     assert.equal(worker.logs.filter((line) => line.msg === 'job claimed').length, 3, 'each claimed once');
   });
@@ -99,13 +121,19 @@ describe('failures end a job precisely, and the daemon keeps going', () => {
     const startedFile = path.join(workspace.dir, 'started');
     const jobId = await workspace.addJob('sleep', { seconds: 30, started_file: startedFile });
     const worker = startWorker(workspace.dir, ['--tasks', 'sleep', '--lease-ttl', '0.6']);
-    const line = await waitFor(() => (fs.existsSync(startedFile) ? fs.readFileSync(startedFile, 'utf8') : ''), 'job start');
+    const line = await waitFor(
+      () => (fs.existsSync(startedFile) ? fs.readFileSync(startedFile, 'utf8') : ''),
+      'job start',
+    );
     const runnerPid = Number(line.trim().split(' ')[1]);
     const raw = new Database(workspace.databasePath);
     raw.prepare('DELETE FROM jobs WHERE job_id = ?').run(jobId);
-    await worker.waitForLog((entry) => String(entry.msg).startsWith('job was taken back, deleted or finished elsewhere'));
+    await worker.waitForLog((entry) =>
+      String(entry.msg).startsWith('job was taken back, deleted or finished elsewhere'),
+    );
     await waitFor(() => !isAlive(runnerPid), 'runner to die');
-    const count = (table: string) => (raw.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    const count = (table: string) =>
+      (raw.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
     assert.equal(count('jobs'), 0, 'nothing was written back');
     assert.equal(count('worker_job_state'), 0, 'bookkeeping dropped');
     raw.close();

@@ -3,11 +3,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { startWorker } from '../helpers/worker-process.js';
-import { createWorkspace, waitFor, type Workspace } from '../helpers/workspace.js';
+import { createWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
 const startedPids = (file: string) =>
   fs.existsSync(file)
-    ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((line) => Number(line.split(' ')[1]))
+    ? fs
+        .readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => Number(line.split(' ')[1]))
     : [];
 /** The pids of the runners that started the sleep job, once there is one. */
 const runnerPids = (file: string) => {
@@ -35,19 +40,38 @@ describe('daemon lifecycle', () => {
   test('kill -9 of a daemon mid-job: another daemon completes the job after the lease expires', async () => {
     const startedFile = path.join(workspace.dir, 'started');
     const jobId = await workspace.addJob('sleep', { seconds: 0.5, started_file: startedFile });
-    const victim = startWorker(workspace.dir, ['--worker-id', 'victim', '--tasks', 'sleep', '--lease-ttl', '1']);
+    const victim = startWorker(workspace.dir, [
+      '--worker-id',
+      'victim',
+      '--tasks',
+      'sleep',
+      '--lease-ttl',
+      '1',
+    ]);
     const [runnerPid] = await waitFor(() => runnerPids(startedFile), 'the job to start');
     victim.child.kill('SIGKILL');
     await victim.exited;
     assert.equal((await workspace.store.getJob(jobId))?.status, 'processing');
     // The runner notices its daemon is gone and exits rather than finishing unsupervised.
     await waitFor(() => !isAlive(runnerPid as number), 'the orphaned runner to exit', 5000);
-    const rescuer = startWorker(workspace.dir, ['--worker-id', 'rescuer', '--tasks', 'sleep', '--lease-ttl', '1', '--drain', '--retry-backoff', '0']);
+    const rescuer = startWorker(workspace.dir, [
+      '--worker-id',
+      'rescuer',
+      '--tasks',
+      'sleep',
+      '--lease-ttl',
+      '1',
+      '--drain',
+      '--retry-backoff',
+      '0',
+    ]);
     assert.equal((await rescuer.exited).code, 0, rescuer.stderr());
     const job = await workspace.store.getJob(jobId);
     assert.equal(job?.status, 'completed');
     assert.equal(job?.retry_count, 1, 'the lost attempt counts');
-    assert.ok(rescuer.logs.some((line) => line.msg === 'took back an abandoned job' && line.job_id === jobId));
+    assert.ok(
+      rescuer.logs.some((line) => line.msg === 'took back an abandoned job' && line.job_id === jobId),
+    );
     assert.equal(startedPids(startedFile).length, 2);
   });
 
@@ -80,16 +104,29 @@ describe('daemon lifecycle', () => {
   test('a second signal exits at once; the lease later returns the job', async () => {
     const startedFile = path.join(workspace.dir, 'started');
     const jobId = await workspace.addJob('sleep', { seconds: 60, started_file: startedFile });
-    const worker = startWorker(workspace.dir, ['--tasks', 'sleep', '--shutdown-grace', '30', '--lease-ttl', '0.5']);
+    const worker = startWorker(workspace.dir, [
+      '--tasks',
+      'sleep',
+      '--shutdown-grace',
+      '30',
+      '--lease-ttl',
+      '0.5',
+    ]);
     await waitFor(() => runnerPids(startedFile), 'the job to start');
     worker.child.kill('SIGTERM');
     await worker.waitForLog((line) => String(line.msg).startsWith('stopping gracefully'));
     worker.child.kill('SIGTERM');
     const exit = await worker.exited;
     assert.equal(exit.code, 1);
-    const recovered = await workspace.store.recoverAbandonedJobs({ orphanAgeMs: 3_600_000, retryDelay: () => 0 });
+    const recovered = await workspace.store.recoverAbandonedJobs({
+      orphanAgeMs: 3_600_000,
+      retryDelay: () => 0,
+    });
     await waitFor(async () => {
-      const all = [...recovered, ...(await workspace.store.recoverAbandonedJobs({ orphanAgeMs: 3_600_000, retryDelay: () => 0 }))];
+      const all = [
+        ...recovered,
+        ...(await workspace.store.recoverAbandonedJobs({ orphanAgeMs: 3_600_000, retryDelay: () => 0 })),
+      ];
       return all.some((job) => job.jobId === jobId);
     }, 'the lease to expire');
     assert.equal((await workspace.store.getJob(jobId))?.status, 'queued');
@@ -100,11 +137,16 @@ describe('daemon lifecycle', () => {
     const jobId = await workspace.addJob('sleep', { seconds: 1, started_file: startedFile });
     const worker = startWorker(workspace.dir, ['--tasks', 'sleep', '--shutdown-grace', '10']);
     const [runnerPid] = await waitFor(() => runnerPids(startedFile), 'the job to start');
-    const processGroup = (pid: number) => Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[2]);
+    const processGroup = (pid: number) =>
+      Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[2]);
     assert.equal(processGroup(runnerPid as number), runnerPid, 'runner leads its own process group');
     assert.notEqual(processGroup(runnerPid as number), processGroup(worker.child.pid as number));
     worker.child.kill('SIGINT');
     assert.equal((await worker.exited).code, 0);
-    assert.equal((await workspace.store.getJob(jobId))?.status, 'completed', 'the job finished during the grace');
+    assert.equal(
+      (await workspace.store.getJob(jobId))?.status,
+      'completed',
+      'the job finished during the grace',
+    );
   });
 });

@@ -36,7 +36,8 @@ export async function createWorkspace(): Promise<Workspace> {
     store,
     async addJob(taskType, params = {}, options = {}) {
       counter += 1;
-      const jobId = options.jobId ?? `job-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
+      const jobId =
+        options.jobId ?? `job-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
       const inputPath = workspace.addInputFile(jobId, 'input.txt', 'input');
       await store.insertJob({
         jobId,
@@ -65,7 +66,11 @@ export async function createWorkspace(): Promise<Workspace> {
 }
 
 /** Polls a condition (no fixed sleeps): resolves with its first truthy value, fails after the timeout. */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 20_000): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { StartupError } from '../../worker/errors.js';
+import { API_TABLES_DDL } from '../../worker/store/sqlite-ddl.js';
 import { SqliteJobStore } from '../../worker/store/sqlite-job-store.js';
 import { createWorkspace, repoFile, type Workspace } from '../helpers/workspace.js';
-import { API_TABLES_DDL } from '../../worker/store/sqlite-ddl.js';
 
 /** The API service's DDL, copied verbatim from the contract (shared/reference/media_store-v1.sql). */
 const CONTRACT_DDL = fs.readFileSync(repoFile('test/fixtures/media_store-v1.sql'), 'utf8');
@@ -51,7 +51,11 @@ describe('SqliteJobStore', () => {
     const jobId = await workspace.addJob('t');
     const first = await claim(workspace);
     assert.ok(first);
-    const outcome = await workspace.store.failAttempt(first.lease, { message: 'flaky', retryable: true }, () => 60_000);
+    const outcome = await workspace.store.failAttempt(
+      first.lease,
+      { message: 'flaky', retryable: true },
+      () => 60_000,
+    );
     assert.equal(outcome.kind, 'retrying');
     assert.equal(await claim(workspace), undefined, 'claimed during backoff');
     assert.equal(await workspace.store.hasQueuedJobs(['t']), true);
@@ -68,7 +72,13 @@ describe('SqliteJobStore', () => {
       const claimed = await claim(workspace);
       assert.equal(claimed?.attempt, attempt);
       assert.ok(claimed);
-      outcomes.push(await workspace.store.failAttempt(claimed.lease, { message: `boom ${attempt}`, retryable: true }, noDelay));
+      outcomes.push(
+        await workspace.store.failAttempt(
+          claimed.lease,
+          { message: `boom ${attempt}`, retryable: true },
+          noDelay,
+        ),
+      );
     }
     assert.deepEqual(
       outcomes.map((outcome) => outcome.kind),
@@ -85,7 +95,11 @@ describe('SqliteJobStore', () => {
     const jobId = await workspace.addJob('t');
     const claimed = await claim(workspace);
     assert.ok(claimed);
-    await workspace.store.failAttempt(claimed.lease, { message: 'Invalid parameters: width: too small', retryable: false }, noDelay);
+    await workspace.store.failAttempt(
+      claimed.lease,
+      { message: 'Invalid parameters: width: too small', retryable: false },
+      noDelay,
+    );
     const row = await workspace.store.getJob(jobId);
     assert.equal(row?.status, 'error');
     assert.equal(row?.retry_count, 0);
@@ -105,15 +119,24 @@ describe('SqliteJobStore', () => {
 
     assert.equal(await workspace.store.markProcessing(stale.lease), false);
     assert.equal(await workspace.store.reportProgress(stale.lease, 50), false);
-    assert.equal(await workspace.store.completeJob(stale.lease, { outputFiles: [], taskOutput: { stale: true } }), false);
-    assert.deepEqual(await workspace.store.failAttempt(stale.lease, { message: 'x', retryable: true }, noDelay), { kind: 'fenced' });
+    assert.equal(
+      await workspace.store.completeJob(stale.lease, { outputFiles: [], taskOutput: { stale: true } }),
+      false,
+    );
+    assert.deepEqual(
+      await workspace.store.failAttempt(stale.lease, { message: 'x', retryable: true }, noDelay),
+      { kind: 'fenced' },
+    );
     assert.equal(await workspace.store.releaseJob(stale.lease), false);
     const row = await workspace.store.getJob(jobId);
     assert.equal(row?.status, 'claimed');
     assert.equal(row?.progress, 0);
     assert.equal(row?.task_output, null);
 
-    assert.equal(await workspace.store.completeJob(fresh.lease, { outputFiles: [], taskOutput: { fresh: true } }), true);
+    assert.equal(
+      await workspace.store.completeJob(fresh.lease, { outputFiles: [], taskOutput: { fresh: true } }),
+      true,
+    );
     const done = await workspace.store.getJob(jobId);
     assert.equal(done?.status, 'completed');
     assert.equal(done?.progress, 100);
@@ -140,9 +163,14 @@ describe('SqliteJobStore', () => {
     for (let i = 0; i < 3; i += 1) leases.push((await claim(workspace))?.lease);
     const raw = new Database(workspace.databasePath);
     raw.prepare('DELETE FROM jobs WHERE job_id = ?').run(deleted);
-    raw.prepare("UPDATE jobs SET status = 'error', error_message = 'cancelled by user' WHERE job_id = ?").run(cancelled);
+    raw
+      .prepare("UPDATE jobs SET status = 'error', error_message = 'cancelled by user' WHERE job_id = ?")
+      .run(cancelled);
     raw.close();
-    const lost = await workspace.store.renewLeases(leases.filter((lease) => lease !== undefined), 60_000);
+    const lost = await workspace.store.renewLeases(
+      leases.filter((lease) => lease !== undefined),
+      60_000,
+    );
     assert.deepEqual(lost.sort(), [deleted, cancelled].sort());
     assert.equal((await workspace.store.getJob(kept))?.status, 'claimed');
   });
@@ -153,10 +181,17 @@ describe('SqliteJobStore', () => {
     const orphan = await workspace.addJob('t', {}, { maxRetries: 0 });
     const youngOrphan = await workspace.addJob('t');
     const raw = new Database(workspace.databasePath);
-    raw.prepare("UPDATE jobs SET status = 'processing', started_at = ? WHERE job_id = ?").run(Date.now() - 7_200_000, orphan);
-    raw.prepare("UPDATE jobs SET status = 'processing', started_at = ? WHERE job_id = ?").run(Date.now(), youngOrphan);
+    raw
+      .prepare("UPDATE jobs SET status = 'processing', started_at = ? WHERE job_id = ?")
+      .run(Date.now() - 7_200_000, orphan);
+    raw
+      .prepare("UPDATE jobs SET status = 'processing', started_at = ? WHERE job_id = ?")
+      .run(Date.now(), youngOrphan);
     raw.close();
-    const recovered = await workspace.store.recoverAbandonedJobs({ orphanAgeMs: 3_600_000, retryDelay: noDelay });
+    const recovered = await workspace.store.recoverAbandonedJobs({
+      orphanAgeMs: 3_600_000,
+      retryDelay: noDelay,
+    });
     assert.deepEqual(recovered.map((job) => job.jobId).sort(), [expired, orphan].sort());
     const expiredRow = await workspace.store.getJob(expired);
     assert.equal(expiredRow?.status, 'queued');
@@ -164,7 +199,10 @@ describe('SqliteJobStore', () => {
     assert.match(expiredRow?.worker?.last_error ?? '', /worker dead stopped renewing its lease/);
     const orphanRow = await workspace.store.getJob(orphan);
     assert.equal(orphanRow?.status, 'error');
-    assert.match(orphanRow?.error_message ?? '', /Failed after 1 attempt; last error: left in 'processing' with no lease/);
+    assert.match(
+      orphanRow?.error_message ?? '',
+      /Failed after 1 attempt; last error: left in 'processing' with no lease/,
+    );
     assert.equal((await workspace.store.getJob(youngOrphan))?.status, 'processing');
   });
 
@@ -201,7 +239,8 @@ describe('SqliteJobStore', () => {
     assert.throws(
       () => SqliteJobStore.open(databasePath, { ensureSchema: true }),
       (error: unknown) =>
-        error instanceof StartupError && /missing column\(s\) task_type, input_file_source, .*created_by/.test(error.message),
+        error instanceof StartupError &&
+        /missing column\(s\) task_type, input_file_source, .*created_by/.test(error.message),
     );
   });
 

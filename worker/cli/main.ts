@@ -58,18 +58,24 @@ addSettingOptions(
     .option('--priority <0-10>', 'queue priority, higher first', integerIn(0, 10), 5)
     .option('--max-retries <n>', 'retry budget', integerIn(0, 1000), 3),
   STORE_SETTINGS,
-).action(async (task: string, files: string[], flags: Flags & { params?: string; priority: number; maxRetries: number }) => {
-  const config = configFrom(flags);
-  const jobId = await submitJob({
-    ...requireStorePaths(config),
-    taskType: task,
-    files,
-    paramsJson: flags.params,
-    priority: flags.priority,
-    maxRetries: flags.maxRetries,
-  });
-  console.log(jobId);
-});
+).action(
+  async (
+    task: string,
+    files: string[],
+    flags: Flags & { params?: string; priority: number; maxRetries: number },
+  ) => {
+    const config = configFrom(flags);
+    const jobId = await submitJob({
+      ...requireStorePaths(config),
+      taskType: task,
+      files,
+      paramsJson: flags.params,
+      priority: flags.priority,
+      maxRetries: flags.maxRetries,
+    });
+    console.log(jobId);
+  },
+);
 
 const jobs = program.command('jobs').description('Look at jobs.');
 addSettingOptions(

@@ -7,8 +7,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../config/config.js';
-import type { InputFile } from '../store/schema.js';
 import { openJobStore } from '../store/open-job-store.js';
+import type { InputFile } from '../store/schema.js';
 
 export interface SubmitRequest {
   databaseUrl: string;

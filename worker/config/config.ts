@@ -11,21 +11,34 @@ export class ConfigError extends Error {
 }
 
 const seconds = (min: number) =>
-  z.coerce.number().refine((value) => Number.isFinite(value) && value >= min, `a number of seconds >= ${min}`);
-const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max);
+  z.coerce
+    .number()
+    .refine((value) => Number.isFinite(value) && value >= min, `a number of seconds >= ${min}`);
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const boolean = z
   .union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])])
   .transform((value) => value === true || ['1', 'true', 'yes', 'on'].includes(String(value)));
 const nonEmpty = z.string().trim().min(1);
 
-const LOG_LEVELS = { debug: 'debug', info: 'info', warning: 'warn', warn: 'warn', error: 'error', trace: 'trace', fatal: 'fatal', silent: 'silent' } as const;
+const LOG_LEVELS = {
+  debug: 'debug',
+  info: 'info',
+  warning: 'warn',
+  warn: 'warn',
+  error: 'error',
+  trace: 'trace',
+  fatal: 'fatal',
+  silent: 'silent',
+} as const;
 type LogLevel = (typeof LOG_LEVELS)[keyof typeof LOG_LEVELS];
 
 /** `N` for every module, `task=N` for one, or both: `120,ffmpeg_render=600`. */
 const timeoutSpec = z.string().transform((text, context) => {
   const overrides: { all?: number; byTask: Record<string, number> } = { byTask: {} };
-  for (const part of text.split(',').map((piece) => piece.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((piece) => piece.trim())
+    .filter(Boolean)) {
     const [name, value] = part.includes('=') ? part.split('=', 2) : [undefined, part];
     const secondsValue = Number(value);
     if (!Number.isFinite(secondsValue) || secondsValue <= 0) {
@@ -51,7 +64,12 @@ const setting = <T>(definition: Setting<T>) => definition;
 
 /** Every setting, by the key its flag value has in commander's options. */
 export const SETTINGS = {
-  serverDir: setting({ env: 'CL_SERVER_DIR', flag: '--server-dir', accepts: 'a directory path', schema: nonEmpty.optional() }),
+  serverDir: setting({
+    env: 'CL_SERVER_DIR',
+    flag: '--server-dir',
+    accepts: 'a directory path',
+    schema: nonEmpty.optional(),
+  }),
   databaseUrl: setting({
     env: 'DATABASE_URL',
     flag: '--database-url',
@@ -70,7 +88,10 @@ export const SETTINGS = {
     env: 'WORKER_ID',
     flag: '--worker-id',
     accepts: 'letters, digits, ".", "_" or "-" (it is part of an MQTT topic)',
-    schema: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/).default('worker-default'),
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,128}$/)
+      .default('worker-default'),
     default: 'worker-default',
   }),
   tasks: setting({
@@ -79,23 +100,105 @@ export const SETTINGS = {
     accepts: 'a comma-separated list of module names',
     schema: z
       .string()
-      .transform((text) => text.split(',').map((name) => name.trim()).filter(Boolean))
+      .transform((text) =>
+        text
+          .split(',')
+          .map((name) => name.trim())
+          .filter(Boolean),
+      )
       .optional(),
     default: 'every discovered module',
   }),
-  modulesDir: setting({ env: 'WORKER_MODULES_DIR', flag: '--modules-dir', accepts: 'a directory of compute modules', schema: nonEmpty.optional(), default: 'the built-in compute_modules/' }),
-  pollInterval: setting({ env: 'WORKER_POLL_INTERVAL', flag: '--poll-interval', accepts: 'a number of seconds > 0 (fractions allowed)', schema: seconds(0.001).default(5), default: '5' }),
-  concurrency: setting({ env: 'WORKER_CONCURRENCY', flag: '--concurrency', accepts: 'an integer from 1 to 256', schema: integer(1, 256).default(1), default: '1' }),
-  runnerReuse: setting({ env: 'WORKER_RUNNER_REUSE', flag: '--runner-reuse', accepts: 'an integer >= 0 (jobs per runner process; 0 = no limit)', schema: integer(0).default(100), default: '100' }),
-  runnerMaxMemory: setting({ env: 'WORKER_RUNNER_MAX_MEMORY', flag: '--runner-max-memory', accepts: 'megabytes of JS heap per runner (integer >= 64)', schema: integer(64).optional() }),
-  timeout: setting({ env: 'WORKER_TIMEOUT', flag: '--timeout', accepts: 'N or task=N[,task=N] (seconds > 0)', schema: timeoutSpec.optional(), default: "each module's own" }),
-  shutdownGrace: setting({ env: 'WORKER_SHUTDOWN_GRACE', flag: '--shutdown-grace', accepts: 'a number of seconds >= 0', schema: seconds(0).default(30), default: '30' }),
-  killGrace: setting({ env: 'WORKER_KILL_GRACE', flag: '--kill-grace', accepts: 'a number of seconds >= 0 between SIGTERM and SIGKILL', schema: seconds(0).default(5), default: '5' }),
-  leaseTtl: setting({ env: 'WORKER_LEASE_TTL', flag: '--lease-ttl', accepts: 'a number of seconds >= 0.5', schema: seconds(0.5).default(30), default: '30' }),
-  orphanAge: setting({ env: 'WORKER_ORPHAN_AGE', flag: '--orphan-age', accepts: 'a number of seconds >= 1', schema: seconds(1).default(3600), default: '3600' }),
-  retryBackoff: setting({ env: 'WORKER_RETRY_BACKOFF', flag: '--retry-backoff', accepts: 'a number of seconds >= 0 (first retry delay)', schema: seconds(0).default(5), default: '5' }),
-  retryBackoffMax: setting({ env: 'WORKER_RETRY_BACKOFF_MAX', flag: '--retry-backoff-max', accepts: 'a number of seconds >= 0', schema: seconds(0).default(300), default: '300' }),
-  drain: setting({ env: 'WORKER_DRAIN', flag: '--drain', accepts: 'true or false', schema: boolean.default(false), default: 'false' }),
+  modulesDir: setting({
+    env: 'WORKER_MODULES_DIR',
+    flag: '--modules-dir',
+    accepts: 'a directory of compute modules',
+    schema: nonEmpty.optional(),
+    default: 'the built-in compute_modules/',
+  }),
+  pollInterval: setting({
+    env: 'WORKER_POLL_INTERVAL',
+    flag: '--poll-interval',
+    accepts: 'a number of seconds > 0 (fractions allowed)',
+    schema: seconds(0.001).default(5),
+    default: '5',
+  }),
+  concurrency: setting({
+    env: 'WORKER_CONCURRENCY',
+    flag: '--concurrency',
+    accepts: 'an integer from 1 to 256',
+    schema: integer(1, 256).default(1),
+    default: '1',
+  }),
+  runnerReuse: setting({
+    env: 'WORKER_RUNNER_REUSE',
+    flag: '--runner-reuse',
+    accepts: 'an integer >= 0 (jobs per runner process; 0 = no limit)',
+    schema: integer(0).default(100),
+    default: '100',
+  }),
+  runnerMaxMemory: setting({
+    env: 'WORKER_RUNNER_MAX_MEMORY',
+    flag: '--runner-max-memory',
+    accepts: 'megabytes of JS heap per runner (integer >= 64)',
+    schema: integer(64).optional(),
+  }),
+  timeout: setting({
+    env: 'WORKER_TIMEOUT',
+    flag: '--timeout',
+    accepts: 'N or task=N[,task=N] (seconds > 0)',
+    schema: timeoutSpec.optional(),
+    default: "each module's own",
+  }),
+  shutdownGrace: setting({
+    env: 'WORKER_SHUTDOWN_GRACE',
+    flag: '--shutdown-grace',
+    accepts: 'a number of seconds >= 0',
+    schema: seconds(0).default(30),
+    default: '30',
+  }),
+  killGrace: setting({
+    env: 'WORKER_KILL_GRACE',
+    flag: '--kill-grace',
+    accepts: 'a number of seconds >= 0 between SIGTERM and SIGKILL',
+    schema: seconds(0).default(5),
+    default: '5',
+  }),
+  leaseTtl: setting({
+    env: 'WORKER_LEASE_TTL',
+    flag: '--lease-ttl',
+    accepts: 'a number of seconds >= 0.5',
+    schema: seconds(0.5).default(30),
+    default: '30',
+  }),
+  orphanAge: setting({
+    env: 'WORKER_ORPHAN_AGE',
+    flag: '--orphan-age',
+    accepts: 'a number of seconds >= 1',
+    schema: seconds(1).default(3600),
+    default: '3600',
+  }),
+  retryBackoff: setting({
+    env: 'WORKER_RETRY_BACKOFF',
+    flag: '--retry-backoff',
+    accepts: 'a number of seconds >= 0 (first retry delay)',
+    schema: seconds(0).default(5),
+    default: '5',
+  }),
+  retryBackoffMax: setting({
+    env: 'WORKER_RETRY_BACKOFF_MAX',
+    flag: '--retry-backoff-max',
+    accepts: 'a number of seconds >= 0',
+    schema: seconds(0).default(300),
+    default: '300',
+  }),
+  drain: setting({
+    env: 'WORKER_DRAIN',
+    flag: '--drain',
+    accepts: 'true or false',
+    schema: boolean.default(false),
+    default: 'false',
+  }),
   logLevel: setting({
     env: 'LOG_LEVEL',
     flag: '--log-level',
@@ -108,12 +211,48 @@ export const SETTINGS = {
       .default('info'),
     default: 'INFO',
   }),
-  broadcastType: setting({ env: 'BROADCAST_TYPE', flag: '--broadcast-type', accepts: 'mqtt or noop', schema: z.enum(['mqtt', 'noop']).default('mqtt'), default: 'mqtt' }),
-  mqttBroker: setting({ env: 'MQTT_BROKER', flag: '--mqtt-broker', accepts: 'a host name or an mqtt:// / mqtts:// URL', schema: nonEmpty.default('localhost'), default: 'localhost' }),
-  mqttPort: setting({ env: 'MQTT_PORT', flag: '--mqtt-port', accepts: 'a port number from 1 to 65535', schema: integer(1, 65535).default(1883), default: '1883' }),
-  mqttTopic: setting({ env: 'MQTT_TOPIC', flag: '--mqtt-topic', accepts: 'an MQTT topic', schema: nonEmpty.default('inference/events'), default: 'inference/events' }),
-  heartbeatInterval: setting({ env: 'MQTT_HEARTBEAT_INTERVAL', flag: '--heartbeat-interval', accepts: 'a number of seconds >= 1', schema: seconds(1).default(30), default: '30' }),
-  capabilityTopicPrefix: setting({ env: 'CAPABILITY_TOPIC_PREFIX', flag: '--capability-topic-prefix', accepts: 'an MQTT topic prefix', schema: nonEmpty.default('inference/workers'), default: 'inference/workers' }),
+  broadcastType: setting({
+    env: 'BROADCAST_TYPE',
+    flag: '--broadcast-type',
+    accepts: 'mqtt or noop',
+    schema: z.enum(['mqtt', 'noop']).default('mqtt'),
+    default: 'mqtt',
+  }),
+  mqttBroker: setting({
+    env: 'MQTT_BROKER',
+    flag: '--mqtt-broker',
+    accepts: 'a host name or an mqtt:// / mqtts:// URL',
+    schema: nonEmpty.default('localhost'),
+    default: 'localhost',
+  }),
+  mqttPort: setting({
+    env: 'MQTT_PORT',
+    flag: '--mqtt-port',
+    accepts: 'a port number from 1 to 65535',
+    schema: integer(1, 65535).default(1883),
+    default: '1883',
+  }),
+  mqttTopic: setting({
+    env: 'MQTT_TOPIC',
+    flag: '--mqtt-topic',
+    accepts: 'an MQTT topic',
+    schema: nonEmpty.default('inference/events'),
+    default: 'inference/events',
+  }),
+  heartbeatInterval: setting({
+    env: 'MQTT_HEARTBEAT_INTERVAL',
+    flag: '--heartbeat-interval',
+    accepts: 'a number of seconds >= 1',
+    schema: seconds(1).default(30),
+    default: '30',
+  }),
+  capabilityTopicPrefix: setting({
+    env: 'CAPABILITY_TOPIC_PREFIX',
+    flag: '--capability-topic-prefix',
+    accepts: 'an MQTT topic prefix',
+    schema: nonEmpty.default('inference/workers'),
+    default: 'inference/workers',
+  }),
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -142,7 +281,9 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv, defaultModulesD
     if (!result.success) {
       const source = fromFlag !== undefined ? definition.flag : (definition.env ?? definition.flag);
       const detail = result.error.issues[0]?.code === 'custom' ? ` (${result.error.issues[0].message})` : '';
-      throw new ConfigError(`${source}=${JSON.stringify(raw)} is invalid: expected ${definition.accepts}${detail}`);
+      throw new ConfigError(
+        `${source}=${JSON.stringify(raw)} is invalid: expected ${definition.accepts}${detail}`,
+      );
     }
     parsed[key] = result.data;
   }

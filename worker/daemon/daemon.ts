@@ -89,7 +89,10 @@ export class Daemon {
     this.wakeUp?.();
     await this.loopDone;
     if (this.running.size > 0) {
-      log.info({ running: this.running.size, grace_s: this.options.shutdownGraceMs / 1000 }, 'stopping: waiting for running jobs');
+      log.info(
+        { running: this.running.size, grace_s: this.options.shutdownGraceMs / 1000 },
+        'stopping: waiting for running jobs',
+      );
       broadcaster.announceDraining();
       const allDone = Promise.all([...this.running.values()].map((job) => job.done));
       await Promise.race([allDone, sleep(this.options.shutdownGraceMs, undefined, { ref: false })]);
@@ -116,7 +119,11 @@ export class Daemon {
           if (!job) break;
           this.launch(job);
         }
-        if (this.options.drain && this.running.size === 0 && !(await this.deps.store.hasQueuedJobs(this.taskTypes))) {
+        if (
+          this.options.drain &&
+          this.running.size === 0 &&
+          !(await this.deps.store.hasQueuedJobs(this.taskTypes))
+        ) {
           this.deps.log.info('drain: nothing queued and nothing running');
           return;
         }
@@ -183,9 +190,18 @@ export class Daemon {
         retryDelay: this.deps.retryDelay,
       });
       for (const job of recovered) {
-        this.deps.log.warn({ job_id: job.jobId, task_type: job.taskType, reason: job.reason, outcome: job.outcome.kind }, 'took back an abandoned job');
+        this.deps.log.warn(
+          { job_id: job.jobId, task_type: job.taskType, reason: job.reason, outcome: job.outcome.kind },
+          'took back an abandoned job',
+        );
         if (job.outcome.kind === 'failed') {
-          this.deps.broadcaster.publishJobEvent({ type: 'error', jobId: job.jobId, taskType: job.taskType, attempt: job.attempt, error: job.outcome.errorMessage });
+          this.deps.broadcaster.publishJobEvent({
+            type: 'error',
+            jobId: job.jobId,
+            taskType: job.taskType,
+            attempt: job.attempt,
+            error: job.outcome.errorMessage,
+          });
         }
       }
       if (recovered.length > 0) this.wakeUp?.();

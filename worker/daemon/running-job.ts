@@ -63,7 +63,13 @@ export class RunningJob {
     const timer = setTimeout(() => this.stop('timeout'), this.timeoutS * 1000);
     try {
       const result = await runner.run(
-        { jobId: job.jobId, taskType: job.taskType, attempt: job.attempt, inputFiles: job.inputFiles, lease: job.lease },
+        {
+          jobId: job.jobId,
+          taskType: job.taskType,
+          attempt: job.attempt,
+          inputFiles: job.inputFiles,
+          lease: job.lease,
+        },
         {
           onStarted: () => this.publish({ type: 'processing', progress: 0 }),
           onProgress: (progress) => this.publish({ type: 'processing', progress }),
@@ -86,7 +92,9 @@ export class RunningJob {
         return this.recordFailure(new JobTimeoutError(this.timeoutS));
       case 'lease-lost':
         await this.deps.store.forgetLease(this.job.lease);
-        this.log.warn('job was taken back, deleted or finished elsewhere; its runner was stopped and nothing written');
+        this.log.warn(
+          'job was taken back, deleted or finished elsewhere; its runner was stopped and nothing written',
+        );
         return;
       case 'shutdown': {
         const released = await this.deps.store.releaseJob(this.job.lease);
@@ -111,7 +119,12 @@ export class RunningJob {
         return;
       case 'retrying':
         this.log.warn({ error: message, retry_in_ms: outcome.delayMs }, 'job failed; will retry');
-        this.publish({ type: 'retrying', error: message ?? '', delayMs: outcome.delayMs, nextAttempt: outcome.nextAttempt });
+        this.publish({
+          type: 'retrying',
+          error: message ?? '',
+          delayMs: outcome.delayMs,
+          nextAttempt: outcome.nextAttempt,
+        });
         return;
       case 'failed':
         this.log.warn({ error: outcome.errorMessage }, 'job failed');

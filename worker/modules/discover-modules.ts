@@ -16,7 +16,9 @@ const MODULE_NAME = /^[a-z][a-z0-9_]*$/;
 export async function discoverModules(modulesDir: string): Promise<Map<string, DiscoveredModule>> {
   if (!fs.existsSync(modulesDir)) throw new StartupError(`modules directory ${modulesDir} does not exist`);
   const modules = new Map<string, DiscoveredModule>();
-  const entries = fs.readdirSync(modulesDir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+  const entries = fs
+    .readdirSync(modulesDir, { withFileTypes: true })
+    .sort((a, b) => a.name.localeCompare(b.name));
   for (const entry of entries) {
     if (!entry.isDirectory() || !MODULE_NAME.test(entry.name)) continue;
     const directory = path.join(modulesDir, entry.name);
@@ -44,9 +46,13 @@ export function selectModules(
   return [...new Set(requested)].map((name) => available.get(name) as DiscoveredModule);
 }
 
-export async function loadModuleRun(module: { directory: string; name: string }): Promise<ModuleRun<unknown>> {
+export async function loadModuleRun(module: {
+  directory: string;
+  name: string;
+}): Promise<ModuleRun<unknown>> {
   const run = await importDefault<ModuleRun<unknown>>(path.join(module.directory, 'run.js'));
-  if (typeof run !== 'function') throw new StartupError(`module ${module.name}: run.js has no default export function`);
+  if (typeof run !== 'function')
+    throw new StartupError(`module ${module.name}: run.js has no default export function`);
   return run;
 }
 

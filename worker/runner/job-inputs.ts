@@ -35,7 +35,9 @@ export function jobTimeoutOverride(inputFiles: readonly InputFile[]): number | u
 export function checkTimeoutParam(inputFiles: readonly InputFile[]): void {
   const value = inputFiles[0]?.metadata?.timeout_s;
   if (value !== undefined && jobTimeoutOverride(inputFiles) === undefined) {
-    throw new InvalidParametersError(`Invalid parameters: timeout_s: expected a number of seconds > 0, got ${JSON.stringify(value)}`);
+    throw new InvalidParametersError(
+      `Invalid parameters: timeout_s: expected a number of seconds > 0, got ${JSON.stringify(value)}`,
+    );
   }
 }
 
@@ -43,7 +45,10 @@ export function checkTimeoutParam(inputFiles: readonly InputFile[]): void {
  * Resolves each input against the storage root. The stored path itself must stay inside the root
  * (no absolute paths, no `..`); a symlink the API placed there for an "external" file is followed.
  */
-export async function resolveInputPaths(storageRoot: string, inputFiles: readonly InputFile[]): Promise<string[]> {
+export async function resolveInputPaths(
+  storageRoot: string,
+  inputFiles: readonly InputFile[],
+): Promise<string[]> {
   const root = path.resolve(storageRoot);
   return Promise.all(
     inputFiles.map(async (file, index) => {
@@ -52,7 +57,9 @@ export async function resolveInputPaths(storageRoot: string, inputFiles: readonl
         throw new BadInputError(`Input file ${index + 1} has no path`);
       }
       if (path.isAbsolute(stored) || stored.split(/[\\/]/).includes('..') || stored.includes('\0')) {
-        throw new BadInputError(`Input path refused (must be relative to the storage root, without '..'): ${stored}`);
+        throw new BadInputError(
+          `Input path refused (must be relative to the storage root, without '..'): ${stored}`,
+        );
       }
       const resolved = path.resolve(root, stored);
       if (!resolved.startsWith(root + path.sep)) {

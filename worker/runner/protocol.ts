@@ -26,9 +26,7 @@ export interface RunnerJob {
 
 export type DaemonToRunner = { type: 'run'; job: RunnerJob };
 
-export type RunnerOutcome =
-  | { kind: 'completed'; outputFiles: OutputFile[] }
-  | FailureOutcome;
+export type RunnerOutcome = { kind: 'completed'; outputFiles: OutputFile[] } | FailureOutcome;
 
 export type RunnerToDaemon =
   | { type: 'ready' }

@@ -5,17 +5,27 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { toJobError } from '../errors.js';
 import { exponentialBackoff } from '../daemon/retry-policy.js';
+import { toJobError } from '../errors.js';
 import { createLogger } from '../logging/logger.js';
 import { loadManifest, loadModuleRun } from '../modules/discover-modules.js';
 import { openJobStore } from '../store/open-job-store.js';
 import { checkTimeoutParam, readParams, resolveInputPaths } from './job-inputs.js';
 import { ProgressReporter } from './progress-reporter.js';
-import { type DaemonToRunner, type RunnerJob, type RunnerOutcome, RunnerInitSchema, type RunnerToDaemon } from './protocol.js';
+import {
+  type DaemonToRunner,
+  RunnerInitSchema,
+  type RunnerJob,
+  type RunnerOutcome,
+  type RunnerToDaemon,
+} from './protocol.js';
 
 const init = RunnerInitSchema.parse(JSON.parse(process.argv[2] ?? '{}'));
-const log = createLogger(init.logLevel, { worker_id: init.workerId, task_type: init.moduleName, role: 'runner' });
+const log = createLogger(init.logLevel, {
+  worker_id: init.workerId,
+  task_type: init.moduleName,
+  role: 'runner',
+});
 const send = (message: RunnerToDaemon) => process.send?.(message);
 
 const manifest = await loadManifest(init.moduleDirectory);

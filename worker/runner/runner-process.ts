@@ -30,7 +30,9 @@ export interface RunnerExit {
   stderrTail: string;
 }
 
-export type RunResult = { kind: 'finished'; outcome: RunnerOutcome; message?: string } | { kind: 'exited'; exit: RunnerExit };
+export type RunResult =
+  | { kind: 'finished'; outcome: RunnerOutcome; message?: string }
+  | { kind: 'exited'; exit: RunnerExit };
 
 export interface RunHooks {
   onStarted(): void;
@@ -87,7 +89,11 @@ export class RunnerProcess {
   /** Starts a runner and waits until its module is loaded; rejects with the reason it died. */
   static async spawn({ init, killGraceMs, maxMemoryMb }: RunnerProcessOptions): Promise<RunnerProcess> {
     const nodeOptions = maxMemoryMb ? [`--max-old-space-size=${maxMemoryMb}`] : [];
-    const subprocess = execa(process.execPath, [...nodeOptions, RUNNER_MAIN, JSON.stringify(init)], SPAWN_OPTIONS);
+    const subprocess = execa(
+      process.execPath,
+      [...nodeOptions, RUNNER_MAIN, JSON.stringify(init)],
+      SPAWN_OPTIONS,
+    );
     const runner = new RunnerProcess(subprocess, killGraceMs);
     await new Promise<void>((resolve, reject) => {
       const onMessage = (message: RunnerToDaemon) => {
@@ -98,7 +104,9 @@ export class RunnerProcess {
       subprocess.on('message', onMessage);
       runner.exited.then((exit) => {
         subprocess.off('message', onMessage);
-        reject(new RunnerCrashedError(`runner for ${init.moduleName} failed to start: ${describeExit(exit)}`));
+        reject(
+          new RunnerCrashedError(`runner for ${init.moduleName} failed to start: ${describeExit(exit)}`),
+        );
       });
     });
     return runner;

@@ -13,7 +13,9 @@ export function sqlitePathFromUrl(databaseUrl: string): string {
   const match = /^sqlite(?:\+\w+)?:\/\/\/(.*)$/.exec(databaseUrl);
   if (match) return match[1] === '' ? ':memory:' : (match[1] as string);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(databaseUrl)) {
-    throw new StartupError(`DATABASE_URL '${databaseUrl}' is not a SQLite URL (sqlite:////abs/path.db) or a path`);
+    throw new StartupError(
+      `DATABASE_URL '${databaseUrl}' is not a SQLite URL (sqlite:////abs/path.db) or a path`,
+    );
   }
   return databaseUrl;
 }
@@ -27,7 +29,9 @@ export function openSqlite(databasePath: string, options: OpenSqliteOptions): Da
   if (databasePath !== ':memory:') {
     const directory = path.dirname(path.resolve(databasePath));
     if (!fs.existsSync(directory)) {
-      throw new StartupError(`database directory ${directory} does not exist (from DATABASE_URL or CL_SERVER_DIR)`);
+      throw new StartupError(
+        `database directory ${directory} does not exist (from DATABASE_URL or CL_SERVER_DIR)`,
+      );
     }
   }
   const sqlite = new Database(databasePath, { timeout: BUSY_TIMEOUT_MS });

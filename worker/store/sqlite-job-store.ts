@@ -66,12 +66,17 @@ interface InFlightJob {
 }
 
 function buildStatements(sqlite: BetterSqlite3.Database) {
-  const prepare = <Row, Args extends Record<string, unknown>>(query: { compile(): import('kysely').CompiledQuery<Row> }) =>
-    prepareCompiled<Row, Args>(sqlite, query.compile());
+  const prepare = <Row, Args extends Record<string, unknown>>(query: {
+    compile(): import('kysely').CompiledQuery<Row>;
+  }) => prepareCompiled<Row, Args>(sqlite, query.compile());
   const db = queryBuilder;
   return {
     takeJob: prepare<never, { id: number }>(
-      db.updateTable('jobs').set({ status: 'claimed' }).where('id', '=', param('id')).where('status', '=', sql.lit('queued')),
+      db
+        .updateTable('jobs')
+        .set({ status: 'claimed' })
+        .where('id', '=', param('id'))
+        .where('status', '=', sql.lit('queued')),
     ),
     grantLease: prepare<never, { jobId: string; workerId: string; token: string; expiresAt: number }>(
       db
@@ -209,7 +214,15 @@ function buildStatements(sqlite: BetterSqlite3.Database) {
       db
         .selectFrom('jobs as j')
         .leftJoin('worker_job_state as s', 's.job_id', 'j.job_id')
-        .select(['j.job_id', 'j.task_type', 'j.retry_count', 'j.max_retries', 'j.status', 's.worker_id', 's.lease_expires_at'])
+        .select([
+          'j.job_id',
+          'j.task_type',
+          'j.retry_count',
+          'j.max_retries',
+          'j.status',
+          's.worker_id',
+          's.lease_expires_at',
+        ])
         .where('j.status', 'in', IN_FLIGHT)
         .where((eb) =>
           eb.or([
@@ -288,7 +301,17 @@ function buildStatements(sqlite: BetterSqlite3.Database) {
 type Statements = ReturnType<typeof buildStatements>;
 
 interface ClaimStatements {
-  best: PreparedStatement<{ now: number }, { id: number; job_id: string; task_type: string; input_files: string; retry_count: number; max_retries: number }>;
+  best: PreparedStatement<
+    { now: number },
+    {
+      id: number;
+      job_id: string;
+      task_type: string;
+      input_files: string;
+      retry_count: number;
+      max_retries: number;
+    }
+  >;
   anyQueued: PreparedStatement<Record<string, never>, { queued: number }>;
 }
 
@@ -314,7 +337,10 @@ function buildClaimStatements(sqlite: BetterSqlite3.Database, taskTypes: readonl
     .where('status', '=', sql.lit('queued'))
     .where('task_type', 'in', types)
     .limit(sql.lit(1));
-  return { best: prepareCompiled(sqlite, best.compile()), anyQueued: prepareCompiled(sqlite, anyQueued.compile()) };
+  return {
+    best: prepareCompiled(sqlite, best.compile()),
+    anyQueued: prepareCompiled(sqlite, anyQueued.compile()),
+  };
 }
 
 function parseJson(text: string | null): unknown {
@@ -348,7 +374,11 @@ export class SqliteJobStore implements JobStore {
     return this.claimNextJobSync(workerId, taskTypes, leaseMs);
   }
 
-  private claimNextJobSync(workerId: string, taskTypes: readonly string[], leaseMs: number): ClaimedJob | undefined {
+  private claimNextJobSync(
+    workerId: string,
+    taskTypes: readonly string[],
+    leaseMs: number,
+  ): ClaimedJob | undefined {
     if (taskTypes.length === 0) return undefined;
     const claim = this.claimStatementsFor(taskTypes);
     return this.sqlite
@@ -390,7 +420,11 @@ export class SqliteJobStore implements JobStore {
         const expiresAt = Date.now() + leaseMs;
         const lost: string[] = [];
         for (const lease of leases) {
-          const { changes } = this.statements.renewLease.run({ jobId: lease.jobId, token: lease.token, expiresAt });
+          const { changes } = this.statements.renewLease.run({
+            jobId: lease.jobId,
+            token: lease.token,
+            expiresAt,
+          });
           if (changes === 0) lost.push(lease.jobId);
         }
         return lost;
@@ -399,12 +433,18 @@ export class SqliteJobStore implements JobStore {
   }
 
   async markProcessing(lease: Lease): Promise<boolean> {
-    return this.statements.markProcessing.run({ jobId: lease.jobId, token: lease.token, now: Date.now() }).changes === 1;
+    return (
+      this.statements.markProcessing.run({ jobId: lease.jobId, token: lease.token, now: Date.now() })
+        .changes === 1
+    );
   }
 
   async reportProgress(lease: Lease, progress: number): Promise<boolean> {
     const bounded = Math.max(0, Math.min(99, Math.floor(progress)));
-    return this.statements.reportProgress.run({ jobId: lease.jobId, token: lease.token, progress: bounded }).changes === 1;
+    return (
+      this.statements.reportProgress.run({ jobId: lease.jobId, token: lease.token, progress: bounded })
+        .changes === 1
+    );
   }
 
   async completeJob(lease: Lease, result: JobResult): Promise<boolean> {
@@ -437,13 +477,21 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** Requeue with backoff while the budget lasts, else `error`. Runs inside the caller's transaction. */
-  private endAttempt(job: InFlightJob, failure: AttemptFailure, retryDelay: RetryDelay): Exclude<FailureOutcome, { kind: 'fenced' }> {
+  private endAttempt(
+    job: InFlightJob,
+    failure: AttemptFailure,
+    retryDelay: RetryDelay,
+  ): Exclude<FailureOutcome, { kind: 'fenced' }> {
     const now = Date.now();
     if (failure.retryable && job.retry_count < job.max_retries) {
       const retryNumber = job.retry_count + 1;
       const delayMs = Math.max(0, Math.round(retryDelay(retryNumber)));
       this.statements.requeue.run({ jobId: job.job_id, retryIncrement: 1 });
-      this.statements.scheduleRetry.run({ jobId: job.job_id, notBefore: now + delayMs, lastError: failure.message });
+      this.statements.scheduleRetry.run({
+        jobId: job.job_id,
+        notBefore: now + delayMs,
+        lastError: failure.message,
+      });
       return { kind: 'retrying', nextAttempt: retryNumber + 1, delayMs };
     }
     const errorMessage = describeFinalFailure(failure, job.retry_count + 1);
@@ -479,7 +527,13 @@ export class SqliteJobStore implements JobStore {
               ? `worker ${job.worker_id ?? '?'} stopped renewing its lease (it died or hung)`
               : `left in '${job.status}' with no lease for over ${Math.round(orphanAgeMs / 1000)} s (its worker is gone)`;
           const outcome = this.endAttempt(job, { message: reason, retryable: true }, retryDelay);
-          return { jobId: job.job_id, taskType: job.task_type, attempt: job.retry_count + 1, reason, outcome };
+          return {
+            jobId: job.job_id,
+            taskType: job.task_type,
+            attempt: job.retry_count + 1,
+            reason,
+            outcome,
+          };
         });
       })
       .immediate();
