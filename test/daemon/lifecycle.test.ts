@@ -112,12 +112,13 @@ describe('daemon lifecycle', () => {
       '--lease-ttl',
       '0.5',
     ]);
-    await waitFor(() => runnerPids(startedFile), 'the job to start');
+    const [runnerPid] = await waitFor(() => runnerPids(startedFile), 'the job to start');
     worker.child.kill('SIGTERM');
     await worker.waitForLog((line) => String(line.msg).startsWith('stopping gracefully'));
     worker.child.kill('SIGTERM');
     const exit = await worker.exited;
     assert.equal(exit.code, 1);
+    await waitFor(() => !isAlive(runnerPid as number), 'the runner to exit with its daemon', 5000);
     const recovered = await workspace.store.recoverAbandonedJobs({
       orphanAgeMs: 3_600_000,
       retryDelay: () => 0,

@@ -59,7 +59,7 @@ export async function createWorkspace(): Promise<Workspace> {
     },
     async cleanup() {
       await store.close();
-      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     },
   };
   return workspace;
