@@ -4,16 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { startWorker } from '../helpers/worker-process.js';
-import { createWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+import { createWorkspace, isAlive, type Workspace, waitFor } from '../helpers/workspace.js';
 
 describe('failures end a job precisely, and the daemon keeps going', () => {
   let workspace: Workspace;

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { startWorker } from '../helpers/worker-process.js';
-import { createWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
+import { createWorkspace, isAlive, type Workspace, waitFor } from '../helpers/workspace.js';
 
 const startedPids = (file: string) =>
   fs.existsSync(file)
@@ -19,15 +19,6 @@ const runnerPids = (file: string) => {
   const pids = startedPids(file);
   return pids.length > 0 ? pids : undefined;
 };
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 describe('daemon lifecycle', () => {
   let workspace: Workspace;
   beforeEach(async () => {

@@ -58,8 +58,13 @@ export class RunningJob {
       const failure = error instanceof RunnerCrashedError ? error : new RunnerCrashedError(String(error));
       return this.recordFailure(failure);
     }
+    if (this.stopReason) {
+      // Stopped while waiting for a runner: the job never started, so record the stop and give
+      // the runner back untouched.
+      deps.pool.release(job.taskType, runner);
+      return this.recordExit('stopped before it started');
+    }
     this.runner = runner;
-    if (this.stopReason) void runner.kill();
     const timer = setTimeout(() => this.stop('timeout'), this.timeoutS * 1000);
     try {
       const result = await runner.run(
