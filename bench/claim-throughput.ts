@@ -9,8 +9,9 @@ import Database from 'better-sqlite3';
 import { SqliteJobStore } from '../worker/store/sqlite-job-store.js';
 
 const JOBS = Number(process.env.BENCH_CLAIM_JOBS ?? 20_000);
+const OTHER_TYPE_BACKLOG = 10_000;
 
-function seed(databasePath: string): void {
+function seed(databasePath: string, otherTypeJobs = 0): void {
   SqliteJobStore.open(databasePath, { ensureSchema: true }).close();
   const db = new Database(databasePath);
   const insertJob = db.prepare(
@@ -20,10 +21,15 @@ function seed(databasePath: string): void {
   const insertEntry = db.prepare(
     'INSERT INTO queue_entries (job_id, priority, enqueued_at) VALUES (?, 5, ?)',
   );
+  const insertOther = db.prepare(
+    `INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files, output_files, status,
+       progress, created_at, retry_count, max_retries) VALUES (?, 'other', 'upload', 'x', '[{"path":"x"}]', '[]', 'queued', 0, ?, 0, 3)`,
+  );
   db.transaction(() => {
+    for (let i = 0; i < otherTypeJobs; i += 1) insertOther.run(`other-${i}`, i);
     for (let i = 0; i < JOBS; i += 1) {
-      insertJob.run(`job-${i}`, i);
-      insertEntry.run(`job-${i}`, i);
+      insertJob.run(`job-${i}`, otherTypeJobs + i);
+      insertEntry.run(`job-${i}`, otherTypeJobs + i);
     }
   })();
   db.close();
@@ -78,14 +84,20 @@ export async function benchClaimThroughput(): Promise<void> {
   try {
     const rawDb = path.join(dir, 'raw.db');
     const storeDb = path.join(dir, 'store.db');
+    const crowdedDb = path.join(dir, 'crowded.db');
     seed(rawDb);
     seed(storeDb);
+    seed(crowdedDb, OTHER_TYPE_BACKLOG);
     const raw = rawLoop(rawDb);
     const store = await storeLoop(storeDb);
+    const crowded = await storeLoop(crowdedDb);
     console.log(`claim+complete, ${JOBS} jobs (one run)`);
     console.log(`  raw better-sqlite3 (2 statements)  ${raw.toFixed(0).padStart(7)} jobs/s`);
     console.log(
       `  store (leased, fenced)             ${store.toFixed(0).padStart(7)} jobs/s   ratio ${(store / raw).toFixed(2)} (goal >= 0.5)`,
+    );
+    console.log(
+      `  store, ${OTHER_TYPE_BACKLOG} older jobs of another type queued  ${crowded.toFixed(0).padStart(7)} jobs/s   ratio ${(crowded / store).toFixed(2)} to the line above`,
     );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

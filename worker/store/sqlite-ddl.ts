@@ -38,12 +38,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS ix_queue_entries_job_id ON queue_entries (job_
 `;
 
 /**
- * The partial index keeps a claim proportional to the queued backlog of the worker's own task
- * types, however many finished jobs or queued jobs of other types the table holds.
+ * The worker's own objects. `media_worker_jobs_queued` (status and task_type as its leading
+ * equality columns, so the planner prefers it to ix_jobs_status) and the covering index on
+ * queue_entries make a claim read only index pages: its cost grows with the queued backlog of the
+ * worker's own task types, never with finished jobs or other types' backlog.
  */
 export const WORKER_TABLES_DDL = `
 CREATE INDEX IF NOT EXISTS media_worker_jobs_queued
-  ON jobs (task_type, created_at, id, job_id) WHERE status = 'queued';
+  ON jobs (status, task_type, created_at, id, job_id) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS media_worker_queue_priority ON queue_entries (job_id, priority);
 
 CREATE TABLE IF NOT EXISTS worker_job_state (
 	job_id VARCHAR NOT NULL PRIMARY KEY,
@@ -52,5 +55,5 @@ CREATE TABLE IF NOT EXISTS worker_job_state (
 	lease_expires_at BIGINT,
 	not_before BIGINT,
 	last_error TEXT
-);
+) WITHOUT ROWID;
 `;

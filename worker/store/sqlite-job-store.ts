@@ -71,12 +71,16 @@ function buildStatements(sqlite: BetterSqlite3.Database) {
   }) => prepareCompiled<Row, Args>(sqlite, query.compile());
   const db = queryBuilder;
   return {
-    takeJob: prepare<never, { id: number }>(
+    takeJob: prepare<
+      { job_id: string; task_type: string; input_files: string; retry_count: number; max_retries: number },
+      { id: number }
+    >(
       db
         .updateTable('jobs')
         .set({ status: 'claimed' })
         .where('id', '=', param('id'))
-        .where('status', '=', sql.lit('queued')),
+        .where('status', '=', sql.lit('queued'))
+        .returning(['job_id', 'task_type', 'input_files', 'retry_count', 'max_retries']),
     ),
     grantLease: prepare<never, { jobId: string; workerId: string; token: string; expiresAt: number }>(
       db
@@ -282,7 +286,7 @@ function buildStatements(sqlite: BetterSqlite3.Database) {
         lease_expires_at: number | null;
         not_before: number | null;
         last_error: string | null;
-        has_state: number | null;
+        has_state: string | null;
       },
       { jobId: string }
     >(
@@ -292,7 +296,7 @@ function buildStatements(sqlite: BetterSqlite3.Database) {
         .leftJoin('worker_job_state as s', 's.job_id', 'j.job_id')
         .selectAll('j')
         .select(['q.priority', 's.worker_id', 's.lease_expires_at', 's.not_before', 's.last_error'])
-        .select(sql<number | null>`s.rowid`.as('has_state'))
+        .select(sql<string | null>`s.job_id`.as('has_state'))
         .where('j.job_id', '=', param('jobId')),
     ),
   };
@@ -301,17 +305,8 @@ function buildStatements(sqlite: BetterSqlite3.Database) {
 type Statements = ReturnType<typeof buildStatements>;
 
 interface ClaimStatements {
-  best: PreparedStatement<
-    { now: number },
-    {
-      id: number;
-      job_id: string;
-      task_type: string;
-      input_files: string;
-      retry_count: number;
-      max_retries: number;
-    }
-  >;
+  /** Only the id: the ORDER BY then reads index pages alone; the row comes from the UPDATE. */
+  best: PreparedStatement<{ now: number }, { id: number }>;
   anyQueued: PreparedStatement<Record<string, never>, { queued: number }>;
 }
 
@@ -323,7 +318,7 @@ function buildClaimStatements(sqlite: BetterSqlite3.Database, taskTypes: readonl
     .selectFrom('jobs as j')
     .leftJoin('queue_entries as q', 'q.job_id', 'j.job_id')
     .leftJoin('worker_job_state as s', 's.job_id', 'j.job_id')
-    .select(['j.id', 'j.job_id', 'j.task_type', 'j.input_files', 'j.retry_count', 'j.max_retries'])
+    .select('j.id')
     .where('j.status', '=', sql.lit('queued'))
     .where('j.task_type', 'in', types)
     .where((eb) => eb.or([eb('s.not_before', 'is', null), eb('s.not_before', '<=', param<number>('now'))]))
@@ -384,13 +379,14 @@ export class SqliteJobStore implements JobStore {
     return this.sqlite
       .transaction((): ClaimedJob | undefined => {
         const now = Date.now();
-        const row = claim.best.get({ now });
+        const best = claim.best.get({ now });
+        if (!best) return undefined;
+        const row = this.statements.takeJob.get({ id: best.id });
         if (!row) return undefined;
-        this.statements.takeJob.run({ id: row.id });
         const token = randomUUID();
         this.statements.grantLease.run({ jobId: row.job_id, workerId, token, expiresAt: now + leaseMs });
         return {
-          id: row.id,
+          id: best.id,
           jobId: row.job_id,
           taskType: row.task_type,
           inputFiles: parseInputFiles(row.input_files),
