@@ -1,16 +1,49 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { DiscoveredModule } from '../modules/discover-modules.js';
 import { type Broadcaster, NoopBroadcaster } from './broadcaster.js';
+import { MqttBroadcaster } from './mqtt-broadcaster.js';
+import { brokerAddress } from './mqtt-options.js';
 
-/** The broadcaster BROADCAST_TYPE asks for. */
+const PACKAGE_JSON = new URL('../../../package.json', import.meta.url);
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(PACKAGE_JSON, 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The broadcaster BROADCAST_TYPE asks for; `onFatal` stops the worker (a duplicate worker id). */
 export function createBroadcaster(
   config: Config,
-  _modules: readonly DiscoveredModule[],
+  modules: readonly DiscoveredModule[],
   log: Logger,
+  onFatal: (error: Error) => void,
 ): Broadcaster {
-  if (config.broadcastType === 'mqtt') {
-    log.warn('MQTT broadcasting is not built yet (issue 3): running without announcements or job events');
-  }
-  return new NoopBroadcaster();
+  if (config.broadcastType === 'noop') return new NoopBroadcaster();
+  return new MqttBroadcaster({
+    address: brokerAddress(config),
+    protocolVersion: config.mqttProtocolVersion,
+    identity: {
+      workerId: config.workerId,
+      capabilities: modules.map((module) => module.name),
+      concurrency: config.concurrency,
+      heartbeatIntervalS: config.heartbeatInterval,
+      version: packageVersion(),
+      hostname: os.hostname(),
+      pid: process.pid,
+      startedAt: Date.now(),
+      session: randomUUID(),
+    },
+    capabilityTopicPrefix: config.capabilityTopicPrefix,
+    eventTopic: config.mqttTopic,
+    eventsPerJob: config.mqttEventsPerJob,
+    log: log.child({ component: 'mqtt' }),
+    onFatal,
+  });
 }

@@ -31,7 +31,12 @@ export async function runWorker(config: Config): Promise<void> {
     maxMemoryMb: config.runnerMaxMemory,
     log,
   });
-  const broadcaster = createBroadcaster(config, modules, log);
+  let fatal: Error | undefined;
+  const broadcaster = createBroadcaster(config, modules, log, (error) => {
+    fatal = error;
+    log.error({ err: error }, error.message);
+    void daemon.stop();
+  });
   const daemon = new Daemon(
     {
       workerId: config.workerId,
@@ -65,4 +70,8 @@ export async function runWorker(config: Config): Promise<void> {
   await daemon.start();
   await daemon.finished();
   log.flush();
+  if (fatal) {
+    console.error(`media-worker: ${fatal.message}`);
+    process.exitCode = 1;
+  }
 }

@@ -2,7 +2,12 @@
 import { type Command, Option } from 'commander';
 import { SETTINGS, type SettingKey } from '../config/config.js';
 
-const BOOLEAN_SETTINGS: ReadonlySet<SettingKey> = new Set(['drain']);
+const BOOLEAN_SETTINGS: ReadonlySet<SettingKey> = new Set([
+  'drain',
+  'mqttUseTls',
+  'mqttTlsInsecure',
+  'mqttEventsPerJob',
+]);
 
 export function addSettingOptions(command: Command, keys: readonly SettingKey[]): Command {
   for (const key of keys) {

@@ -253,6 +253,67 @@ export const SETTINGS = {
     schema: nonEmpty.default('inference/workers'),
     default: 'inference/workers',
   }),
+  mqttUsername: setting({
+    env: 'MQTT_USERNAME',
+    flag: '--mqtt-username',
+    accepts: 'a user name',
+    schema: nonEmpty.optional(),
+  }),
+  mqttPassword: setting({
+    env: 'MQTT_PASSWORD',
+    flag: '--mqtt-password',
+    accepts: 'a password (prefer the env var)',
+    schema: z.string().optional(),
+  }),
+  mqttUseTls: setting({
+    env: 'MQTT_USE_TLS',
+    flag: '--mqtt-use-tls',
+    accepts: 'true or false',
+    schema: boolean.default(false),
+    default: 'false (true for mqtts:// URLs)',
+  }),
+  mqttCaFile: setting({
+    env: 'MQTT_CA_FILE',
+    flag: '--mqtt-ca-file',
+    accepts: 'a PEM file path',
+    schema: nonEmpty.optional(),
+  }),
+  mqttCertFile: setting({
+    env: 'MQTT_CERT_FILE',
+    flag: '--mqtt-cert-file',
+    accepts: 'a PEM file path',
+    schema: nonEmpty.optional(),
+  }),
+  mqttKeyFile: setting({
+    env: 'MQTT_KEY_FILE',
+    flag: '--mqtt-key-file',
+    accepts: 'a PEM file path',
+    schema: nonEmpty.optional(),
+  }),
+  mqttTlsInsecure: setting({
+    env: 'MQTT_TLS_INSECURE',
+    flag: '--mqtt-tls-insecure',
+    accepts: 'true or false (skip certificate checks)',
+    schema: boolean.default(false),
+    default: 'false',
+  }),
+  mqttProtocolVersion: setting({
+    env: 'MQTT_PROTOCOL_VERSION',
+    flag: '--mqtt-protocol-version',
+    accepts: '5 or 4 (3.1.1)',
+    schema: z.coerce
+      .number()
+      .pipe(z.union([z.literal(5), z.literal(4)]))
+      .default(5),
+    default: '5, falling back to 4 when the broker refuses it',
+  }),
+  mqttEventsPerJob: setting({
+    env: 'MQTT_EVENTS_PER_JOB',
+    flag: '--mqtt-events-per-job',
+    accepts: 'true or false (also publish on {MQTT_TOPIC}/{job_id})',
+    schema: boolean.default(false),
+    default: 'false',
+  }),
 } as const;
 
 type Settings = typeof SETTINGS;

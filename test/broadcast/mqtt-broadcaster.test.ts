@@ -1,0 +1,243 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import { type Broker, type Subscriber, startBroker, subscribe } from '../helpers/mosquitto.js';
+import { startWorker } from '../helpers/worker-process.js';
+import { createWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
+
+type Payload = Record<string, unknown>;
+const parse = (payload: string) => JSON.parse(payload) as Payload;
+const isAnnouncement =
+  (workerId: string, check: (payload: Payload) => boolean = () => true) =>
+  (message: { topic: string; payload: string }) =>
+    message.topic === `inference/workers/${workerId}` &&
+    message.payload !== '' &&
+    check(parse(message.payload));
+const isCleared = (workerId: string) => (message: { topic: string; payload: string }) =>
+  message.topic === `inference/workers/${workerId}` && message.payload === '';
+
+describe('MQTT broadcasting (real Mosquitto)', () => {
+  let workspace: Workspace;
+  let broker: Broker;
+  let subscriber: Subscriber;
+  const mqttEnv = () => ({ BROADCAST_TYPE: 'mqtt', MQTT_BROKER: broker.url });
+
+  beforeEach(async () => {
+    workspace = await createWorkspace();
+    broker = await startBroker();
+    subscriber = await subscribe(broker.url, ['inference/workers/#', 'inference/events']);
+  });
+  afterEach(async () => {
+    await subscriber.close();
+    await broker.stop();
+    await workspace.cleanup();
+  });
+
+  test('announces its capabilities retained, and a graceful stop clears them', async () => {
+    const worker = startWorker(
+      workspace.dir,
+      ['--worker-id', 'w-announce', '--tasks', 'noop,sleep', '--concurrency', '2'],
+      mqttEnv(),
+    );
+    const live = await subscriber.waitFor(isAnnouncement('w-announce'), 'the announcement');
+    const payload = parse(live.payload);
+    assert.equal(payload.id, 'w-announce');
+    assert.equal(payload.worker_id, 'w-announce');
+    assert.deepEqual(payload.capabilities, ['noop', 'sleep']);
+    assert.equal(payload.idle_count, 2);
+    assert.equal(payload.concurrency, 2);
+    assert.equal(payload.state, 'ready');
+    assert.equal(payload.heartbeat_interval_s, 30);
+    for (const field of ['version', 'hostname', 'session'])
+      assert.equal(typeof payload[field], 'string', field);
+    assert.equal(payload.pid, worker.child.pid);
+    assert.ok(Math.abs(Number(payload.timestamp) - Date.now()) < 10_000, 'timestamp in ms');
+
+    const late = await subscribe(broker.url, ['inference/workers/#']);
+    const retained = await late.waitFor(isAnnouncement('w-announce'), 'the retained announcement');
+    assert.equal(retained.retain, true);
+    await late.close();
+
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0);
+    await subscriber.waitFor(isCleared('w-announce'), 'the empty retained payload');
+    const after = await subscribe(broker.url, ['inference/workers/#']);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(
+      after.messages.filter(isAnnouncement('w-announce')).length,
+      0,
+      'nothing retained after stop',
+    );
+    await after.close();
+  });
+
+  test('kill -9: the Last Will clears the retained entry', async () => {
+    const worker = startWorker(workspace.dir, ['--worker-id', 'w-will', '--tasks', 'noop'], mqttEnv());
+    await subscriber.waitFor(isAnnouncement('w-will'), 'the announcement');
+    worker.child.kill('SIGKILL');
+    await worker.exited;
+    await subscriber.waitFor(isCleared('w-will'), 'the Will', 15_000);
+  });
+
+  test('idle_count follows busy slots at concurrency 2', async () => {
+    const worker = startWorker(
+      workspace.dir,
+      ['--worker-id', 'w-idle', '--tasks', 'sleep', '--concurrency', '2'],
+      mqttEnv(),
+    );
+    await subscriber.waitFor(
+      isAnnouncement('w-idle', (payload) => payload.idle_count === 2),
+      'idle 2',
+    );
+    await workspace.addJob('sleep', { seconds: 0.6 });
+    await workspace.addJob('sleep', { seconds: 0.6 });
+    await subscriber.waitFor(
+      isAnnouncement('w-idle', (payload) => payload.idle_count === 0),
+      'both slots busy',
+    );
+    const busyAt = subscriber.messages.findIndex(
+      isAnnouncement('w-idle', (payload) => payload.idle_count === 0),
+    );
+    await waitFor(
+      () =>
+        subscriber.messages
+          .slice(busyAt)
+          .find(isAnnouncement('w-idle', (payload) => payload.idle_count === 2)),
+      'slots free again',
+    );
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  });
+
+  test('job events: processing first, progress throttled and increasing, the last progress, then completed', async () => {
+    const jobId = await workspace.addJob('progress', { steps: 200, step_ms: 5 });
+    const worker = startWorker(
+      workspace.dir,
+      ['--worker-id', 'w-events', '--tasks', 'progress', '--drain'],
+      mqttEnv(),
+    );
+    assert.equal((await worker.exited).code, 0);
+    await subscriber.waitFor(
+      (message) => message.topic === 'inference/events' && parse(message.payload).event_type === 'completed',
+      'completed',
+    );
+    const events = subscriber.messages
+      .filter((message) => message.topic === 'inference/events')
+      .map((message) => parse(message.payload))
+      .filter((event) => event.job_id === jobId);
+    const progress = events
+      .filter((event) => event.event_type === 'processing')
+      .map((event) => Number(event.progress));
+    assert.equal(progress[0], 0, 'first event is processing at 0');
+    assert.deepEqual(
+      [...progress].sort((a, b) => a - b),
+      progress,
+      'monotonic',
+    );
+    assert.equal(progress.at(-1), 99, 'the last progress value is published');
+    assert.ok(
+      progress.length <= 12,
+      `throttled: ${progress.length} progress events for 200 updates over about 1 s`,
+    );
+    const completed = events.at(-1) as Payload;
+    assert.equal(completed.event_type, 'completed');
+    assert.equal(completed.progress, 100);
+    assert.deepEqual(completed.output_files, []);
+    assert.deepEqual((completed.data as Payload).output_files, []);
+    assert.equal(completed.worker_id, 'w-events');
+    assert.equal(completed.task_type, 'progress');
+    assert.equal(completed.attempt, 1);
+  });
+
+  test('error and retrying events carry the message and the delay', async () => {
+    const jobId = await workspace.addJob('fail', { message: 'flaky disk' }, { maxRetries: 1 });
+    const worker = startWorker(
+      workspace.dir,
+      ['--tasks', 'fail', '--drain', '--retry-backoff', '0.1'],
+      mqttEnv(),
+    );
+    assert.equal((await worker.exited).code, 0);
+    const retrying = await subscriber.waitFor(
+      (message) => message.topic === 'inference/events' && parse(message.payload).event_type === 'retrying',
+      'retrying',
+    );
+    const retry = parse(retrying.payload);
+    assert.equal(retry.job_id, jobId);
+    assert.equal(retry.error, 'flaky disk');
+    assert.equal(retry.next_attempt, 2);
+    assert.ok(Number(retry.delay_ms) >= 0);
+    const failed = parse(
+      (
+        await subscriber.waitFor(
+          (message) => message.topic === 'inference/events' && parse(message.payload).event_type === 'error',
+          'error',
+        )
+      ).payload,
+    );
+    assert.equal(failed.error, 'Failed after 2 attempts; last error: flaky disk');
+    assert.equal((failed.data as Payload).error, failed.error);
+  });
+
+  test('jobs complete while the broker is down; announcements resume when it returns', async () => {
+    await broker.stop();
+    const jobId = await workspace.addJob('noop');
+    const worker = startWorker(workspace.dir, ['--worker-id', 'w-down', '--tasks', 'noop'], mqttEnv());
+    await waitFor(
+      async () => (await workspace.store.getJob(jobId))?.status === 'completed',
+      'the job to complete without a broker',
+    );
+    await worker.waitForLog((line) => String(line.msg).startsWith('MQTT broker unreachable'));
+    const unreachableLines = worker.logs.filter((line) =>
+      String(line.msg).startsWith('MQTT broker unreachable'),
+    ).length;
+    await broker.restart();
+    await subscriber.waitFor(isAnnouncement('w-down'), 'the announcement after the broker returned', 40_000);
+    assert.equal(unreachableLines, 1, 'the outage is logged once');
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0);
+  });
+
+  test('re-announces after a broker restart (retained state lost)', async () => {
+    const worker = startWorker(workspace.dir, ['--worker-id', 'w-restart', '--tasks', 'noop'], mqttEnv());
+    await subscriber.waitFor(isAnnouncement('w-restart'), 'the first announcement');
+    const before = subscriber.messages.length;
+    await broker.restart();
+    await waitFor(
+      () => subscriber.messages.slice(before).find(isAnnouncement('w-restart')),
+      'a new announcement',
+      40_000,
+    );
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0);
+  });
+
+  test('two live daemons with the same worker id: the displaced one stops with "duplicate worker id"', async () => {
+    const first = startWorker(workspace.dir, ['--worker-id', 'w-dup', '--tasks', 'noop'], mqttEnv());
+    await subscriber.waitFor(isAnnouncement('w-dup'), 'the first announcement');
+    const second = startWorker(workspace.dir, ['--worker-id', 'w-dup', '--tasks', 'noop'], mqttEnv());
+    const firstExit = await first.exited;
+    assert.equal(firstExit.code, 1);
+    assert.match(first.stderr(), /duplicate worker id/);
+    second.child.kill('SIGTERM');
+    assert.equal((await second.exited).code, 0);
+  });
+
+  test('the per-job topic carries the same events when enabled', async () => {
+    const jobId = await workspace.addJob('noop');
+    const perJob = await subscribe(broker.url, [`inference/events/${jobId}`]);
+    const worker = startWorker(
+      workspace.dir,
+      ['--tasks', 'noop', '--drain', '--mqtt-events-per-job'],
+      mqttEnv(),
+    );
+    assert.equal((await worker.exited).code, 0);
+    const completed = await perJob.waitFor(
+      (message) => parse(message.payload).event_type === 'completed',
+      'per-job completed',
+    );
+    assert.equal(parse(completed.payload).job_id, jobId);
+    await perJob.close();
+    assert.ok(fs.existsSync(path.join(workspace.dir, 'media_store.db')));
+  });
+});
