@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { runCli, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
+import { killLeftoverWorkers, runCli, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
 import { createWorkspace, type Workspace } from '../helpers/workspace.js';
 
 describe('media-worker CLI', () => {
@@ -11,6 +11,7 @@ describe('media-worker CLI', () => {
     workspace = await createWorkspace();
   });
   afterEach(async () => {
+    killLeftoverWorkers();
     await workspace.cleanup();
   });
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { CLI, startWorker } from '../helpers/worker-process.js';
+import { CLI, killLeftoverWorkers, startWorker } from '../helpers/worker-process.js';
 import { createWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const BUILT_IN_MODULES = path.join(path.dirname(CLI), '../../compute_modules');
@@ -14,6 +14,7 @@ describe('image modules through the daemon (real sharp)', () => {
     workspace = await createWorkspace();
   });
   afterEach(async () => {
+    killLeftoverWorkers();
     await workspace.cleanup();
   });
 

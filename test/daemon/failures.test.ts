@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { startWorker } from '../helpers/worker-process.js';
+import { killLeftoverWorkers, startWorker } from '../helpers/worker-process.js';
 import { createWorkspace, isAlive, type Workspace, waitFor } from '../helpers/workspace.js';
 
 describe('failures end a job precisely, and the daemon keeps going', () => {
@@ -12,6 +12,7 @@ describe('failures end a job precisely, and the daemon keeps going', () => {
     workspace = await createWorkspace();
   });
   afterEach(async () => {
+    killLeftoverWorkers();
     await workspace.cleanup();
   });
 

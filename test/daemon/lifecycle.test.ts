@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { startWorker } from '../helpers/worker-process.js';
+import { killLeftoverWorkers, startWorker } from '../helpers/worker-process.js';
 import { createWorkspace, isAlive, type Workspace, waitFor } from '../helpers/workspace.js';
 
 const startedPids = (file: string) =>
@@ -25,6 +25,7 @@ describe('daemon lifecycle', () => {
     workspace = await createWorkspace();
   });
   afterEach(async () => {
+    killLeftoverWorkers();
     await workspace.cleanup();
   });
 

@@ -11,16 +11,11 @@ export interface Broker {
   restart(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
+/**
+ * Ports are drawn below the kernel's ephemeral range (32768+), so a port another test just freed
+ * by stopping its broker is not handed out again by `listen(0)`; a collision is detected below.
+ */
+const randomPort = () => 20_000 + Math.floor(Math.random() * 10_000);
 
 async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -39,12 +34,20 @@ async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
   }
 }
 
-export async function startBroker(port?: number): Promise<Broker> {
-  const chosen = port ?? (await freePort());
+export async function startBroker(): Promise<Broker> {
+  let port = randomPort();
   let child: ChildProcess | undefined;
-  const launch = async () => {
-    child = spawn('mosquitto', ['-p', String(chosen)], { stdio: 'ignore' });
-    await waitForPort(chosen);
+  /** Starts mosquitto on `port`; false when it could not bind (the port is someone else's). */
+  const launch = async (): Promise<boolean> => {
+    const started = spawn('mosquitto', ['-p', String(port)], { stdio: 'ignore' });
+    child = started;
+    const died = new Promise<false>((resolve) => started.once('exit', () => resolve(false)));
+    const listening = waitForPort(port).then(
+      () => new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 50)),
+    );
+    return (
+      (await Promise.race([listening, died])) && started.exitCode === null && started.signalCode === null
+    );
   };
   const stop = async () => {
     const running = child;
@@ -53,14 +56,23 @@ export async function startBroker(port?: number): Promise<Broker> {
     running.kill('SIGKILL');
     await exited;
   };
-  await launch();
+  for (let attempt = 0; !(await launch()); attempt += 1) {
+    await stop();
+    if (attempt >= 5) throw new Error('could not start mosquitto on a free port');
+    port = randomPort();
+  }
   return {
-    port: chosen,
-    url: `mqtt://127.0.0.1:${chosen}`,
+    get port() {
+      return port;
+    },
+    get url() {
+      return `mqtt://127.0.0.1:${port}`;
+    },
     stop,
     async restart() {
       await stop();
-      await launch();
+      if (!(await launch()))
+        throw new Error(`mosquitto could not listen on ${port} again (taken by another process)`);
     },
   };
 }
@@ -78,7 +90,12 @@ export interface Subscriber {
 
 /** A plain subscriber, as the API service or a dashboard would be. */
 export async function subscribe(url: string, topics: string[]): Promise<Subscriber> {
-  const client = await mqtt.connectAsync(url, { reconnectPeriod: 200, resubscribe: true });
+  const client = await Promise.race([
+    mqtt.connectAsync(url, { reconnectPeriod: 200, resubscribe: true }),
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`subscriber could not connect to ${url}`)), 10_000).unref(),
+    ),
+  ]);
   const messages: Subscriber['messages'] = [];
   client.on('message', (topic, payload, packet) => {
     messages.push({ topic, payload: payload.toString('utf8'), retain: packet.retain });
@@ -102,7 +119,10 @@ export async function subscribe(url: string, topics: string[]): Promise<Subscrib
       }
     },
     async close() {
-      await client.endAsync(true);
+      await Promise.race([
+        client.endAsync(true),
+        new Promise((resolve) => setTimeout(resolve, 2000).unref()),
+      ]);
     },
   };
 }

@@ -6,6 +6,14 @@ export const DIST = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = `${DIST}worker/cli/main.js`;
 export const TEST_MODULES = `${DIST}test/fixtures/modules`;
 
+const EXIT_LIMIT_MS = 90_000;
+const running = new Set<ChildProcess>();
+
+/** Kills every daemon a test left running (call from afterEach). */
+export function killLeftoverWorkers(): void {
+  for (const child of running) child.kill('SIGKILL');
+}
+
 export interface WorkerProcess {
   child: ChildProcess;
   /** Every stdout line parsed as JSON (pino). */
@@ -50,9 +58,28 @@ export function startWorker(
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString('utf8');
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+  const exitedForever = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
+  running.add(child);
+  void exitedForever.then(() => running.delete(child));
+  // A test never waits forever for a daemon: past the limit it is killed and the test fails, naming it.
+  const exited = Promise.race([
+    exitedForever,
+    new Promise<never>((_, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(
+          new Error(
+            `worker ${args.join(' ')} did not exit within ${EXIT_LIMIT_MS} ms; stderr: ${stderr.slice(-800)}; last logs: ${JSON.stringify(logs.slice(-10))}`,
+          ),
+        );
+      }, EXIT_LIMIT_MS);
+      timer.unref();
+      void exitedForever.then(() => clearTimeout(timer));
+    }),
+  ]);
+  exited.catch(() => {});
   return {
     child,
     logs,

@@ -8,8 +8,15 @@ import { StartupError } from '../errors.js';
 import { discoverModules } from '../modules/discover-modules.js';
 import { openJobStore } from '../store/open-job-store.js';
 import { runWorker } from './run-command.js';
-import { addSettingOptions, DAEMON_SETTINGS, MODULE_SETTINGS, STORE_SETTINGS } from './setting-options.js';
+import {
+  addSettingOptions,
+  DAEMON_SETTINGS,
+  MODULE_SETTINGS,
+  STORE_SETTINGS,
+  WATCH_SETTINGS,
+} from './setting-options.js';
 import { submitJob } from './submit-command.js';
+import { watch } from './watch-command.js';
 
 const BUILT_IN_MODULES = fileURLToPath(new URL('../../compute_modules', import.meta.url));
 
@@ -75,6 +82,19 @@ addSettingOptions(
     });
     console.log(jobId);
   },
+);
+
+addSettingOptions(
+  program
+    .command('watch')
+    .description('Show live workers and running jobs from MQTT (Ctrl-C to quit).')
+    .option('--json', 'print one JSON line per message instead, for scripts')
+    .option('--broker <host-or-url>', 'same as --mqtt-broker'),
+  WATCH_SETTINGS,
+).action(async (flags: Flags & { json?: boolean; broker?: string }) =>
+  watch(configFrom({ ...flags, mqttBroker: flags.mqttBroker ?? flags.broker }), {
+    json: flags.json === true,
+  }),
 );
 
 const jobs = program.command('jobs').description('Look at jobs.');

@@ -27,3 +27,16 @@ export function addSettingOptions(command: Command, keys: readonly SettingKey[])
 export const STORE_SETTINGS: readonly SettingKey[] = ['serverDir', 'databaseUrl', 'storage', 'logLevel'];
 export const MODULE_SETTINGS: readonly SettingKey[] = ['modulesDir'];
 export const DAEMON_SETTINGS: readonly SettingKey[] = Object.keys(SETTINGS) as SettingKey[];
+export const WATCH_SETTINGS: readonly SettingKey[] = [
+  'mqttBroker',
+  'mqttPort',
+  'mqttUsername',
+  'mqttPassword',
+  'mqttUseTls',
+  'mqttCaFile',
+  'mqttCertFile',
+  'mqttKeyFile',
+  'mqttTlsInsecure',
+  'mqttTopic',
+  'capabilityTopicPrefix',
+];
