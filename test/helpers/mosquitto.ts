@@ -1,6 +1,9 @@
 /** A private Mosquitto per test, on a free port (never the shared one on 1883). */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 
 export interface Broker {
@@ -34,12 +37,52 @@ async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
   }
 }
 
-export async function startBroker(): Promise<Broker> {
+export interface BrokerOptions {
+  /** Require these user names and passwords (no anonymous access). */
+  users?: Record<string, string>;
+  /** Serve TLS only, with this certificate and key (PEM files). */
+  tls?: { certFile: string; keyFile: string };
+}
+
+/** A mosquitto.conf for the options, or undefined when plain `mosquitto -p PORT` will do. */
+function brokerConfig(port: number, options: BrokerOptions): string | undefined {
+  if (!options.users && !options.tls) return undefined;
+  // Mosquitto started as root drops to its own user before reading these files: keep them readable.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mosquitto-test-'));
+  fs.chmodSync(dir, 0o755);
+  const lines = [`listener ${port} 127.0.0.1`];
+  if (options.users) {
+    const passwordFile = path.join(dir, 'passwd');
+    fs.writeFileSync(passwordFile, '');
+    for (const [user, password] of Object.entries(options.users)) {
+      execFileSync('mosquitto_passwd', ['-b', passwordFile, user, password]);
+    }
+    fs.chmodSync(passwordFile, 0o644);
+    lines.push('allow_anonymous false', `password_file ${passwordFile}`);
+  } else {
+    lines.push('allow_anonymous true');
+  }
+  if (options.tls) {
+    const certFile = path.join(dir, 'broker.crt');
+    const keyFile = path.join(dir, 'broker.key');
+    fs.copyFileSync(options.tls.certFile, certFile);
+    fs.copyFileSync(options.tls.keyFile, keyFile);
+    fs.chmodSync(certFile, 0o644);
+    fs.chmodSync(keyFile, 0o644);
+    lines.push(`certfile ${certFile}`, `keyfile ${keyFile}`);
+  }
+  const file = path.join(dir, 'mosquitto.conf');
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
   let port = randomPort();
   let child: ChildProcess | undefined;
   /** Starts mosquitto on `port`; false when it could not bind (the port is someone else's). */
   const launch = async (): Promise<boolean> => {
-    const started = spawn('mosquitto', ['-p', String(port)], { stdio: 'ignore' });
+    const config = brokerConfig(port, options);
+    const started = spawn('mosquitto', config ? ['-c', config] : ['-p', String(port)], { stdio: 'ignore' });
     child = started;
     const died = new Promise<false>((resolve) => started.once('exit', () => resolve(false)));
     const listening = waitForPort(port).then(
@@ -66,7 +109,7 @@ export async function startBroker(): Promise<Broker> {
       return port;
     },
     get url() {
-      return `mqtt://127.0.0.1:${port}`;
+      return `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`;
     },
     stop,
     async restart() {

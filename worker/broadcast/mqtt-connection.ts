@@ -14,6 +14,8 @@ const FLAP_WINDOW_MS = 2_000;
 const FLAPS_FOR_DUPLICATE = 3;
 const SESSION_TAKEN_OVER = 0x8e;
 const UNSUPPORTED_PROTOCOL = new Set([1, 0x84]);
+/** CONNACK codes for bad credentials or no authorization (3.1.1: 4, 5; MQTT 5: 0x86, 0x87). */
+const REFUSED_CREDENTIALS = new Set([4, 5, 0x86, 0x87]);
 
 export class DuplicateWorkerIdError extends Error {
   override readonly name = 'DuplicateWorkerIdError';
@@ -40,6 +42,9 @@ export class MqttConnection {
   private flaps = 0;
   private state: 'connecting' | 'connected' | 'down' = 'connecting';
   private stopped = false;
+  /** The problem last logged; the same one is not logged again until a connect succeeds. */
+  private lastProblem: string | undefined;
+  private errorThisAttempt = false;
 
   constructor(private readonly options: MqttConnectionOptions) {
     this.protocolVersion = options.protocolVersion;
@@ -121,6 +126,7 @@ export class MqttConnection {
       );
     }
     this.state = 'connected';
+    this.lastProblem = undefined;
     this.options.onConnect();
   }
 
@@ -137,12 +143,10 @@ export class MqttConnection {
         { broker: this.options.address.display },
         'MQTT connection lost; reconnecting with backoff (jobs go on)',
       );
-    } else if (this.state === 'connecting') {
-      this.options.log.warn(
-        { broker: this.options.address.display },
-        'MQTT broker unreachable; retrying with backoff (jobs go on)',
-      );
+    } else if (!this.errorThisAttempt) {
+      this.reportProblem('MQTT broker unreachable; retrying with backoff (jobs go on)');
     }
+    this.errorThisAttempt = false;
     this.state = 'down';
     this.scheduleReconnect();
   }
@@ -158,9 +162,27 @@ export class MqttConnection {
       this.start();
       return;
     }
-    if (this.state !== 'down') {
-      this.options.log.warn({ error: error.message, code: error.code }, 'MQTT error');
+    this.errorThisAttempt = true;
+    if (typeof error.code === 'number' && REFUSED_CREDENTIALS.has(error.code)) {
+      this.reportProblem('MQTT broker refused the credentials; retrying with backoff (jobs go on)', {
+        code: error.code,
+      });
+    } else if (typeof error.code === 'number') {
+      this.reportProblem('MQTT broker refused the connection; retrying with backoff (jobs go on)', {
+        code: error.code,
+        error: error.message,
+      });
+    } else {
+      this.reportProblem('MQTT broker unreachable; retrying with backoff (jobs go on)', {
+        error: error.message,
+      });
     }
+  }
+
+  private reportProblem(problem: string, fields: Record<string, unknown> = {}): void {
+    if (problem === this.lastProblem) return;
+    this.lastProblem = problem;
+    this.options.log.warn({ broker: this.options.address.display, ...fields }, problem);
   }
 
   private scheduleReconnect(): void {
