@@ -14,6 +14,8 @@ import { ProgressThrottle } from './progress-throttle.js';
 const TERMINAL_BUFFER_LIMIT = 1000;
 const STOP_TIMEOUT_MS = 3000;
 const WILL_DELAY_S = 2;
+/** Slot changes are announced at most this often (always with the latest value), not per job. */
+const IDLE_ANNOUNCE_COALESCE_MS = 100;
 
 export interface MqttBroadcasterOptions {
   address: BrokerAddress;
@@ -35,6 +37,7 @@ export class MqttBroadcaster implements Broadcaster {
   private idleCount: number;
   private state: WorkerState = 'ready';
   private heartbeat: NodeJS.Timeout | undefined;
+  private idleAnnouncement: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
 
   constructor(private readonly options: MqttBroadcasterOptions) {
@@ -61,7 +64,10 @@ export class MqttBroadcaster implements Broadcaster {
   publishCapabilities(idleSlots: number): void {
     if (idleSlots === this.idleCount) return;
     this.idleCount = idleSlots;
-    this.announce();
+    this.idleAnnouncement ??= setTimeout(() => {
+      this.idleAnnouncement = undefined;
+      this.announce();
+    }, IDLE_ANNOUNCE_COALESCE_MS);
   }
 
   announceDraining(): void {
@@ -76,6 +82,7 @@ export class MqttBroadcaster implements Broadcaster {
 
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
+    clearTimeout(this.idleAnnouncement);
     this.throttle.close();
     await this.connection.stop(async () => {
       await this.flushTerminal();
