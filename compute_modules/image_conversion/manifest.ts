@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineManifest } from '../../worker/modules/module-contract.js';
 
-export const OUTPUT_FORMATS = ['JPEG', 'JPG', 'PNG', 'GIF', 'TIFF', 'WEBP', 'AVIF'] as const;
+export const OUTPUT_FORMATS = ['JPEG', 'JPG', 'PNG', 'BMP', 'GIF', 'TIFF', 'WEBP', 'AVIF'] as const;
 
 export const imageConversionParams = z.object({
   output_format: z

@@ -115,4 +115,62 @@ describe('image modules through the daemon (real sharp)', () => {
       /Unsupported output format: PSD\. Supported: /,
     );
   });
+  test('image_conversion writes BMP (24-bit, bottom-up, alpha flattened onto white), which sharp cannot', async () => {
+    // 3×2 RGBA: top row red, bottom row fully transparent (must become white).
+    const pixels = Buffer.from([
+      255, 0, 0, 255, 255, 0, 0, 255, 255, 0, 0, 255, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255, 0,
+    ]);
+    const png = await sharp(pixels, { raw: { width: 3, height: 2, channels: 4 } })
+      .png()
+      .toBuffer();
+    const gray = await sharp({ create: { width: 5, height: 4, channels: 3, background: '#808080' } })
+      .grayscale()
+      .png()
+      .toBuffer();
+    const jobId = await addImageJob('image_conversion', { output_format: 'bmp' }, png);
+    const grayJob = await addImageJob('image_conversion', { output_format: 'BMP' }, gray);
+    const worker = startWorker(workspace.dir, [
+      '--modules-dir',
+      BUILT_IN_MODULES,
+      '--tasks',
+      'image_conversion',
+      '--drain',
+    ]);
+    assert.equal((await worker.exited).code, 0, worker.stderr());
+
+    const job = await workspace.store.getJob(jobId);
+    assert.equal(job?.status, 'completed', job?.error_message ?? '');
+    assert.deepEqual(job?.task_output, {
+      success: true,
+      original_format: 'PNG',
+      output_format: 'BMP',
+      quality: 95,
+    });
+    const bmp = fs.readFileSync(path.join(workspace.storageRoot, 'jobs', jobId, 'output', 'converted.bmp'));
+    assert.equal(bmp.toString('ascii', 0, 2), 'BM');
+    assert.equal(bmp.readUInt32LE(2), bmp.length, 'file size field');
+    assert.deepEqual(
+      [bmp.readInt32LE(18), bmp.readInt32LE(22), bmp.readUInt16LE(28), bmp.readUInt32LE(30)],
+      [3, 2, 24, 0],
+    );
+    const offset = bmp.readUInt32LE(10);
+    const rowBytes = 12; // 3 pixels × 3 bytes = 9, padded to 12
+    assert.equal(bmp.length, offset + rowBytes * 2);
+    const pixel = (x: number, rowFromTop: number) => {
+      const at = offset + (1 - rowFromTop) * rowBytes + x * 3;
+      return [bmp[at + 2], bmp[at + 1], bmp[at]]; // stored BGR
+    };
+    assert.deepEqual(pixel(0, 0), [255, 0, 0], 'top row red');
+    assert.deepEqual(pixel(2, 1), [255, 255, 255], 'transparent became white');
+
+    const grayBmp = fs.readFileSync(
+      path.join(workspace.storageRoot, 'jobs', grayJob, 'output', 'converted.bmp'),
+    );
+    assert.deepEqual(
+      [grayBmp.readInt32LE(18), grayBmp.readInt32LE(22), grayBmp.readUInt16LE(28)],
+      [5, 4, 24],
+    );
+    const grayAt = grayBmp.readUInt32LE(10);
+    assert.deepEqual([grayBmp[grayAt], grayBmp[grayAt + 1], grayBmp[grayAt + 2]], [128, 128, 128]);
+  });
 });
