@@ -90,7 +90,7 @@ program.action(
         clean: true,
       })
       .catch((error: Error) => {
-        throw new StartupError(`cannot connect to ${address.display}: ${error.message}`);
+        throw new StartupError(`cannot connect to ${address.url}: ${error.message}`);
       });
     try {
       const cutoff = olderThanMs === undefined ? undefined : Date.now() - olderThanMs;
@@ -107,12 +107,12 @@ program.action(
       if (options.dryRun) {
         for (const topic of targets) console.log(`would clear ${topic}`);
         console.log(
-          `${targets.length} retained message(s) would be cleared under '${pattern}' on ${address.display}`,
+          `${targets.length} retained message(s) would be cleared under '${pattern}' on ${address.url}`,
         );
         return;
       }
       if (targets.length === 0) {
-        console.log(`nothing to clear under '${pattern}' on ${address.display}`);
+        console.log(`nothing to clear under '${pattern}' on ${address.url}`);
         return;
       }
       if (isBroadPattern(pattern) && !options.yes && !(await confirm(targets.length, pattern))) {

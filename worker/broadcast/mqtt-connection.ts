@@ -121,7 +121,7 @@ export class MqttConnection {
     this.reconnectDelay = RECONNECT_MIN_MS;
     if (this.state !== 'connected') {
       this.options.log.info(
-        { broker: this.options.address.display, mqtt_version: this.protocolVersion },
+        { broker: this.options.address.url, mqtt_version: this.protocolVersion },
         'MQTT connected',
       );
     }
@@ -140,7 +140,7 @@ export class MqttConnection {
         return;
       }
       this.options.log.warn(
-        { broker: this.options.address.display },
+        { broker: this.options.address.url },
         'MQTT connection lost; reconnecting with backoff (jobs go on)',
       );
     } else if (!this.errorThisAttempt) {
@@ -182,7 +182,7 @@ export class MqttConnection {
   private reportProblem(problem: string, fields: Record<string, unknown> = {}): void {
     if (problem === this.lastProblem) return;
     this.lastProblem = problem;
-    this.options.log.warn({ broker: this.options.address.display, ...fields }, problem);
+    this.options.log.warn({ broker: this.options.address.url, ...fields }, problem);
   }
 
   private scheduleReconnect(): void {
@@ -200,7 +200,7 @@ export class MqttConnection {
     this.client?.end(true);
     this.options.onFatal(
       new DuplicateWorkerIdError(
-        `duplicate worker id: another live daemon connected to ${this.options.address.display} as client ` +
+        `duplicate worker id: another live daemon connected to ${this.options.address.url} as client ` +
           `'${this.options.clientId}'; give each worker its own --worker-id`,
       ),
     );

@@ -5,9 +5,8 @@ import type { Config } from '../config/config.js';
 import { StartupError } from '../errors.js';
 
 export interface BrokerAddress {
+  /** scheme://host:port only: credentials go into `options`, so the URL is safe to log. */
   url: string;
-  /** For logs: never carries credentials. */
-  display: string;
   options: IClientOptions;
 }
 
@@ -58,5 +57,5 @@ export function brokerAddress(settings: MqttSettings): BrokerAddress {
   }
   const scheme = tls ? 'mqtts' : 'mqtt';
   const hostPart = host.includes(':') ? `[${host}]` : host;
-  return { url: `${scheme}://${hostPart}:${port}`, display: `${scheme}://${hostPart}:${port}`, options };
+  return { url: `${scheme}://${hostPart}:${port}`, options };
 }

@@ -49,7 +49,7 @@ export async function watch(config: Config, options: { json: boolean }): Promise
     : setInterval(() => {
         const now = Date.now();
         pruneJobs(state, now);
-        const status = connected ? address.display : `${address.display} (connecting…)`;
+        const status = connected ? address.url : `${address.url} (connecting…)`;
         process.stdout.write(`\x1b[H\x1b[2J${renderWatch(state, now, status)}\n`);
       }, REDRAW_MS);
 
