@@ -8,6 +8,7 @@ import readline from 'node:readline/promises';
 import { Command, Option } from 'commander';
 import mqtt from 'mqtt';
 import { brokerAddress } from './worker/broadcast/mqtt-options.js';
+import { runProgram } from './worker/cli/run-program.js';
 import { ConfigError, type Flags, loadConfig } from './worker/config/config.js';
 import { StartupError } from './worker/errors.js';
 import {
@@ -148,12 +149,4 @@ async function confirm(count: number, pattern: string): Promise<boolean> {
   return answer.trim().toLowerCase() === 'yes';
 }
 
-try {
-  await program.parseAsync(process.argv);
-} catch (error) {
-  if (error instanceof ConfigError || error instanceof StartupError) {
-    console.error(`cleanup-mqtt: ${error.message}`);
-    process.exit(2);
-  }
-  throw error;
-}
+await runProgram(program);

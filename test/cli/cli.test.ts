@@ -1,18 +1,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, test } from 'node:test';
-import { killLeftoverWorkers, runCli, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
-import { createWorkspace, type Workspace } from '../helpers/workspace.js';
+import { describe, test } from 'node:test';
+import { runCli, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
+import { useWorkspace, type Workspace } from '../helpers/workspace.js';
 
 describe('media-worker CLI', () => {
   let workspace: Workspace;
-  beforeEach(async () => {
-    workspace = await createWorkspace();
-  });
-  afterEach(async () => {
-    killLeftoverWorkers();
-    await workspace.cleanup();
+  useWorkspace((created) => {
+    workspace = created;
   });
 
   test('a bad environment value prints one line naming the variable and what it accepts, exit 2', async () => {

@@ -1,40 +1,36 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import sharp from 'sharp';
-import { CLI, killLeftoverWorkers, startWorker } from '../helpers/worker-process.js';
-import { createWorkspace, type Workspace } from '../helpers/workspace.js';
+import { CLI, startWorker } from '../helpers/worker-process.js';
+import { useWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const BUILT_IN_MODULES = path.join(path.dirname(CLI), '../../compute_modules');
 
 describe('image modules through the daemon (real sharp)', () => {
   let workspace: Workspace;
-  beforeEach(async () => {
-    workspace = await createWorkspace();
-  });
-  afterEach(async () => {
-    killLeftoverWorkers();
-    await workspace.cleanup();
+  useWorkspace((created) => {
+    workspace = created;
   });
 
-  async function addImageJob(
+  const addImageJob = (
     taskType: string,
     params: Record<string, unknown>,
     image: Buffer,
     name = 'photo.png',
-  ) {
-    const jobId = await workspace.addJob(taskType, params);
-    const relative = workspace.addInputFile(jobId, name, image);
-    const { default: Database } = await import('better-sqlite3');
-    const db = new Database(workspace.databasePath);
-    db.prepare('UPDATE jobs SET input_files = ?, input_file_path = ? WHERE job_id = ?').run(
-      JSON.stringify([{ path: relative, filename: name, metadata: params }]),
-      relative,
-      jobId,
-    );
-    db.close();
-    return jobId;
+  ) => workspace.addJob(taskType, params, { input: { name, content: image } });
+
+  /** Runs the built-in module until the queue is empty. */
+  async function runBuiltIn(taskType: string): Promise<void> {
+    const worker = startWorker(workspace.dir, [
+      '--modules-dir',
+      BUILT_IN_MODULES,
+      '--tasks',
+      taskType,
+      '--drain',
+    ]);
+    assert.equal((await worker.exited).code, 0, worker.stderr());
   }
 
   test('image_resize keeps the original contract: resized.jpg, fit inside without enlarging', async () => {
@@ -44,14 +40,7 @@ describe('image modules through the daemon (real sharp)', () => {
     const jobId = await addImageJob('image_resize', { width: 200, height: 200 }, png);
     const corrupt = await addImageJob('image_resize', {}, Buffer.from('not an image at all'), 'bad.png');
     const badSize = await addImageJob('image_resize', { width: -5 }, png);
-    const worker = startWorker(workspace.dir, [
-      '--modules-dir',
-      BUILT_IN_MODULES,
-      '--tasks',
-      'image_resize',
-      '--drain',
-    ]);
-    assert.equal((await worker.exited).code, 0, worker.stderr());
+    await runBuiltIn('image_resize');
 
     const job = await workspace.store.getJob(jobId);
     assert.equal(job?.status, 'completed', job?.error_message ?? '');
@@ -90,14 +79,7 @@ describe('image modules through the daemon (real sharp)', () => {
       .toBuffer();
     const jobId = await addImageJob('image_conversion', { output_format: 'jpeg', quality: 80 }, png);
     const unsupported = await addImageJob('image_conversion', { output_format: 'PSD' }, png);
-    const worker = startWorker(workspace.dir, [
-      '--modules-dir',
-      BUILT_IN_MODULES,
-      '--tasks',
-      'image_conversion',
-      '--drain',
-    ]);
-    assert.equal((await worker.exited).code, 0, worker.stderr());
+    await runBuiltIn('image_conversion');
     const job = await workspace.store.getJob(jobId);
     assert.equal(job?.status, 'completed', job?.error_message ?? '');
     assert.deepEqual(job?.task_output, {
@@ -129,14 +111,7 @@ describe('image modules through the daemon (real sharp)', () => {
       .toBuffer();
     const jobId = await addImageJob('image_conversion', { output_format: 'bmp' }, png);
     const grayJob = await addImageJob('image_conversion', { output_format: 'BMP' }, gray);
-    const worker = startWorker(workspace.dir, [
-      '--modules-dir',
-      BUILT_IN_MODULES,
-      '--tasks',
-      'image_conversion',
-      '--drain',
-    ]);
-    assert.equal((await worker.exited).code, 0, worker.stderr());
+    await runBuiltIn('image_conversion');
 
     const job = await workspace.store.getJob(jobId);
     assert.equal(job?.status, 'completed', job?.error_message ?? '');

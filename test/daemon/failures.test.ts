@@ -1,19 +1,15 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { killLeftoverWorkers, startWorker } from '../helpers/worker-process.js';
-import { createWorkspace, isAlive, type Workspace, waitFor } from '../helpers/workspace.js';
+import { startWorker } from '../helpers/worker-process.js';
+import { isAlive, useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
 describe('failures end a job precisely, and the daemon keeps going', () => {
   let workspace: Workspace;
-  beforeEach(async () => {
-    workspace = await createWorkspace();
-  });
-  afterEach(async () => {
-    killLeftoverWorkers();
-    await workspace.cleanup();
+  useWorkspace((created) => {
+    workspace = created;
   });
 
   test('a crashing runner is retried with backoff, then error names the attempts, the exit and stderr', async () => {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, test } from 'node:test';
-import { killLeftoverWorkers, startWorker } from '../helpers/worker-process.js';
-import { createWorkspace, isAlive, type Workspace, waitFor } from '../helpers/workspace.js';
+import { describe, test } from 'node:test';
+import { startWorker } from '../helpers/worker-process.js';
+import { isAlive, useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
 const startedPids = (file: string) =>
   fs.existsSync(file)
@@ -21,12 +21,8 @@ const runnerPids = (file: string) => {
 };
 describe('daemon lifecycle', () => {
   let workspace: Workspace;
-  beforeEach(async () => {
-    workspace = await createWorkspace();
-  });
-  afterEach(async () => {
-    killLeftoverWorkers();
-    await workspace.cleanup();
+  useWorkspace((created) => {
+    workspace = created;
   });
 
   test('kill -9 of a daemon mid-job: another daemon completes the job after the lease expires', async () => {

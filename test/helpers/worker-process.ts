@@ -108,13 +108,14 @@ export function startWorker(
   };
 }
 
-/** Runs the CLI to completion and returns its output. */
-export function runCli(
+/** Runs a Node script of the project to completion and returns its output. */
+export function runScript(
+  script: string,
   args: readonly string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(process.execPath, [script, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -129,3 +130,7 @@ export function runCli(
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** Runs the `media-worker` CLI to completion and returns its output. */
+export const runCli = (args: readonly string[], env: Record<string, string> = {}) =>
+  runScript(CLI, args, env);

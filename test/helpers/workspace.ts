@@ -2,9 +2,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { afterEach, beforeEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { JobStore, NewJob } from '../../worker/store/job-store.js';
 import { SqliteJobStore } from '../../worker/store/sqlite-job-store.js';
+import { killLeftoverWorkers } from './worker-process.js';
 
 export interface Workspace {
   dir: string;
@@ -12,10 +14,20 @@ export interface Workspace {
   storageRoot: string;
   store: JobStore;
   /** Inserts a queued job as the API does; returns its job_id. */
-  addJob(taskType: string, params?: Record<string, unknown>, options?: Partial<NewJob>): Promise<string>;
+  addJob(
+    taskType: string,
+    params?: Record<string, unknown>,
+    options?: Partial<NewJob> & { input?: TestInput },
+  ): Promise<string>;
   /** Writes a file under the storage root and returns its relative path. */
   addInputFile(jobId: string, name: string, content: Buffer | string): string;
   cleanup(): Promise<void>;
+}
+
+/** The job's one input file; a small text file when not given. */
+export interface TestInput {
+  name: string;
+  content: Buffer | string;
 }
 
 let counter = 0;
@@ -34,16 +46,20 @@ export async function createWorkspace(): Promise<Workspace> {
     databasePath,
     storageRoot,
     store,
-    async addJob(taskType, params = {}, options = {}) {
+    async addJob(
+      taskType,
+      params = {},
+      { input = { name: 'input.txt', content: 'input' }, ...options } = {},
+    ) {
       counter += 1;
       const jobId =
         options.jobId ?? `job-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
-      const inputPath = workspace.addInputFile(jobId, 'input.txt', 'input');
+      const inputPath = workspace.addInputFile(jobId, input.name, input.content);
       await store.insertJob({
         jobId,
         taskType,
         inputFileSource: 'upload',
-        inputFiles: [{ path: inputPath, filename: 'input.txt', metadata: params }],
+        inputFiles: [{ path: inputPath, filename: input.name, metadata: params }],
         priority: 5,
         maxRetries: 3,
         createdBy: null,
@@ -63,6 +79,23 @@ export async function createWorkspace(): Promise<Workspace> {
     },
   };
   return workspace;
+}
+
+/**
+ * Gives each test of the enclosing suite a fresh workspace (handed to `use`), then kills any daemon
+ * the test left running and removes the workspace.
+ */
+export function useWorkspace(use: (workspace: Workspace) => void): void {
+  let current: Workspace | undefined;
+  beforeEach(async () => {
+    current = await createWorkspace();
+    use(current);
+  });
+  afterEach(async () => {
+    killLeftoverWorkers();
+    await current?.cleanup();
+    current = undefined;
+  });
 }
 
 /** Polls a condition (no fixed sleeps): resolves with its first truthy value, fails after the timeout. */

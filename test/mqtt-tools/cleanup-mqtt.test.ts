@@ -1,27 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import { collectRetained } from '../../worker/mqtt-tools/retained-messages.js';
 import { type Broker, startBroker } from '../helpers/mosquitto.js';
-import { DIST } from '../helpers/worker-process.js';
+import { DIST, runScript } from '../helpers/worker-process.js';
 
 const SCRIPT = `${DIST}cleanup-mqtt.js`;
 
-function runCleanup(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runCleanup = (args: string[]) => runScript(SCRIPT, args);
 
 async function retain(
   client: MqttClient,

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { StartupError } from '../../worker/errors.js';
 import { API_TABLES_DDL } from '../../worker/store/sqlite-ddl.js';
 import { SqliteJobStore } from '../../worker/store/sqlite-job-store.js';
-import { createWorkspace, repoFile, type Workspace } from '../helpers/workspace.js';
+import { repoFile, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
 /** The API service's DDL, copied verbatim from the contract (shared/reference/media_store-v1.sql). */
 const CONTRACT_DDL = fs.readFileSync(repoFile('test/fixtures/media_store-v1.sql'), 'utf8');
@@ -16,11 +16,8 @@ const claim = (workspace: Workspace, taskTypes = ['t']) =>
 
 describe('SqliteJobStore', () => {
   let workspace: Workspace;
-  beforeEach(async () => {
-    workspace = await createWorkspace();
-  });
-  afterEach(async () => {
-    await workspace.cleanup();
+  useWorkspace((created) => {
+    workspace = created;
   });
 
   test('claims by priority (higher first), then created_at, then id', async () => {

@@ -4,10 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { ConfigError, type Flags, loadConfig, requireStorePaths } from '../config/config.js';
-import { StartupError } from '../errors.js';
 import { discoverModules } from '../modules/discover-modules.js';
 import { openJobStore } from '../store/open-job-store.js';
 import { runWorker } from './run-command.js';
+import { runProgram } from './run-program.js';
 import {
   addSettingOptions,
   DAEMON_SETTINGS,
@@ -112,12 +112,4 @@ addSettingOptions(
   }
 });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (error) {
-  if (error instanceof ConfigError || error instanceof StartupError) {
-    console.error(`media-worker: ${error.message}`);
-    process.exit(2);
-  }
-  throw error;
-}
+await runProgram(program);

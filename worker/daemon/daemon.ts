@@ -39,6 +39,8 @@ export interface DaemonDeps {
 export class Daemon {
   private readonly running = new Map<string, RunningJob>();
   private readonly taskTypes: string[];
+  /** Seconds per task type: --timeout for the task, else --timeout for all, else the module's own. */
+  private readonly defaultTimeouts: ReadonlyMap<string, number>;
   private readonly stopController = new AbortController();
   private wakeUp: (() => void) | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -50,6 +52,13 @@ export class Daemon {
     private readonly deps: DaemonDeps,
   ) {
     this.taskTypes = options.modules.map((module) => module.name);
+    const { byTask, all } = options.timeoutOverrides;
+    this.defaultTimeouts = new Map(
+      options.modules.map((module) => [
+        module.name,
+        byTask[module.name] ?? all ?? module.manifest.defaultTimeoutS,
+      ]),
+    );
   }
 
   get idleSlots(): number {
@@ -145,16 +154,9 @@ export class Daemon {
     });
   }
 
+  /** A job's own `timeout_s` wins over the per-task default computed at construction. */
   private timeoutFor(job: ClaimedJob): number {
-    const { timeoutOverrides, modules } = this.options;
-    const module = modules.find((candidate) => candidate.name === job.taskType);
-    return (
-      jobTimeoutOverride(job.inputFiles) ??
-      timeoutOverrides.byTask[job.taskType] ??
-      timeoutOverrides.all ??
-      module?.manifest.defaultTimeoutS ??
-      3600
-    );
+    return jobTimeoutOverride(job.inputFiles) ?? (this.defaultTimeouts.get(job.taskType) as number);
   }
 
   /** The poll interval, cut short by a freed slot or by stop(). */

@@ -125,26 +125,28 @@ export class RunnerProcess {
   }
 
   /** SIGTERM to the whole process group, SIGKILL after the grace; resolves once it has exited. */
-  async kill(): Promise<RunnerExit> {
+  kill(): Promise<RunnerExit> {
+    return this.stop(() => this.killGroup('SIGTERM'));
+  }
+
+  /** Asks an idle runner to exit by closing its IPC channel (SIGKILL after the grace). */
+  async retire(): Promise<void> {
+    await this.stop(() => {
+      if (this.subprocess.connected) this.subprocess.disconnect();
+    });
+  }
+
+  /** Marks it dying, asks it to exit, and force-kills the group if it has not exited in the grace. */
+  private async stop(ask: () => void): Promise<RunnerExit> {
     if (this.exitInfo) return this.exitInfo;
     this.dying = true;
-    this.killGroup('SIGTERM');
+    ask();
     const forceKill = setTimeout(() => this.killGroup('SIGKILL'), this.killGraceMs);
     try {
       return await this.exited;
     } finally {
       clearTimeout(forceKill);
     }
-  }
-
-  /** Asks an idle runner to exit by closing its IPC channel. */
-  async retire(): Promise<void> {
-    if (this.exitInfo) return;
-    this.dying = true;
-    if (this.subprocess.connected) this.subprocess.disconnect();
-    const forceKill = setTimeout(() => this.killGroup('SIGKILL'), this.killGraceMs);
-    await this.exited;
-    clearTimeout(forceKill);
   }
 
   private onMessage(message: RunnerToDaemon): void {
