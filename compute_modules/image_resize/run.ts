@@ -1,62 +1,66 @@
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import sharp, { type OutputInfo } from 'sharp';
-import { BadInputError } from '../../worker/errors.js';
 import { defineRun } from '../../worker/modules/module-contract.js';
-import { classifySharpError } from '../_shared/sharp-errors.js';
-import { writeOutputAtomically } from '../_shared/write-output.js';
+import { IMAGE_FORMATS } from '../_shared/image-formats.js';
+import { openInputImage, singleInputPath } from '../_shared/image-input.js';
+import { encodeImage, writeEncodedImage } from '../_shared/image-output.js';
+import { describeSharpFailure } from '../_shared/sharp-errors.js';
 import type { ImageResizeParams } from './manifest.js';
 
-const OUTPUT_FILENAME = 'resized.jpg';
-
 export default defineRun<ImageResizeParams>(async (params, context) => {
-  const [inputPath, ...extra] = context.inputPaths;
-  if (inputPath === undefined || extra.length > 0) {
-    throw new BadInputError(`image_resize requires exactly 1 input file, got ${context.inputPaths.length}`);
-  }
-  const inputName = path.basename(inputPath);
+  const inputPath = singleInputPath('image_resize', context.inputPaths);
+  const traits = IMAGE_FORMATS[params.format];
+  const input = await openInputImage(inputPath, {
+    maxInputPixels: context.limits.maxInputPixels,
+    animated: traits.animated,
+  });
+  context.reportProgress(10);
+  context.signal.throwIfAborted();
+
+  const filename = `resized.${traits.extension}`;
   try {
-    const image = sharp(inputPath, { failOn: 'error' }).rotate();
-    const original = await image.metadata();
-    const originalSize = (await fs.stat(inputPath)).size;
-    context.reportProgress(10);
-    const resized = image
-      .resize(params.width, params.height, {
-        fit: params.preserve_aspect ? 'inside' : 'fill',
-        withoutEnlargement: params.preserve_aspect,
-      })
-      .flatten({ background: '#ffffff' })
-      .jpeg({ quality: 90 });
-    let info: OutputInfo | undefined;
-    const output = await writeOutputAtomically(context.outputDir, OUTPUT_FILENAME, async (temporaryPath) => {
-      info = await resized.toFile(temporaryPath);
+    const resized = input.image.resize(params.width, params.height, {
+      fit: params.fit,
+      position: params.position,
+      withoutEnlargement: params.without_enlargement,
+      background: params.background,
     });
-    const originalWidth = original.autoOrient?.width ?? original.width ?? 0;
-    const originalHeight = original.autoOrient?.height ?? original.height ?? 0;
-    const resizedDimensions = [info?.width ?? 0, info?.height ?? 0];
+    const encoded = await encodeImage(resized, {
+      format: params.format,
+      quality: params.quality,
+      lossless: params.lossless,
+      effort: params.effort,
+      background: params.background,
+      keepMetadata: params.keep_metadata,
+    });
+    context.reportProgress(85);
+    context.signal.throwIfAborted();
+    const output = await writeEncodedImage(context.outputDir, filename, encoded);
     return {
       outputFiles: [
         {
           file_id: 'resized_image',
-          filename: OUTPUT_FILENAME,
+          filename,
           metadata: {
-            original_width: originalWidth,
-            original_height: originalHeight,
-            resized_width: resizedDimensions[0],
-            resized_height: resizedDimensions[1],
-            original_size_bytes: originalSize,
+            original_width: input.width,
+            original_height: input.height,
+            resized_width: encoded.width,
+            resized_height: encoded.height,
+            original_size_bytes: input.sizeBytes,
             output_size_bytes: output.sizeBytes,
             preserve_aspect: params.preserve_aspect,
+            fit: params.fit,
+            format: params.format.toUpperCase(),
+            ...(encoded.quality === undefined ? {} : { quality: encoded.quality }),
+            ...(encoded.frames > 1 ? { frames: encoded.frames } : {}),
           },
         },
       ],
       taskOutput: {
         success: true,
-        original_dimensions: [originalWidth, originalHeight],
-        resized_dimensions: resizedDimensions,
+        original_dimensions: [input.width, input.height],
+        resized_dimensions: [encoded.width, encoded.height],
       },
     };
   } catch (error) {
-    throw classifySharpError(error, inputName);
+    throw describeSharpFailure(error, input.name);
   }
 });

@@ -134,3 +134,22 @@ export function runScript(
 /** Runs the `media-worker` CLI to completion and returns its output. */
 export const runCli = (args: readonly string[], env: Record<string, string> = {}) =>
   runScript(CLI, args, env);
+
+export const BUILT_IN_MODULES = `${DIST}compute_modules`;
+
+/** Runs the project's own modules with `--drain` until the queue is empty; fails on a non-zero exit. */
+export async function drainBuiltIn(
+  serverDir: string,
+  tasks: readonly string[],
+  extraArgs: readonly string[] = [],
+  env: Record<string, string> = {},
+): Promise<WorkerProcess> {
+  const worker = startWorker(
+    serverDir,
+    ['--modules-dir', BUILT_IN_MODULES, '--tasks', tasks.join(','), '--drain', ...extraArgs],
+    env,
+  );
+  const { code } = await worker.exited;
+  if (code !== 0) throw new Error(`worker exited with ${code}: ${worker.stderr().slice(-800)}`);
+  return worker;
+}

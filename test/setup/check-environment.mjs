@@ -15,7 +15,10 @@ try {
   process.exit(1);
 }
 
-const wanted = [{ command: 'mosquitto', probe: ['-h'], aptPackage: 'mosquitto' }];
+const wanted = [
+  { command: 'mosquitto', probe: ['-h'], aptPackage: 'mosquitto' },
+  { command: 'ffmpeg', probe: ['-version'], aptPackage: 'ffmpeg' },
+];
 const has = (command, probe) => {
   try {
     execFileSync(command, probe, { stdio: 'ignore' });

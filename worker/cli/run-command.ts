@@ -24,6 +24,7 @@ export async function runWorker(config: Config): Promise<void> {
       logLevel: config.logLevel,
       retryBackoffMs: config.retryBackoff * 1000,
       retryBackoffMaxMs: config.retryBackoffMax * 1000,
+      maxInputPixels: config.maxInputPixels,
     },
     reuseLimit: config.runnerReuse,
     maxIdle: config.concurrency,

@@ -143,6 +143,13 @@ export const SETTINGS = {
     accepts: 'megabytes of JS heap per runner (integer >= 64)',
     schema: integer(64).optional(),
   }),
+  maxInputPixels: setting({
+    env: 'MAX_INPUT_PIXELS',
+    flag: '--max-input-pixels',
+    accepts: 'an integer >= 1 (largest input image, in pixels, a module will decode)',
+    schema: integer(1).default(100_000_000),
+    default: '100000000',
+  }),
   timeout: setting({
     env: 'WORKER_TIMEOUT',
     flag: '--timeout',

@@ -26,6 +26,8 @@ export interface JobContext {
   outputDir: string;
   /** Reports 0–100; the worker stores at most 99 until the job completes. */
   reportProgress(percent: number): void;
+  /** Operator-set bounds a module must enforce on its inputs. */
+  limits: { maxInputPixels: number };
   /** Aborted when the job is cancelled or the runner is stopping. */
   signal: AbortSignal;
   log: Logger;

@@ -19,11 +19,15 @@ export function readParams<Params>(schema: z.ZodType<Params>, inputFiles: readon
   for (const key of RESERVED_PARAMS) delete params[key];
   const result = schema.safeParse(params);
   if (result.success) return result.data;
-  const details = result.error.issues.map((issue) => {
-    const name = issue.path.length > 0 ? issue.path.join('.') : '(parameters)';
-    return `${name}: ${issue.message}`;
-  });
-  throw new InvalidParametersError(`Invalid parameters: ${details.join('; ')}`);
+  // A module's own message about the parameters as a whole (a custom issue at the root) is used
+  // verbatim, so a module can keep the exact messages its clients already match on.
+  const verbatim = result.error.issues.filter((issue) => issue.code === 'custom' && issue.path.length === 0);
+  const named = result.error.issues
+    .filter((issue) => !verbatim.includes(issue))
+    .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(parameters)'}: ${issue.message}`);
+  const parts = verbatim.map((issue) => issue.message);
+  if (named.length > 0) parts.push(`Invalid parameters: ${named.join('; ')}`);
+  throw new InvalidParametersError(parts.join('; '));
 }
 
 /** `metadata.timeout_s` when it is a positive number of seconds. */

@@ -13,6 +13,7 @@ export const RunnerInitSchema = z.object({
   logLevel: z.string(),
   retryBackoffMs: z.number(),
   retryBackoffMaxMs: z.number(),
+  maxInputPixels: z.number(),
 });
 export type RunnerInit = z.infer<typeof RunnerInitSchema>;
 

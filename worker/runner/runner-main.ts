@@ -72,6 +72,7 @@ async function runJob(job: RunnerJob): Promise<void> {
         inputPaths,
         outputDir,
         reportProgress: (percent) => progress.report(percent),
+        limits: { maxInputPixels: init.maxInputPixels },
         signal: controller.signal,
         log: jobLog,
       });
