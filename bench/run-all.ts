@@ -1,5 +1,14 @@
 import { benchClaimThroughput } from './claim-throughput.js';
 import { benchEndToEnd } from './end-to-end.js';
+import { benchImageResize } from './image-resize.js';
 
-await benchClaimThroughput();
-await benchEndToEnd();
+/** `npm run bench` runs all; `npm run bench -- image` (or claim, e2e) runs the ones named. */
+const BENCHES: Record<string, () => Promise<void>> = {
+  claim: benchClaimThroughput,
+  e2e: benchEndToEnd,
+  image: benchImageResize,
+};
+const wanted = process.argv.slice(2);
+for (const [name, bench] of Object.entries(BENCHES)) {
+  if (wanted.length === 0 || wanted.includes(name)) await bench();
+}

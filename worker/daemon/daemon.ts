@@ -68,6 +68,9 @@ export class Daemon {
   async start(): Promise<void> {
     const { leaseMs } = this.options;
     await this.recoverAbandonedJobs();
+    await this.deps.pool.prewarm(this.taskTypes, this.options.concurrency);
+    // A signal during start-up has already shut everything down: claim nothing.
+    if (this.stopController.signal.aborted) return;
     this.timers = [
       setInterval(() => void this.renewLeases(), Math.max(100, leaseMs / 3)),
       setInterval(() => void this.recoverAbandonedJobs(), Math.max(500, leaseMs / 2)),

@@ -1,8 +1,10 @@
 /**
- * Warm runner processes, per module. A job takes an idle runner of its module or starts one; a
- * runner returns to the pool until it has served `reuseLimit` jobs (0 = no limit). While jobs run,
- * one spare runner per module is started in the background, so that even with a fresh process per
- * job (`reuseLimit` 1) the next job rarely waits for Node and its module to load.
+ * Warm runner processes, per module. Runners are started before the first claim (`prewarm`); a job
+ * takes an idle runner of its module or starts one; a runner returns to the pool until it has
+ * served `reuseLimit` jobs (0 = no limit). When the runner a job takes will retire after it, a
+ * spare is started in the background, so that even with a fresh process per job (`reuseLimit` 1)
+ * the next job rarely waits for Node and its module to load, and no spare competes for the CPU
+ * otherwise.
  */
 import type { Logger } from 'pino';
 import type { DiscoveredModule } from '../modules/discover-modules.js';
@@ -28,10 +30,36 @@ export class RunnerPool {
 
   constructor(private readonly options: RunnerPoolOptions) {}
 
+  /**
+   * Starts `slots` runners, spread over the modules in turn, and waits until they are ready, so the
+   * first jobs do not pay for process start-up. A module whose runner cannot start is only logged:
+   * its jobs will report the cause.
+   */
+  async prewarm(taskTypes: readonly string[], slots: number): Promise<void> {
+    const plan =
+      taskTypes.length === 0
+        ? []
+        : Array.from({ length: slots }, (_, index) => taskTypes[index % taskTypes.length]);
+    await Promise.all(
+      plan.map(async (taskType) => {
+        if (taskType === undefined) return;
+        try {
+          const runner = await this.spawn(taskType);
+          this.idle.push({ taskType, runner });
+        } catch (error) {
+          if (!this.closed)
+            this.options.log.warn({ err: error, task_type: taskType }, 'runner failed to start');
+        }
+      }),
+    );
+  }
+
   /** An idle or warming runner of the module, or a new one; rejects if it cannot start. */
   async acquire(taskType: string): Promise<RunnerProcess> {
     const runner = await this.take(taskType);
-    if (!this.closed && this.hasNoSpare(taskType)) this.warmSpare(taskType);
+    const { reuseLimit } = this.options;
+    const retiresAfterThisJob = reuseLimit > 0 && runner.jobsServed + 1 >= reuseLimit;
+    if (!this.closed && retiresAfterThisJob && this.hasNoSpare(taskType)) this.warmSpare(taskType);
     return runner;
   }
 
