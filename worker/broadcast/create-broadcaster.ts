@@ -4,6 +4,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { DiscoveredModule } from '../modules/discover-modules.js';
+import type { ModuleVersions } from '../modules/module-contract.js';
 import { type Broadcaster, NoopBroadcaster } from './broadcaster.js';
 import { MqttBroadcaster } from './mqtt-broadcaster.js';
 import { brokerAddress } from './mqtt-options.js';
@@ -22,6 +23,7 @@ function packageVersion(): string {
 export function createBroadcaster(
   config: Config,
   modules: readonly DiscoveredModule[],
+  moduleVersions: Readonly<Record<string, ModuleVersions>>,
   log: Logger,
   onFatal: (error: Error) => void,
 ): Broadcaster {
@@ -32,6 +34,7 @@ export function createBroadcaster(
     identity: {
       workerId: config.workerId,
       capabilities: modules.map((module) => module.name),
+      moduleVersions,
       concurrency: config.concurrency,
       heartbeatIntervalS: config.heartbeatInterval,
       version: packageVersion(),

@@ -8,6 +8,8 @@ import type { JobEvent } from './broadcaster.js';
 export interface WorkerIdentity {
   workerId: string;
   capabilities: readonly string[];
+  /** Versions of what modules depend on, by module (ffmpeg_render: {ffmpeg: '…'}). */
+  moduleVersions: Readonly<Record<string, Readonly<Record<string, string>>>>;
   concurrency: number;
   heartbeatIntervalS: number;
   version: string;
@@ -29,6 +31,7 @@ export function capabilityPayload(identity: WorkerIdentity, idleCount: number, s
     concurrency: identity.concurrency,
     heartbeat_interval_s: identity.heartbeatIntervalS,
     version: identity.version,
+    module_versions: identity.moduleVersions,
     hostname: identity.hostname,
     pid: identity.pid,
     started_at: identity.startedAt,

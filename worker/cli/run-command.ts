@@ -5,6 +5,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { exponentialBackoff } from '../daemon/retry-policy.js';
 import { createLogger } from '../logging/logger.js';
 import { discoverModules, selectModules } from '../modules/discover-modules.js';
+import { preflightModules } from '../modules/preflight-modules.js';
 import { RunnerPool } from '../runner/runner-pool.js';
 import { openJobStore } from '../store/open-job-store.js';
 
@@ -12,7 +13,11 @@ export async function runWorker(config: Config): Promise<void> {
   const { databaseUrl, storageRoot } = requireStorePaths(config);
   const log = createLogger(config.logLevel, { worker_id: config.workerId });
   const available = await discoverModules(config.modulesDir);
-  const modules = selectModules(available, config.tasks);
+  const tools = { ffmpeg: config.ffmpegBinary, ffprobe: config.ffprobeBinary };
+  const { modules, versions } = await preflightModules(selectModules(available, config.tasks), tools, {
+    requestedByName: (config.tasks?.length ?? 0) > 0,
+    log,
+  });
   const store = openJobStore(databaseUrl, { ensureSchema: true });
   const retryDelay = exponentialBackoff(config.retryBackoff * 1000, config.retryBackoffMax * 1000);
   const pool = new RunnerPool({
@@ -25,6 +30,10 @@ export async function runWorker(config: Config): Promise<void> {
       retryBackoffMs: config.retryBackoff * 1000,
       retryBackoffMaxMs: config.retryBackoffMax * 1000,
       maxInputPixels: config.maxInputPixels,
+      tools: {
+        ...(config.ffmpegBinary === undefined ? {} : { ffmpeg: config.ffmpegBinary }),
+        ...(config.ffprobeBinary === undefined ? {} : { ffprobe: config.ffprobeBinary }),
+      },
     },
     reuseLimit: config.runnerReuse,
     maxIdle: config.concurrency,
@@ -33,7 +42,7 @@ export async function runWorker(config: Config): Promise<void> {
     log,
   });
   let fatal: Error | undefined;
-  const broadcaster = createBroadcaster(config, modules, log, (error) => {
+  const broadcaster = createBroadcaster(config, modules, versions, log, (error) => {
     fatal = error;
     log.error({ err: error }, error.message);
     void daemon.stop();

@@ -150,6 +150,18 @@ export const SETTINGS = {
     schema: integer(1).default(100_000_000),
     default: '100000000',
   }),
+  ffmpegBinary: setting({
+    env: 'FFMPEG_BINARY',
+    flag: '--ffmpeg-binary',
+    accepts: 'a path to ffmpeg (default: ffmpeg on PATH)',
+    schema: nonEmpty.optional(),
+  }),
+  ffprobeBinary: setting({
+    env: 'FFPROBE_BINARY',
+    flag: '--ffprobe-binary',
+    accepts: 'a path to ffprobe (default: ffprobe beside FFMPEG_BINARY, else on PATH)',
+    schema: nonEmpty.optional(),
+  }),
   timeout: setting({
     env: 'WORKER_TIMEOUT',
     flag: '--timeout',

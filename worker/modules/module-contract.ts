@@ -14,7 +14,21 @@ export interface ModuleManifest<Params = unknown> {
   /** Validates `input_files[0].metadata`; its messages reach the job's error_message. */
   params: z.ZodType<Params>;
   defaultTimeoutS: number;
+  /**
+   * Run by the daemon at start-up for each module it will serve: resolves with the versions of
+   * what the module depends on (logged and announced), or throws a StartupError that says how to
+   * make the module available.
+   */
+  preflight?: (tools: ModuleTools) => Promise<ModuleVersions>;
 }
+
+/** External programs the operator pointed at (FFMPEG_BINARY…); absent = look on PATH. */
+export interface ModuleTools {
+  ffmpeg?: string | undefined;
+  ffprobe?: string | undefined;
+}
+
+export type ModuleVersions = Readonly<Record<string, string>>;
 
 export interface JobContext {
   jobId: string;
@@ -28,6 +42,7 @@ export interface JobContext {
   reportProgress(percent: number): void;
   /** Operator-set bounds a module must enforce on its inputs. */
   limits: { maxInputPixels: number };
+  tools: ModuleTools;
   /** Aborted when the job is cancelled or the runner is stopping. */
   signal: AbortSignal;
   log: Logger;

@@ -73,6 +73,7 @@ async function runJob(job: RunnerJob): Promise<void> {
         outputDir,
         reportProgress: (percent) => progress.report(percent),
         limits: { maxInputPixels: init.maxInputPixels },
+        tools: init.tools,
         signal: controller.signal,
         log: jobLog,
       });

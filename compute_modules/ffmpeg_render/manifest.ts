@@ -1,0 +1,18 @@
+import { defineManifest } from '../../worker/modules/module-contract.js';
+import { binaryVersion, resolveBinaries } from './binaries.js';
+import { type FfmpegRenderParams, ffmpegRenderParams } from './params.js';
+
+export default defineManifest<FfmpegRenderParams>({
+  description:
+    'Render video with ffmpeg: transcode, HLS packaging, thumbnails and contact sheets, concatenation with a watermark.',
+  params: ffmpegRenderParams,
+  defaultTimeoutS: 3600,
+  async preflight(tools) {
+    const binaries = resolveBinaries(tools);
+    const [ffmpeg, ffprobe] = await Promise.all([
+      binaryVersion(binaries.ffmpeg, 'ffmpeg', 'FFMPEG_BINARY'),
+      binaryVersion(binaries.ffprobe, 'ffprobe', 'FFPROBE_BINARY'),
+    ]);
+    return { ffmpeg, ffprobe };
+  },
+});

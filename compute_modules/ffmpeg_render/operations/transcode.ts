@@ -1,0 +1,58 @@
+import path from 'node:path';
+import type { TranscodeParams } from '../params.js';
+import type { RenderPlan } from '../plan.js';
+import type { MediaInfo } from '../probe.js';
+import { audioOptions, checkWithin, containerOptions, defaultVideoCodec, fitSize } from './common.js';
+
+export function planTranscode(params: TranscodeParams, input: MediaInfo): RenderPlan {
+  const start = params.start ?? 0;
+  if (start > 0) checkWithin(input.name, start, 'start', input.durationS);
+  const expectedDurationS = Math.min(params.duration ?? Number.POSITIVE_INFINITY, input.durationS - start);
+  const size = fitSize(input.video, params, params.allow_upscale);
+  const audio = audioOptions(
+    params.audio_codec,
+    params.container,
+    params.audio_bitrate,
+    input.audio !== undefined,
+  );
+  const mainOutput = `transcoded.${params.container}`;
+  const filters = [
+    `scale=${size.width}:${size.height}`,
+    ...(params.fps ? [`fps=${params.fps}`] : []),
+    'format=yuv420p',
+  ];
+  return {
+    expectedDurationS,
+    videoCodec: params.video_codec ?? defaultVideoCodec(params.container),
+    mainOutput,
+    build: (stagingDir, encoder) => ({
+      inputs: [
+        {
+          path: input.path,
+          options: [...(encoder?.inputOptions ?? []), ...(start > 0 ? ['-ss', String(start)] : [])],
+        },
+      ],
+      outputs: [
+        {
+          path: path.join(stagingDir, mainOutput),
+          options: [
+            '-map',
+            '0:v:0',
+            ...(audio.codec === 'none' ? [] : ['-map', '0:a:0']),
+            '-vf',
+            filters.join(',') + (encoder?.filterSuffix ?? ''),
+            ...(encoder?.streamOptions({
+              crf: params.crf,
+              bitrateKbps: params.bitrate,
+              preset: params.preset,
+            }) ?? []),
+            ...audio.options,
+            ...(params.duration === undefined ? [] : ['-t', String(params.duration)]),
+            ...containerOptions(params.container, params.faststart),
+          ],
+        },
+      ],
+    }),
+    describe: () => ({ trimmed: { start, duration: expectedDurationS } }),
+  };
+}

@@ -1,0 +1,165 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { InvalidParametersError, TransientJobError } from '../../worker/errors.js';
+import { defineRun, type JobContext } from '../../worker/modules/module-contract.js';
+import { type FfmpegBinaries, resolveBinaries } from './binaries.js';
+import { availableEncoders, chooseVideoEncoder, softwareFallback, type VideoEncoder } from './encoders.js';
+import { FfmpegFailed, runFfmpeg } from './fluent.js';
+import { planConcat } from './operations/concat.js';
+import { planHls } from './operations/hls.js';
+import { planThumbnail } from './operations/thumbnail.js';
+import { planTranscode } from './operations/transcode.js';
+import type { FfmpegRenderParams } from './params.js';
+import type { RenderPlan } from './plan.js';
+import { type MediaInfo, probeMedia } from './probe.js';
+import { createStaging, publishStaging } from './staging.js';
+
+/** Probing the inputs is the first few percent; publishing and probing the output the last few. */
+const PROGRESS_AFTER_PROBE = 3;
+const PROGRESS_RENDERED = 95;
+
+export default defineRun<FfmpegRenderParams>(async (params, context) => {
+  const binaries = resolveBinaries(context.tools);
+  const plan = await planRender(params, context, binaries);
+  context.reportProgress(PROGRESS_AFTER_PROBE);
+
+  const choice = plan.videoCodec
+    ? await chooseVideoEncoder(binaries, plan.videoCodec, 'hardware' in params ? params.hardware : 'none')
+    : undefined;
+  let encoder = choice?.encoder;
+  let fallbackReason = choice?.fallbackReason;
+  let staging = await createStaging(context.outputDir);
+  try {
+    await render(binaries, plan, staging, encoder, context);
+  } catch (error) {
+    if (encoder?.accelerator === undefined || context.signal.aborted || plan.videoCodec === undefined)
+      throw error;
+    // A GPU encoder that passed its test can still fail on a real input (memory, a driver fault):
+    // the job is redone on the CPU rather than failed.
+    const software = softwareFallback(plan.videoCodec, await availableEncoders(binaries));
+    fallbackReason = `${encoder.name} failed mid-job (${(error as Error).message}); re-encoded with ${software.name}`;
+    context.log.warn({ encoder: encoder.name, err: error }, 'hardware encode failed; re-encoding on the CPU');
+    encoder = software;
+    await fs.rm(staging, { recursive: true, force: true });
+    staging = await createStaging(context.outputDir);
+    await render(binaries, plan, staging, encoder, context);
+  }
+  const files = await publishStaging(staging, context.outputDir);
+  context.reportProgress(PROGRESS_RENDERED);
+  return describeResult(binaries, plan, files, context.outputDir, {
+    operation: params.operation,
+    encoder,
+    fallbackReason,
+  });
+});
+
+async function planRender(
+  params: FfmpegRenderParams,
+  context: JobContext,
+  binaries: FfmpegBinaries,
+): Promise<RenderPlan> {
+  const paths = context.inputPaths;
+  if (params.operation !== 'concat') {
+    const [only, ...extra] = paths;
+    if (only === undefined || extra.length > 0) {
+      throw new InvalidParametersError(
+        `ffmpeg_render ${params.operation} requires exactly 1 input file, got ${paths.length}`,
+      );
+    }
+    const input = await probeMedia(binaries, only);
+    if (params.operation === 'transcode') return planTranscode(params, input);
+    if (params.operation === 'hls') return planHls(params, input);
+    return planThumbnail(params, input);
+  }
+  const markIndex = params.watermark?.input;
+  if (markIndex !== undefined && markIndex >= paths.length) {
+    throw new InvalidParametersError(
+      `watermark.input=${markIndex}, but the job has ${paths.length} input file(s) (counted from 0)`,
+    );
+  }
+  const clipPaths = paths.filter((_, index) => index !== markIndex);
+  if (clipPaths.length === 0)
+    throw new InvalidParametersError('ffmpeg_render concat needs at least 1 video input');
+  const clips: MediaInfo[] = [];
+  for (const clip of clipPaths) clips.push(await probeMedia(binaries, clip));
+  const watermarkPath = markIndex === undefined ? undefined : paths[markIndex];
+  if (watermarkPath !== undefined) await probeMedia(binaries, watermarkPath, { needVideo: false });
+  return planConcat(params, clips, watermarkPath);
+}
+
+async function render(
+  binaries: FfmpegBinaries,
+  plan: RenderPlan,
+  stagingDir: string,
+  encoder: VideoEncoder | undefined,
+  context: JobContext,
+): Promise<void> {
+  const span = PROGRESS_RENDERED - PROGRESS_AFTER_PROBE;
+  try {
+    await runFfmpeg(binaries, plan.build(stagingDir, encoder), {
+      signal: context.signal,
+      onTime: (seconds) => {
+        if (plan.expectedDurationS <= 0) return;
+        const done = Math.min(1, seconds / plan.expectedDurationS);
+        context.reportProgress(PROGRESS_AFTER_PROBE + Math.floor(span * done));
+      },
+    });
+  } catch (error) {
+    if (error instanceof FfmpegFailed) {
+      throw new TransientJobError(
+        `ffmpeg failed: ${error.message}${error.stderrTail ? `; stderr: ${error.stderrTail}` : ''}`,
+      );
+    }
+    throw error;
+  }
+}
+
+async function describeResult(
+  binaries: FfmpegBinaries,
+  plan: RenderPlan,
+  files: readonly string[],
+  outputDir: string,
+  how: { operation: string; encoder: VideoEncoder | undefined; fallbackReason: string | undefined },
+) {
+  const produced = await probeMedia(binaries, path.join(outputDir, plan.mainOutput), { needVideo: false });
+  const isVideo = plan.videoCodec !== undefined;
+  const main = {
+    ...(isVideo ? { duration: Number(produced.durationS.toFixed(3)) } : {}),
+    width: produced.video.width,
+    height: produced.video.height,
+    ...(isVideo
+      ? { video_codec: produced.video.codec, audio_codec: produced.audio?.codec ?? 'none' }
+      : { format: produced.video.codec }),
+    ...(isVideo && produced.bitrateKbps !== undefined ? { bitrate_kbps: produced.bitrateKbps } : {}),
+    size_bytes: (await fs.stat(produced.path)).size,
+  };
+  const outputFiles = await Promise.all(
+    files.map(async (file) => {
+      const role =
+        file === plan.mainOutput
+          ? 'main'
+          : file.endsWith('.m3u8')
+            ? 'playlist'
+            : file.endsWith('.ts')
+              ? 'segment'
+              : 'file';
+      const metadata =
+        role === 'main' ? main : { size_bytes: (await fs.stat(path.join(outputDir, file))).size };
+      return { file_id: file, filename: file, metadata: { role, ...metadata } };
+    }),
+  );
+  return {
+    outputFiles,
+    taskOutput: {
+      success: true,
+      operation: how.operation,
+      output: plan.mainOutput,
+      ...main,
+      ...(how.encoder === undefined
+        ? {}
+        : { encoder: how.encoder.name, hardware: how.encoder.accelerator ?? 'none' }),
+      ...(how.fallbackReason === undefined ? {} : { hardware_fallback: how.fallbackReason }),
+      ...plan.describe?.(files),
+    },
+  };
+}

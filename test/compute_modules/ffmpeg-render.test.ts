@@ -1,0 +1,382 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import sharp from 'sharp';
+import { near } from '../helpers/images.js';
+import {
+  audioStream,
+  ffmpegProcessesMentioning,
+  ffprobe,
+  frameAt,
+  makeAudio,
+  makeClip,
+  videoStream,
+} from '../helpers/media.js';
+import { type Broker, startBroker, subscribe } from '../helpers/mosquitto.js';
+import { BUILT_IN_MODULES, drainBuiltIn, runCli, startWorker } from '../helpers/worker-process.js';
+import { useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
+
+/** The order of an MP4's top-level boxes (ftyp, moov, mdat…). */
+function topLevelBoxes(file: Buffer): string[] {
+  const types: string[] = [];
+  for (let offset = 0; offset + 8 <= file.length; ) {
+    const size = file.readUInt32BE(offset);
+    types.push(file.toString('latin1', offset + 4, offset + 8));
+    if (size < 8) break;
+    offset += size;
+  }
+  return types;
+}
+
+interface RenderOutput {
+  file_id: string;
+  filename: string;
+  metadata: Record<string, unknown>;
+}
+
+describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)', () => {
+  let workspace: Workspace;
+  useWorkspace((created) => {
+    workspace = created;
+  });
+
+  const media = (name: string) => path.join(workspace.dir, name);
+  const addRender = (
+    params: Record<string, unknown>,
+    files: string[],
+    options: Record<string, unknown> = {},
+  ) => {
+    const jobId = `render-${Math.random().toString(36).slice(2, 10)}`;
+    const inputFiles = files.map((file, index) => ({
+      path: workspace.addInputFile(jobId, path.basename(file), fs.readFileSync(file)),
+      ...(index === 0 ? { metadata: params } : {}),
+    }));
+    if (files.length === 0) inputFiles.push({ path: '', metadata: params });
+    return workspace.addJob('ffmpeg_render', params, {
+      jobId,
+      inputFiles: files.length === 0 ? [] : inputFiles,
+      ...options,
+    });
+  };
+  const outputOf = (jobId: string, filename: string) =>
+    path.join(workspace.storageRoot, 'jobs', jobId, 'output', filename);
+  async function completed(jobId: string) {
+    const job = await workspace.store.getJob(jobId);
+    assert.equal(job?.status, 'completed', `${jobId}: ${job?.error_message}`);
+    return {
+      output: job?.task_output as Record<string, unknown>,
+      files: job?.output_files as RenderOutput[],
+    };
+  }
+  async function failed(jobId: string) {
+    const job = await workspace.store.getJob(jobId);
+    assert.equal(job?.status, 'error', `${jobId} should fail, got ${job?.status}`);
+    return job?.error_message ?? '';
+  }
+
+  test('transcode: size never enlarged, codecs, trimming, faststart; progress rises to 100; nvenc falls back to the CPU', async () => {
+    let broker: Broker | undefined;
+    try {
+      broker = await startBroker();
+      const events = await subscribe(broker.url, ['inference/events']);
+      const clip = makeClip(media('clip.mp4'), { seconds: 4, width: 640, height: 360 });
+      const small = await addRender({ operation: 'transcode', width: 320, preset: 'veryfast' }, [clip]);
+      const webm = await addRender(
+        { container: 'webm', start: 1, duration: 1.5, height: 180, preset: 'ultrafast', crf: 40 },
+        [clip],
+      );
+      const noUpscale = await addRender(
+        { operation: 'transcode', width: 1920, audio_codec: 'none', preset: 'ultrafast' },
+        [clip],
+      );
+      const nvenc = await addRender(
+        { operation: 'transcode', hardware: 'nvenc', preset: 'ultrafast', width: 160 },
+        [clip],
+      );
+      await drainBuiltIn(workspace.dir, ['ffmpeg_render'], [], {
+        BROADCAST_TYPE: 'mqtt',
+        MQTT_BROKER: broker.url,
+      });
+
+      const mp4 = await completed(small);
+      assert.deepEqual(
+        [
+          mp4.output.width,
+          mp4.output.height,
+          mp4.output.video_codec,
+          mp4.output.audio_codec,
+          mp4.output.encoder,
+        ],
+        [320, 180, 'h264', 'aac', 'libx264'],
+      );
+      assert.ok(Math.abs(Number(mp4.output.duration) - 4) < 0.2, `duration ${mp4.output.duration}`);
+      assert.equal(mp4.output.hardware_fallback, undefined, 'auto without a GPU is not a fallback');
+      assert.deepEqual(
+        mp4.files.map((file) => file.filename),
+        ['transcoded.mp4'],
+      );
+      const written = ffprobe(outputOf(small, 'transcoded.mp4'));
+      assert.deepEqual([videoStream(written)?.width, videoStream(written)?.height], [320, 180]);
+      assert.equal(mp4.files[0]?.metadata.size_bytes, fs.statSync(outputOf(small, 'transcoded.mp4')).size);
+      const boxes = topLevelBoxes(fs.readFileSync(outputOf(small, 'transcoded.mp4')));
+      assert.ok(boxes.indexOf('moov') < boxes.indexOf('mdat'), `faststart: moov before mdat (${boxes})`);
+
+      const vp9 = ffprobe(outputOf(webm, 'transcoded.webm'));
+      assert.deepEqual(
+        [videoStream(vp9)?.codec_name, audioStream(vp9)?.codec_name, videoStream(vp9)?.height],
+        ['vp9', 'opus', 180],
+      );
+      assert.ok(
+        Math.abs(Number(vp9.format.duration) - 1.5) < 0.15,
+        `trimmed duration ${vp9.format.duration}`,
+      );
+
+      const kept = await completed(noUpscale);
+      assert.deepEqual([kept.output.width, kept.output.height, kept.output.audio_codec], [640, 360, 'none']);
+
+      const cpu = await completed(nvenc);
+      assert.equal(cpu.output.encoder, 'libx264');
+      assert.equal(cpu.output.hardware, 'none');
+      assert.match(String(cpu.output.hardware_fallback), /h264_nvenc .*; used libx264$/);
+
+      await events.waitFor(
+        (message) => message.payload.includes(small) && message.payload.includes('"completed"'),
+        'completed',
+      );
+      const progress = events.messages
+        .map(
+          (message) =>
+            JSON.parse(message.payload) as { job_id: string; progress: number; event_type: string },
+        )
+        .filter((event) => event.job_id === small)
+        .map((event) => event.progress);
+      assert.ok(progress.length >= 3, `progress events: ${progress}`);
+      assert.deepEqual(
+        [...progress].sort((a, b) => a - b),
+        progress,
+        `monotonic: ${progress}`,
+      );
+      assert.equal(progress.at(-1), 100);
+      await events.close();
+    } finally {
+      await broker?.stop();
+    }
+  });
+
+  test('hls: variants no taller than the input, the original passed through, segments and adaptive.m3u8', async () => {
+    const clip = makeClip(media('clip.mp4'), { seconds: 4, width: 640, height: 360 });
+    const jobId = await addRender(
+      {
+        operation: 'hls',
+        variants: [
+          { height: 720, bitrate: 3000 },
+          { height: 360, bitrate: 800 },
+          { height: 240, bitrate: 400 },
+        ],
+        segment_seconds: 1,
+        include_original: true,
+        preset: 'ultrafast',
+      },
+      [clip],
+    );
+    await drainBuiltIn(workspace.dir, ['ffmpeg_render']);
+    const { output, files } = await completed(jobId);
+    const master = fs.readFileSync(outputOf(jobId, 'adaptive.m3u8'), 'utf8');
+    assert.equal((master.match(/#EXT-X-STREAM-INF/g) ?? []).length, 3, master);
+    assert.match(master, /RESOLUTION=426x240/);
+    assert.doesNotMatch(master, /x720/);
+    const names = files.map((file) => file.filename);
+    for (const playlist of ['adaptive.m3u8', 'v0/index.m3u8', 'v1/index.m3u8', 'v2/index.m3u8']) {
+      assert.ok(names.includes(playlist), `${playlist} in ${names}`);
+    }
+    const segments = names.filter((name) => name.endsWith('.ts'));
+    assert.equal(output.segments, segments.length);
+    assert.ok(segments.length >= 9, `about 4 one-second segments per variant, got ${segments.length}`);
+    assert.equal(files.find((file) => file.filename === 'adaptive.m3u8')?.metadata.role, 'main');
+    assert.deepEqual(
+      (output.variants as { height: number }[]).map((variant) => variant.height),
+      [360, 240, 360],
+    );
+    const firstSegment = ffprobe(outputOf(jobId, 'v1/segment_000.ts'));
+    assert.equal(videoStream(firstSegment)?.height, 240);
+    assert.equal(audioStream(firstSegment)?.codec_name, 'aac');
+    assert.deepEqual(
+      fs
+        .readdirSync(path.join(workspace.storageRoot, 'jobs', jobId, 'output'))
+        .filter((entry) => entry.startsWith('.')),
+      [],
+    );
+  });
+
+  test('thumbnail: a frame at a time, and a contact sheet of rows × columns', async () => {
+    // A clip whose colour changes every second, so frames can be told apart.
+    const clip = makeClip(media('colours.mp4'), {
+      seconds: 4,
+      width: 320,
+      height: 240,
+      audio: false,
+      source: 'testsrc',
+    });
+    const single = await addRender({ operation: 'thumbnail', at_seconds: 1.5, format: 'png' }, [clip]);
+    const percent = await addRender({ operation: 'thumbnail', at_percent: 50, width: 160 }, [clip]);
+    const sheet = await addRender(
+      { operation: 'thumbnail', sheet: { rows: 2, columns: 3 }, width: 100, format: 'webp' },
+      [clip],
+    );
+    const late = await addRender({ operation: 'thumbnail', at_seconds: 99 }, [clip]);
+    await drainBuiltIn(workspace.dir, ['ffmpeg_render']);
+
+    const png = await sharp(outputOf(single, 'thumbnail.png')).metadata();
+    assert.deepEqual([png.format, png.width, png.height], ['png', 320, 240]);
+    const jpeg = await sharp(outputOf(percent, 'thumbnail.jpg')).metadata();
+    assert.deepEqual([jpeg.format, jpeg.width, jpeg.height], ['jpeg', 160, 120]);
+    assert.equal((await completed(percent)).output.at_seconds, 2);
+    const contact = await completed(sheet);
+    assert.equal(contact.output.output, 'contact_sheet.webp');
+    const sheetMeta = await sharp(outputOf(sheet, 'contact_sheet.webp')).metadata();
+    assert.deepEqual([sheetMeta.format, sheetMeta.width, sheetMeta.height], ['webp', 300, 150]);
+    const stats = await sharp(outputOf(sheet, 'contact_sheet.webp'))
+      .extract({ left: 200, top: 75, width: 100, height: 75 })
+      .stats();
+    assert.ok(
+      stats.channels.some((channel) => channel.mean > 20),
+      'the last tile holds a frame, not padding',
+    );
+    assert.equal(await failed(late), 'at_seconds=99 is past the end of colours.mp4 (4.00 s long)');
+  });
+
+  test('concat: clips of different sizes, one without sound, joined with a watermark', async () => {
+    const first = makeClip(media('first.mp4'), { seconds: 2, width: 640, height: 360 });
+    const second = makeClip(media('second.mp4'), { seconds: 1.5, width: 320, height: 240, audio: false });
+    const mark = media('mark.png');
+    await sharp({ create: { width: 64, height: 64, channels: 4, background: '#ff0000ff' } })
+      .png()
+      .toFile(mark);
+    const jobId = await addRender(
+      {
+        operation: 'concat',
+        watermark: { input: 2, position: 'top-left', margin: 10, width_percent: 20 },
+        preset: 'ultrafast',
+      },
+      [first, second, mark],
+    );
+    await drainBuiltIn(workspace.dir, ['ffmpeg_render']);
+    const { output } = await completed(jobId);
+    assert.deepEqual(
+      [output.width, output.height, output.video_codec, output.audio_codec],
+      [640, 360, 'h264', 'aac'],
+    );
+    assert.ok(Math.abs(Number(output.duration) - 3.5) < 0.2, `duration ${output.duration}`);
+    const render = outputOf(jobId, 'render.mp4');
+    for (const at of [0.5, 2.8]) {
+      const frame = frameAt(render, at);
+      const pixel = (x: number, y: number) => [...frame.subarray((y * 640 + x) * 3, (y * 640 + x) * 3 + 3)];
+      assert.ok(near(pixel(30, 30), [255, 0, 0], 40), `watermark at ${at}s: ${pixel(30, 30)}`);
+      assert.ok(!near(pixel(320, 200), [255, 0, 0], 40), 'and only there');
+    }
+    const letterboxed = frameAt(render, 2.8);
+    const left = [...letterboxed.subarray((180 * 640 + 5) * 3, (180 * 640 + 5) * 3 + 3)];
+    assert.ok(near(left, [0, 0, 0], 20), `the 4:3 clip is pillarboxed, not stretched: ${left}`);
+  });
+
+  test('bad inputs end before any encoding, with the file and the cause', async () => {
+    const clip = makeClip(media('clip.mp4'), { seconds: 2, width: 320, height: 240 });
+    const junk = media('junk.mp4');
+    fs.writeFileSync(junk, Buffer.from(Array.from({ length: 4096 }, (_, index) => (index * 7919) % 251)));
+    const tone = makeAudio(media('tone.m4a'), 1);
+    const whole = fs.readFileSync(clip);
+    const cut = media('cut.mp4');
+    fs.writeFileSync(cut, whole.subarray(0, Math.floor(whole.length / 2)));
+    const corrupt = await addRender({}, [junk]);
+    const audioOnly = await addRender({}, [tone]);
+    const truncated = await addRender({}, [cut]);
+    const badCrf = await addRender({ crf: 99 }, [clip]);
+    const badOperation = await addRender({ operation: 'explode' }, [clip]);
+    const webmH264 = await addRender({ container: 'webm', video_codec: 'h264' }, [clip]);
+    const lateStart = await addRender({ start: 30 }, [clip]);
+    const twoInputs = await addRender({ operation: 'thumbnail' }, [clip, clip]);
+    await drainBuiltIn(workspace.dir, ['ffmpeg_render']);
+
+    assert.match(
+      await failed(corrupt),
+      /^Cannot read input junk\.mp4: not a media file ffprobe can open, or corrupt \(.*Invalid data/,
+    );
+    assert.equal(await failed(audioOnly), 'Input tone.m4a has no video stream (only audio (aac))');
+    assert.match(
+      await failed(truncated),
+      /^Cannot read input cut\.mp4: .*(moov atom not found|Invalid data)/,
+    );
+    assert.match(await failed(badCrf), /^Invalid parameters: crf: /);
+    assert.match(await failed(badOperation), /^Invalid parameters: operation: /);
+    assert.equal(await failed(webmH264), 'Invalid parameters: video_codec: webm holds vp9 or av1, not h264');
+    assert.equal(await failed(lateStart), 'start=30 is past the end of clip.mp4 (2.00 s long)');
+    assert.equal(await failed(twoInputs), 'ffmpeg_render thumbnail requires exactly 1 input file, got 2');
+    for (const jobId of [corrupt, audioOnly, truncated]) {
+      assert.equal((await workspace.store.getJob(jobId))?.retry_count, 0, 'not retried');
+    }
+  });
+
+  test('a timeout kills ffmpeg itself: no ffmpeg process is left', async () => {
+    const clip = makeClip(media('long.mp4'), { seconds: 10, width: 1280, height: 720, audio: false });
+    // AV1 at its slowest setting: many minutes for this clip, so only the timeout can end it.
+    const jobId = await addRender({ video_codec: 'av1', preset: 'veryslow', timeout_s: 3 }, [clip], {
+      maxRetries: 0,
+    });
+    const worker = startWorker(workspace.dir, [
+      '--modules-dir',
+      BUILT_IN_MODULES,
+      '--tasks',
+      'ffmpeg_render',
+      '--drain',
+      '--kill-grace',
+      '1',
+    ]);
+    await waitFor(() => ffmpegProcessesMentioning(jobId).length > 0, 'ffmpeg to start on the job');
+    assert.equal((await worker.exited).code, 0, worker.stderr());
+    assert.match(await failed(jobId), /timed out after 3 s/);
+    assert.deepEqual(ffmpegProcessesMentioning(jobId), [], 'no orphaned ffmpeg');
+    const outputDir = path.join(workspace.storageRoot, 'jobs', jobId, 'output');
+    const leftovers = fs.existsSync(outputDir)
+      ? fs.readdirSync(outputDir).filter((entry) => !entry.startsWith('.render-'))
+      : [];
+    assert.deepEqual(leftovers, [], 'nothing half-written is published');
+  });
+
+  test('without ffmpeg: asking for ffmpeg_render fails at start-up saying how to install it; other modules run', async () => {
+    const missing = { FFMPEG_BINARY: path.join(workspace.dir, 'no-such-dir', 'ffmpeg') };
+    const asked = await runCli(
+      ['run', '--modules-dir', BUILT_IN_MODULES, '--tasks', 'ffmpeg_render', '--drain'],
+      {
+        ...missing,
+        CL_SERVER_DIR: workspace.dir,
+        BROADCAST_TYPE: 'noop',
+      },
+    );
+    assert.equal(asked.code, 2);
+    assert.match(
+      asked.stderr,
+      /module ffmpeg_render: ffmpeg not found at .*no-such-dir\/ffmpeg \(FFMPEG_BINARY\); install it \(Debian\/Ubuntu: apt-get install ffmpeg/,
+    );
+    await drainBuiltIn(workspace.dir, ['image_resize'], [], missing);
+    const everything = startWorker(workspace.dir, ['--modules-dir', BUILT_IN_MODULES, '--drain'], missing);
+    assert.equal((await everything.exited).code, 0, everything.stderr());
+    const leftOut = everything.logs.find((line) => line.msg === 'module left out: its preflight failed');
+    assert.equal(leftOut?.task_type, 'ffmpeg_render');
+    const started = everything.logs.find((line) => line.msg === 'worker started');
+    assert.deepEqual(started?.tasks, ['image_conversion', 'image_resize']);
+
+    const found = startWorker(workspace.dir, [
+      '--modules-dir',
+      BUILT_IN_MODULES,
+      '--tasks',
+      'ffmpeg_render',
+      '--drain',
+    ]);
+    assert.equal((await found.exited).code, 0, found.stderr());
+    const ready = found.logs.find((line) => line.msg === 'module ready') as
+      | { versions?: { ffmpeg?: string } }
+      | undefined;
+    assert.match(ready?.versions?.ffmpeg ?? '', /^\d+\.\d+/);
+  });
+});
