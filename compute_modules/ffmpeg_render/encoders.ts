@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { execa } from 'execa';
 import type { FfmpegBinaries } from './binaries.js';
+import { listVideoEncoders } from './fluent.js';
 
 export const VIDEO_CODECS = ['h264', 'hevc', 'vp9', 'av1'] as const;
 export type VideoCodec = (typeof VIDEO_CODECS)[number];
@@ -189,11 +190,9 @@ function hardwareEncoder(codec: VideoCodec, accelerator: Accelerator): VideoEnco
 }
 
 let encoderList: Promise<Set<string>> | undefined;
-/** Names of the encoders the binary was built with (`ffmpeg -encoders`), read once. */
+/** Names of the video encoders the binary was built with, read once per runner. */
 export function availableEncoders(binaries: FfmpegBinaries): Promise<Set<string>> {
-  encoderList ??= execa(binaries.ffmpeg, ['-hide_banner', '-encoders'], { timeout: 15_000 }).then(
-    ({ stdout }) => new Set(stdout.split('\n').flatMap((line) => /^\s*V\S*\s+(\S+)/.exec(line)?.[1] ?? [])),
-  );
+  encoderList ??= listVideoEncoders(binaries);
   return encoderList;
 }
 

@@ -70,6 +70,23 @@ export function runFfmpeg(
   });
 }
 
+/**
+ * fluent-ffmpeg asks the binary for its formats and encoders before a process's first command and
+ * caches the lists; asking here at runner start keeps that (≈140 ms) off the first job.
+ */
+export function listVideoEncoders(binaries: FfmpegBinaries): Promise<Set<string>> {
+  const command = ffmpeg().setFfmpegPath(binaries.ffmpeg);
+  return new Promise((resolve, reject) => {
+    command.availableFormats((formatsError: unknown) => {
+      if (formatsError) return reject(formatsError);
+      command.availableEncoders((error: unknown, encoders: Record<string, { type?: string }>) => {
+        if (error) return reject(error);
+        resolve(new Set(Object.keys(encoders).filter((name) => encoders[name]?.type === 'video')));
+      });
+    });
+  });
+}
+
 export type ProbeData = FfprobeData;
 
 export function probeFile(binaries: FfmpegBinaries, file: string): Promise<ProbeData> {

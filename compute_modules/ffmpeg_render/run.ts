@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidParametersError, TransientJobError } from '../../worker/errors.js';
-import { defineRun, type JobContext } from '../../worker/modules/module-contract.js';
+import { defineRun, type JobContext, type ModuleTools } from '../../worker/modules/module-contract.js';
 import { type FfmpegBinaries, resolveBinaries } from './binaries.js';
 import { availableEncoders, chooseVideoEncoder, softwareFallback, type VideoEncoder } from './encoders.js';
 import { FfmpegFailed, runFfmpeg } from './fluent.js';
@@ -18,6 +18,11 @@ import { createStaging, publishStaging } from './staging.js';
 const PROGRESS_AFTER_PROBE = 3;
 const PROGRESS_RENDERED = 95;
 
+/** Runs at runner start: the encoder list (and fluent-ffmpeg's capability cache) is read then. */
+export async function warmUp(tools: ModuleTools): Promise<void> {
+  await availableEncoders(resolveBinaries(tools));
+}
+
 export default defineRun<FfmpegRenderParams>(async (params, context) => {
   const binaries = resolveBinaries(context.tools);
   const plan = await planRender(params, context, binaries);
@@ -29,8 +34,9 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
   let encoder = choice?.encoder;
   let fallbackReason = choice?.fallbackReason;
   let staging = await createStaging(context.outputDir);
+  let durationS: number | undefined;
   try {
-    await render(binaries, plan, staging, encoder, context);
+    durationS = await render(binaries, plan, staging, encoder, context);
   } catch (error) {
     if (encoder?.accelerator === undefined || context.signal.aborted || plan.videoCodec === undefined)
       throw error;
@@ -42,12 +48,13 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
     encoder = software;
     await fs.rm(staging, { recursive: true, force: true });
     staging = await createStaging(context.outputDir);
-    await render(binaries, plan, staging, encoder, context);
+    durationS = await render(binaries, plan, staging, encoder, context);
   }
   const files = await publishStaging(staging, context.outputDir);
   context.reportProgress(PROGRESS_RENDERED);
-  return describeResult(binaries, plan, files, context.outputDir, {
+  return describeResult(plan, files, context.outputDir, {
     operation: params.operation,
+    durationS,
     encoder,
     fallbackReason,
   });
@@ -87,67 +94,85 @@ async function planRender(
   return planConcat(params, clips, watermarkPath);
 }
 
+/** Runs the plan's ffmpeg call; resolves with the last output time ffmpeg reported (its duration). */
 async function render(
   binaries: FfmpegBinaries,
   plan: RenderPlan,
   stagingDir: string,
   encoder: VideoEncoder | undefined,
   context: JobContext,
-): Promise<void> {
+): Promise<number | undefined> {
   const span = PROGRESS_RENDERED - PROGRESS_AFTER_PROBE;
+  let lastTime: number | undefined;
   try {
     await runFfmpeg(binaries, plan.build(stagingDir, encoder), {
       signal: context.signal,
       onTime: (seconds) => {
+        lastTime = seconds;
         if (plan.expectedDurationS <= 0) return;
         const done = Math.min(1, seconds / plan.expectedDurationS);
         context.reportProgress(PROGRESS_AFTER_PROBE + Math.floor(span * done));
       },
     });
+    return lastTime;
   } catch (error) {
     if (error instanceof FfmpegFailed) {
-      throw new TransientJobError(
-        `ffmpeg failed: ${error.message}${error.stderrTail ? `; stderr: ${error.stderrTail}` : ''}`,
-      );
+      const stderr = error.stderrTail ? `; stderr: ${error.stderrTail}` : '';
+      throw new TransientJobError(`ffmpeg failed: ${error.message}${stderr}`);
     }
     throw error;
   }
 }
 
+/**
+ * task_output and output_files from what the plan asked for and what ffmpeg reported (its final
+ * output time is the duration), without probing the output again: a second ffprobe would add
+ * ≈70 ms to every job for facts already known.
+ */
 async function describeResult(
-  binaries: FfmpegBinaries,
   plan: RenderPlan,
   files: readonly string[],
   outputDir: string,
-  how: { operation: string; encoder: VideoEncoder | undefined; fallbackReason: string | undefined },
+  how: {
+    operation: string;
+    durationS: number | undefined;
+    encoder: VideoEncoder | undefined;
+    fallbackReason: string | undefined;
+  },
 ) {
-  const produced = await probeMedia(binaries, path.join(outputDir, plan.mainOutput), { needVideo: false });
-  const isVideo = plan.videoCodec !== undefined;
-  const main = {
-    ...(isVideo ? { duration: Number(produced.durationS.toFixed(3)) } : {}),
-    width: produced.video.width,
-    height: produced.video.height,
-    ...(isVideo
-      ? { video_codec: produced.video.codec, audio_codec: produced.audio?.codec ?? 'none' }
-      : { format: produced.video.codec }),
-    ...(isVideo && produced.bitrateKbps !== undefined ? { bitrate_kbps: produced.bitrateKbps } : {}),
-    size_bytes: (await fs.stat(produced.path)).size,
-  };
-  const outputFiles = await Promise.all(
-    files.map(async (file) => {
-      const role =
-        file === plan.mainOutput
-          ? 'main'
-          : file.endsWith('.m3u8')
-            ? 'playlist'
-            : file.endsWith('.ts')
-              ? 'segment'
-              : 'file';
-      const metadata =
-        role === 'main' ? main : { size_bytes: (await fs.stat(path.join(outputDir, file))).size };
-      return { file_id: file, filename: file, metadata: { role, ...metadata } };
-    }),
+  const sizes = new Map(
+    await Promise.all(
+      files.map(async (file) => [file, (await fs.stat(path.join(outputDir, file))).size] as const),
+    ),
   );
+  const { produces } = plan;
+  const durationS = how.durationS ?? plan.expectedDurationS;
+  const singleFile = files.length === 1;
+  const totalBytes = [...sizes.values()].reduce((total, size) => total + size, 0);
+  const main = {
+    ...(produces.codecs ? { duration: Number(durationS.toFixed(3)) } : {}),
+    width: produces.width,
+    height: produces.height,
+    ...(produces.codecs ? { video_codec: produces.codecs.video, audio_codec: produces.codecs.audio } : {}),
+    ...(produces.format ? { format: produces.format } : {}),
+    ...(produces.codecs && singleFile && durationS > 0
+      ? { bitrate_kbps: Math.round((totalBytes * 8) / durationS / 1000) }
+      : {}),
+    size_bytes: totalBytes,
+  };
+  const outputFiles = files.map((file) => {
+    const role =
+      file === plan.mainOutput
+        ? 'main'
+        : file.endsWith('.m3u8')
+          ? 'playlist'
+          : file.endsWith('.ts')
+            ? 'segment'
+            : 'file';
+    const size_bytes = sizes.get(file) ?? 0;
+    const metadata = role === 'main' ? { ...main, size_bytes } : { size_bytes };
+    return { file_id: file, filename: file, metadata: { role, ...metadata } };
+  });
   return {
     outputFiles,
     taskOutput: {

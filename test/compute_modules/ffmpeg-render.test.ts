@@ -13,7 +13,7 @@ import {
   makeClip,
   videoStream,
 } from '../helpers/media.js';
-import { type Broker, startBroker, subscribe } from '../helpers/mosquitto.js';
+import { type Broker, type Subscriber, startBroker, subscribe } from '../helpers/mosquitto.js';
 import { BUILT_IN_MODULES, drainBuiltIn, runCli, startWorker } from '../helpers/worker-process.js';
 import { useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
@@ -77,9 +77,10 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
 
   test('transcode: size never enlarged, codecs, trimming, faststart; progress rises to 100; nvenc falls back to the CPU', async () => {
     let broker: Broker | undefined;
+    let events: Subscriber | undefined;
     try {
       broker = await startBroker();
-      const events = await subscribe(broker.url, ['inference/events']);
+      events = await subscribe(broker.url, ['inference/events', 'inference/workers/#']);
       const clip = makeClip(media('clip.mp4'), { seconds: 4, width: 640, height: 360 });
       const small = await addRender({ operation: 'transcode', width: 320, preset: 'veryfast' }, [clip]);
       const webm = await addRender(
@@ -145,6 +146,7 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
         'completed',
       );
       const progress = events.messages
+        .filter((message) => message.topic === 'inference/events')
         .map(
           (message) =>
             JSON.parse(message.payload) as { job_id: string; progress: number; event_type: string },
@@ -158,8 +160,19 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
         `monotonic: ${progress}`,
       );
       assert.equal(progress.at(-1), 100);
-      await events.close();
+      const announcement = events.messages.find(
+        (message) => message.topic.startsWith('inference/workers/') && message.payload !== '',
+      );
+      const announced = JSON.parse(announcement?.payload ?? '{}') as {
+        module_versions?: { ffmpeg_render?: { ffmpeg?: string; ffprobe?: string } };
+      };
+      assert.match(
+        announced.module_versions?.ffmpeg_render?.ffmpeg ?? '',
+        /^\d+\.\d+/,
+        'the ffmpeg version is announced',
+      );
     } finally {
+      await events?.close();
       await broker?.stop();
     }
   });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import sharp from 'sharp';
 import { decompressionBombPng, solidJpeg } from '../helpers/images.js';
-import { type Broker, startBroker, subscribe } from '../helpers/mosquitto.js';
+import { type Broker, type Subscriber, startBroker, subscribe } from '../helpers/mosquitto.js';
 import { drainBuiltIn } from '../helpers/worker-process.js';
 import { useWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -130,9 +130,10 @@ describe('hostile and broken image inputs (both modules, through the daemon)', (
 
   test('progress follows the stages: read, then transform and encode, then write', async () => {
     let broker: Broker | undefined;
+    let events: Subscriber | undefined;
     try {
       broker = await startBroker();
-      const events = await subscribe(broker.url, ['inference/events']);
+      events = await subscribe(broker.url, ['inference/events']);
       // Large enough that encoding takes well over the 250 ms progress throttle.
       const noise = await sharp({
         create: {
@@ -163,8 +164,8 @@ describe('hostile and broken image inputs (both modules, through the daemon)', (
         .filter((event) => event.job_id === jobId)
         .map((event) => `${event.event_type}:${event.progress}`);
       assert.deepEqual(progress, ['processing:0', 'processing:10', 'processing:85', 'completed:100']);
-      await events.close();
     } finally {
+      await events?.close();
       await broker?.stop();
     }
   });

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { StartupError } from '../errors.js';
-import type { ModuleManifest, ModuleRun } from './module-contract.js';
+import type { ModuleManifest, ModuleRun, ModuleWarmUp } from './module-contract.js';
 
 export interface DiscoveredModule {
   name: string;
@@ -49,11 +49,14 @@ export function selectModules(
 export async function loadModuleRun(module: {
   directory: string;
   name: string;
-}): Promise<ModuleRun<unknown>> {
-  const run = await importDefault<ModuleRun<unknown>>(path.join(module.directory, 'run.js'));
-  if (typeof run !== 'function')
+}): Promise<{ run: ModuleRun<unknown>; warmUp: ModuleWarmUp | undefined }> {
+  const file = path.join(module.directory, 'run.js');
+  const exported = (await import(pathToFileURL(file).href)) as { default?: unknown; warmUp?: unknown };
+  if (typeof exported.default !== 'function') {
     throw new StartupError(`module ${module.name}: run.js has no default export function`);
-  return run;
+  }
+  const warmUp = typeof exported.warmUp === 'function' ? (exported.warmUp as ModuleWarmUp) : undefined;
+  return { run: exported.default as ModuleRun<unknown>, warmUp };
 }
 
 export function loadManifest(directory: string): Promise<ModuleManifest> {

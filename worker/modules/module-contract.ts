@@ -1,7 +1,9 @@
 /**
  * The contract between the worker and a compute module. A module is a folder
  * `compute_modules/<task_type>/` with `manifest.js` (default export: a ModuleManifest, cheap to
- * import) and `run.js` (default export: a ModuleRun, loaded only inside a runner process).
+ * import) and `run.js` (default export: a ModuleRun, loaded only inside a runner process; an
+ * optional named export `warmUp: ModuleWarmUp` runs once when the runner starts, before its first
+ * job, to move one-time costs off the job path).
  * Claiming, leases, retries, writing the row and broadcasting belong to the worker, never to a module.
  */
 import type { Logger } from 'pino';
@@ -49,6 +51,9 @@ export interface JobContext {
 }
 
 export type ModuleRun<Params> = (params: Params, context: JobContext) => Promise<JobResult>;
+
+/** Fills a runner's caches (capability lists of an external program…); a failure is only logged. */
+export type ModuleWarmUp = (tools: ModuleTools) => Promise<void>;
 
 /** Helpers that keep a module's two files typed against each other. */
 export const defineManifest = <Params>(manifest: ModuleManifest<Params>): ModuleManifest<Params> => manifest;

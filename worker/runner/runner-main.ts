@@ -29,7 +29,8 @@ const log = createLogger(init.logLevel, {
 const send = (message: RunnerToDaemon) => process.send?.(message);
 
 const manifest = await loadManifest(init.moduleDirectory);
-const run = await loadModuleRun({ directory: init.moduleDirectory, name: init.moduleName });
+const { run, warmUp } = await loadModuleRun({ directory: init.moduleDirectory, name: init.moduleName });
+await warmUp?.(init.tools).catch((error: unknown) => log.warn({ err: error }, 'module warm-up failed'));
 const store = openJobStore(init.databaseUrl, { ensureSchema: false });
 const retryDelay = exponentialBackoff(init.retryBackoffMs, init.retryBackoffMaxMs);
 let current: AbortController | undefined;

@@ -9,6 +9,8 @@ import { RunnerCrashedError } from '../errors.js';
 import type { DaemonToRunner, RunnerInit, RunnerJob, RunnerOutcome, RunnerToDaemon } from './protocol.js';
 
 const RUNNER_MAIN = fileURLToPath(new URL('./runner-main.js', import.meta.url));
+/** How long a dead runner's group may take to vanish after SIGKILL (a zombie nobody reaps never does). */
+const GROUP_EXIT_WAIT_MS = 1000;
 const STDERR_TAIL_BYTES = 2048;
 
 const SPAWN_OPTIONS = {
@@ -63,13 +65,16 @@ export class RunnerProcess {
       this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
     });
     subprocess.on('message', (message: RunnerToDaemon) => this.onMessage(message));
-    this.exited = subprocess.then((result) => {
+    this.exited = subprocess.then(async (result) => {
       this.exitInfo = {
         exitCode: result.exitCode,
         signal: result.signal,
         stderrTail: this.stderrTail.trim(),
       };
-      this.killGroup('SIGKILL'); // whatever the module left behind in the group
+      // Whatever the module left behind in the group (an ffmpeg) is killed, and waited for, so
+      // that once a runner counts as gone, nothing it started is still running.
+      this.killGroup('SIGKILL');
+      await this.groupGone(GROUP_EXIT_WAIT_MS);
       const running = this.current;
       this.current = undefined;
       running?.settle({ kind: 'exited', exit: this.exitInfo });
@@ -161,6 +166,21 @@ export class RunnerProcess {
         outcome: message.outcome,
         ...(message.message === undefined ? {} : { message: message.message }),
       });
+    }
+  }
+
+  /** Polls until no process of the runner's group is left, or the wait is over. */
+  private async groupGone(maxWaitMs: number): Promise<void> {
+    const pid = this.subprocess.pid;
+    if (pid === undefined) return;
+    const deadline = Date.now() + maxWaitMs;
+    while (Date.now() < deadline) {
+      try {
+        process.kill(-pid, 0);
+      } catch {
+        return; // ESRCH: the group is empty
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
 

@@ -33,10 +33,12 @@ export function planConcat(
   const audio = audioOptions(params.audio_codec, params.container, params.audio_bitrate, withAudio);
   const mainOutput = `render.${params.container}`;
   const { width: w, height: h } = size;
+  const videoCodec = params.video_codec ?? defaultVideoCodec(params.container);
   return {
     expectedDurationS: clips.reduce((total, clip) => total + clip.durationS, 0),
-    videoCodec: params.video_codec ?? defaultVideoCodec(params.container),
+    videoCodec,
     mainOutput,
+    produces: { width: w, height: h, codecs: { video: videoCodec, audio: audio.codec } },
     build(stagingDir, encoder) {
       const graph: string[] = [];
       clips.forEach((clip, index) => {

@@ -34,6 +34,11 @@ export function planHls(params: HlsParams, input: MediaInfo): RenderPlan {
     expectedDurationS: input.durationS,
     videoCodec: 'h264',
     mainOutput: MASTER_PLAYLIST,
+    produces: {
+      width: sizes[0]?.width ?? input.video.width,
+      height: sizes[0]?.height ?? input.video.height,
+      codecs: { video: 'h264', audio: hasAudio ? 'aac' : 'none' },
+    },
     build(stagingDir, encoder) {
       const suffix = encoder?.filterSuffix ?? '';
       const split = `[0:v]split=${variants.length}${variants.map((_, index) => `[s${index}]`).join('')}`;

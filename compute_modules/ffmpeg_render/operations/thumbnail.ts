@@ -6,14 +6,22 @@ import { checkWithin, fitSize } from './common.js';
 
 const SHEET_FRAME_WIDTH = 320;
 
-function imageOptions(format: ThumbnailParams['format']): { extension: string; options: string[] } {
+function imageOptions(format: ThumbnailParams['format']): {
+  extension: string;
+  format: string;
+  options: string[];
+} {
   switch (format) {
     case 'png':
-      return { extension: 'png', options: ['-c:v', 'png'] };
+      return { extension: 'png', format: 'png', options: ['-c:v', 'png'] };
     case 'webp':
-      return { extension: 'webp', options: ['-c:v', 'libwebp', '-quality', '85'] };
+      return { extension: 'webp', format: 'webp', options: ['-c:v', 'libwebp', '-quality', '85'] };
     default:
-      return { extension: 'jpg', options: ['-c:v', 'mjpeg', '-q:v', '3', '-pix_fmt', 'yuvj420p'] };
+      return {
+        extension: 'jpg',
+        format: 'jpeg',
+        options: ['-c:v', 'mjpeg', '-q:v', '3', '-pix_fmt', 'yuvj420p'],
+      };
   }
 }
 
@@ -36,6 +44,11 @@ export function planThumbnail(params: ThumbnailParams, input: MediaInfo): Render
     return {
       expectedDurationS: input.durationS,
       mainOutput,
+      produces: {
+        width: frame.width * sheet.columns,
+        height: frame.height * sheet.rows,
+        format: image.format,
+      },
       build: (stagingDir) => ({
         inputs: [{ path: input.path }],
         outputs: [
@@ -63,6 +76,7 @@ export function planThumbnail(params: ThumbnailParams, input: MediaInfo): Render
   return {
     expectedDurationS: 0,
     mainOutput,
+    produces: { ...size, format: image.format },
     build: (stagingDir) => ({
       inputs: [{ path: input.path, options: ['-ss', at.toFixed(3)] }],
       outputs: [

@@ -21,10 +21,18 @@ export function planTranscode(params: TranscodeParams, input: MediaInfo): Render
     ...(params.fps ? [`fps=${params.fps}`] : []),
     'format=yuv420p',
   ];
+  const videoCodec = params.video_codec ?? defaultVideoCodec(params.container);
   return {
     expectedDurationS,
-    videoCodec: params.video_codec ?? defaultVideoCodec(params.container),
+    videoCodec,
     mainOutput,
+    produces: {
+      ...size,
+      codecs: {
+        video: videoCodec,
+        audio: audio.codec === 'copy' ? (input.audio?.codec ?? 'none') : audio.codec,
+      },
+    },
     build: (stagingDir, encoder) => ({
       inputs: [
         {
