@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { InvalidParametersError, TransientJobError } from '../../worker/errors.js';
+import { BadInputError, InvalidParametersError, TransientJobError } from '../../worker/errors.js';
 import { defineRun, type JobContext, type ModuleTools } from '../../worker/modules/module-contract.js';
 import { type FfmpegBinaries, resolveBinaries } from './binaries.js';
 import { availableEncoders, chooseVideoEncoder, softwareFallback, type VideoEncoder } from './encoders.js';
@@ -51,6 +51,12 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
     durationS = await render(binaries, plan, staging, encoder, context);
   }
   const files = await publishStaging(staging, context.outputDir);
+  if (!files.includes(plan.mainOutput)) {
+    // ffmpeg can succeed without writing anything (a seek past the last decodable frame).
+    throw new BadInputError(
+      `ffmpeg finished without writing ${plan.mainOutput}: nothing decodable where asked`,
+    );
+  }
   context.reportProgress(PROGRESS_RENDERED);
   return describeResult(plan, files, context.outputDir, {
     operation: params.operation,

@@ -238,6 +238,7 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
       [clip],
     );
     const late = await addRender({ operation: 'thumbnail', at_seconds: 99 }, [clip]);
+    const end = await addRender({ operation: 'thumbnail', at_percent: 100 }, [clip]);
     await drainBuiltIn(workspace.dir, ['ffmpeg_render']);
 
     const png = await sharp(outputOf(single, 'thumbnail.png')).metadata();
@@ -256,6 +257,7 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
       stats.channels.some((channel) => channel.mean > 20),
       'the last tile holds a frame, not padding',
     );
+    assert.equal((await completed(end)).output.at_seconds, 3.96, 'the last frame, not past it');
     assert.equal(await failed(late), 'at_seconds=99 is past the end of colours.mp4 (4.00 s long)');
   });
 

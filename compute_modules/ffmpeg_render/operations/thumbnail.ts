@@ -69,7 +69,9 @@ export function planThumbnail(params: ThumbnailParams, input: MediaInfo): Render
       describe: () => ({ sheet: { rows: sheet.rows, columns: sheet.columns, frame_times: times } }),
     };
   }
-  const at = params.at_seconds ?? ((params.at_percent ?? 10) / 100) * input.durationS;
+  // A percentage is of the frames there are: 100 % is the last frame, not the end of the stream.
+  const lastFrame = Math.max(0, input.durationS - 1 / input.video.fps);
+  const at = params.at_seconds ?? Math.min(lastFrame, ((params.at_percent ?? 10) / 100) * input.durationS);
   if (params.at_seconds !== undefined) checkWithin(input.name, at, 'at_seconds', input.durationS);
   const size = fitSize(input.video, params, false, { even: false });
   const mainOutput = `thumbnail.${image.extension}`;
