@@ -14,7 +14,7 @@ import type { RenderPlan } from './plan.js';
 import { type MediaInfo, probeMedia } from './probe.js';
 import { createStaging, publishStaging } from './staging.js';
 
-/** Probing the inputs is the first few percent; publishing and probing the output the last few. */
+/** Probing the inputs is the first few percent; moving the files into place the last few. */
 const PROGRESS_AFTER_PROBE = 3;
 const PROGRESS_RENDERED = 95;
 
@@ -23,7 +23,17 @@ export async function warmUp(tools: ModuleTools): Promise<void> {
   await availableEncoders(resolveBinaries(tools));
 }
 
-export default defineRun<FfmpegRenderParams>(async (params, context) => {
+export default defineRun<FfmpegRenderParams>(async (params, jobContext) => {
+  // Progress never goes back, even when a failed GPU encode is redone on the CPU from the start.
+  let reported = 0;
+  const context: JobContext = {
+    ...jobContext,
+    reportProgress: (percent) => {
+      if (percent <= reported) return;
+      reported = percent;
+      jobContext.reportProgress(percent);
+    },
+  };
   const binaries = resolveBinaries(context.tools);
   const plan = await planRender(params, context, binaries);
   context.reportProgress(PROGRESS_AFTER_PROBE);
@@ -38,8 +48,10 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
   try {
     durationS = await render(binaries, plan, staging, encoder, context);
   } catch (error) {
-    if (encoder?.accelerator === undefined || context.signal.aborted || plan.videoCodec === undefined)
+    if (encoder?.accelerator === undefined || context.signal.aborted || plan.videoCodec === undefined) {
+      await fs.rm(staging, { recursive: true, force: true });
       throw error;
+    }
     // A GPU encoder that passed its test can still fail on a real input (memory, a driver fault):
     // the job is redone on the CPU rather than failed.
     const software = softwareFallback(plan.videoCodec, await availableEncoders(binaries));
@@ -48,7 +60,10 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
     encoder = software;
     await fs.rm(staging, { recursive: true, force: true });
     staging = await createStaging(context.outputDir);
-    durationS = await render(binaries, plan, staging, encoder, context);
+    durationS = await render(binaries, plan, staging, encoder, context).catch(async (cpuError: unknown) => {
+      await fs.rm(staging, { recursive: true, force: true });
+      throw cpuError;
+    });
   }
   const files = await publishStaging(staging, context.outputDir);
   if (!files.includes(plan.mainOutput)) {
