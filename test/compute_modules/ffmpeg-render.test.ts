@@ -177,6 +177,48 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     }
   });
 
+  test('every container and codec the module offers writes what it says', async () => {
+    const clip = makeClip(media('short.mp4'), { seconds: 1, width: 320, height: 240 });
+    const silent = makeClip(media('silent.mp4'), { seconds: 2, width: 320, height: 240, audio: false });
+    const combinations = [
+      { container: 'mkv', video_codec: 'hevc', audio_codec: 'opus', expect: ['matroska', 'hevc', 'opus'] },
+      { container: 'mov', video_codec: 'h264', audio_codec: 'mp3', expect: ['mov', 'h264', 'mp3'] },
+      { container: 'webm', video_codec: 'av1', expect: ['matroska', 'av1', 'opus'] },
+      { container: 'mp4', video_codec: 'av1', audio_codec: 'copy', expect: ['mov', 'av1', 'aac'] },
+      { container: 'mp4', bitrate: 300, expect: ['mov', 'h264', 'aac'] },
+    ];
+    const jobs = [];
+    for (const { expect, ...params } of combinations) {
+      jobs.push({
+        expect,
+        container: params.container,
+        jobId: await addRender({ ...params, preset: 'ultrafast' }, [clip]),
+      });
+    }
+    const hlsSilent = await addRender(
+      { operation: 'hls', variants: [{ height: 120, bitrate: 200 }], preset: 'ultrafast' },
+      [silent],
+    );
+    await drainBuiltIn(workspace.dir, ['ffmpeg_render']);
+    for (const { expect, container, jobId } of jobs) {
+      const { output } = await completed(jobId);
+      const probed = ffprobe(outputOf(jobId, `transcoded.${container}`));
+      assert.deepEqual(
+        [
+          probed.format.format_name?.split(',')[0],
+          videoStream(probed)?.codec_name,
+          audioStream(probed)?.codec_name,
+        ],
+        expect,
+        JSON.stringify(output),
+      );
+      assert.equal(output.video_codec, expect[1]);
+    }
+    const hls = await completed(hlsSilent);
+    assert.equal(hls.output.audio_codec, 'none');
+    assert.equal(audioStream(ffprobe(outputOf(hlsSilent, 'v0/segment_000.ts'))), undefined);
+  });
+
   test('hls: variants no taller than the input, the original passed through, segments and adaptive.m3u8', async () => {
     const clip = makeClip(media('clip.mp4'), { seconds: 4, width: 640, height: 360 });
     const jobId = await addRender(
