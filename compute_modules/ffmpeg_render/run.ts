@@ -23,17 +23,7 @@ export async function warmUp(tools: ModuleTools): Promise<void> {
   await availableEncoders(resolveBinaries(tools));
 }
 
-export default defineRun<FfmpegRenderParams>(async (params, jobContext) => {
-  // Progress never goes back, even when a failed GPU encode is redone on the CPU from the start.
-  let reported = 0;
-  const context: JobContext = {
-    ...jobContext,
-    reportProgress: (percent) => {
-      if (percent <= reported) return;
-      reported = percent;
-      jobContext.reportProgress(percent);
-    },
-  };
+export default defineRun<FfmpegRenderParams>(async (params, context) => {
   const binaries = resolveBinaries(context.tools);
   const plan = await planRender(params, context, binaries);
   context.reportProgress(PROGRESS_AFTER_PROBE);

@@ -8,12 +8,7 @@ const REPORTED_DEFAULT_QUALITY = 95;
 export default defineRun<ImageConversionParams>(async (params, context) => {
   const { input, encoded, filename, sizeBytes } = await runImageJob('image_conversion', context, {
     basename: 'converted',
-    format: params.format,
-    quality: params.quality,
-    lossless: params.lossless,
-    effort: params.effort,
-    background: params.background,
-    keepMetadata: params.keep_metadata,
+    params,
   });
   const originalFormat = (input.metadata.format ?? 'unknown').toUpperCase();
   const outputFormat = params.format.toUpperCase();

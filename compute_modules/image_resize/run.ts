@@ -6,15 +6,7 @@ export default defineRun<ImageResizeParams>(async (params, context) => {
   const { input, encoded, filename, sizeBytes } = await runImageJob(
     'image_resize',
     context,
-    {
-      basename: 'resized',
-      format: params.format,
-      quality: params.quality,
-      lossless: params.lossless,
-      effort: params.effort,
-      background: params.background,
-      keepMetadata: params.keep_metadata,
-    },
+    { basename: 'resized', params },
     (image) =>
       image.resize(params.width, params.height, {
         fit: params.fit,

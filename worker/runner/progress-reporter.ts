@@ -1,7 +1,8 @@
 /**
  * A module may report progress thousands of times; the row is written only when the integer value
- * changes, and at most every PROGRESS_WRITE_INTERVAL_MS (the last value is written by a trailing
- * timer). A write that the lease fence refuses means the job is no longer ours.
+ * rises (progress never goes back, even when a module redoes a stage), and at most every
+ * PROGRESS_WRITE_INTERVAL_MS (the last value is written by a trailing timer). A write that the
+ * lease fence refuses means the job is no longer ours.
  */
 import type { JobStore, Lease } from '../store/job-store.js';
 
@@ -23,7 +24,7 @@ export class ProgressReporter {
   report(percent: number): void {
     if (!Number.isFinite(percent)) return;
     const progress = Math.max(0, Math.min(99, Math.floor(percent)));
-    if (progress === this.lastSent) return;
+    if (progress <= this.lastSent) return;
     this.lastSent = progress;
     this.onChange(progress);
     this.pending = progress;

@@ -1,6 +1,6 @@
 /** Pieces every video-writing operation shares: output size, audio and container options. */
 import { InvalidParametersError } from '../../../worker/errors.js';
-import type { VideoCodec } from '../encoders.js';
+import type { Preset, VideoCodec, VideoEncoder } from '../encoders.js';
 import type { Container } from '../params.js';
 
 const even = (value: number) => Math.max(2, 2 * Math.round(value / 2));
@@ -50,8 +50,28 @@ export function audioOptions(
   }
 }
 
-export const containerOptions = (container: Container, faststart: boolean): string[] =>
+const containerOptions = (container: Container, faststart: boolean): string[] =>
   faststart && (container === 'mp4' || container === 'mov') ? ['-movflags', '+faststart'] : [];
+
+/** Encoder, audio and container options of a one-file video output (transcode, concat). */
+export function videoFileOptions(
+  params: {
+    crf?: number | undefined;
+    bitrate?: number | undefined;
+    preset: Preset;
+    container: Container;
+    faststart: boolean;
+  },
+  encoder: VideoEncoder | undefined,
+  audio: { options: string[] },
+): string[] {
+  return [
+    ...(encoder?.streamOptions({ crf: params.crf, bitrateKbps: params.bitrate, preset: params.preset }) ??
+      []),
+    ...audio.options,
+    ...containerOptions(params.container, params.faststart),
+  ];
+}
 
 export function checkWithin(name: string, seconds: number, label: string, durationS: number): void {
   if (seconds >= durationS) {

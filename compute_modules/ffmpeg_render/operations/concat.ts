@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { ConcatParams } from '../params.js';
 import type { RenderPlan } from '../plan.js';
 import type { MediaInfo } from '../probe.js';
-import { audioOptions, containerOptions, defaultVideoCodec, fitSize } from './common.js';
+import { audioOptions, defaultVideoCodec, fitSize, videoFileOptions } from './common.js';
 
 const OVERLAY_POSITIONS: Readonly<Record<string, (margin: number) => string>> = {
   'top-left': (m) => `x=${m}:y=${m}`,
@@ -85,13 +85,7 @@ export function planConcat(
               '-map',
               '[vout]',
               ...(withAudio ? ['-map', '[aout]'] : []),
-              ...(encoder?.streamOptions({
-                crf: params.crf,
-                bitrateKbps: params.bitrate,
-                preset: params.preset,
-              }) ?? []),
-              ...audio.options,
-              ...containerOptions(params.container, params.faststart),
+              ...videoFileOptions(params, encoder, audio),
             ],
           },
         ],

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { TranscodeParams } from '../params.js';
 import type { RenderPlan } from '../plan.js';
 import type { MediaInfo } from '../probe.js';
-import { audioOptions, checkWithin, containerOptions, defaultVideoCodec, fitSize } from './common.js';
+import { audioOptions, checkWithin, defaultVideoCodec, fitSize, videoFileOptions } from './common.js';
 
 export function planTranscode(params: TranscodeParams, input: MediaInfo): RenderPlan {
   const start = params.start ?? 0;
@@ -49,14 +49,8 @@ export function planTranscode(params: TranscodeParams, input: MediaInfo): Render
             ...(audio.codec === 'none' ? [] : ['-map', '0:a:0']),
             '-vf',
             filters.join(',') + (encoder?.filterSuffix ?? ''),
-            ...(encoder?.streamOptions({
-              crf: params.crf,
-              bitrateKbps: params.bitrate,
-              preset: params.preset,
-            }) ?? []),
-            ...audio.options,
             ...(params.duration === undefined ? [] : ['-t', String(params.duration)]),
-            ...containerOptions(params.container, params.faststart),
+            ...videoFileOptions(params, encoder, audio),
           ],
         },
       ],
