@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { near } from '../helpers/images.js';
 import {
@@ -374,30 +375,57 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     }
   });
 
-  test('a timeout kills ffmpeg itself: no ffmpeg process is left', async () => {
+  test('a timeout, a shutdown and a deleted job each kill ffmpeg itself: no ffmpeg process is left', async () => {
     const clip = makeClip(media('long.mp4'), { seconds: 10, width: 1280, height: 720, audio: false });
-    // AV1 at its slowest setting: many minutes for this clip, so only the timeout can end it.
-    const jobId = await addRender({ video_codec: 'av1', preset: 'veryslow', timeout_s: 3 }, [clip], {
-      maxRetries: 0,
-    });
-    const worker = startWorker(workspace.dir, [
-      '--modules-dir',
-      BUILT_IN_MODULES,
-      '--tasks',
-      'ffmpeg_render',
-      '--drain',
-      '--kill-grace',
-      '1',
-    ]);
-    await waitFor(() => ffmpegProcessesMentioning(jobId).length > 0, 'ffmpeg to start on the job');
-    assert.equal((await worker.exited).code, 0, worker.stderr());
-    assert.match(await failed(jobId), /timed out after 3 s/);
-    assert.deepEqual(ffmpegProcessesMentioning(jobId), [], 'no orphaned ffmpeg');
-    const outputDir = path.join(workspace.storageRoot, 'jobs', jobId, 'output');
-    const leftovers = fs.existsSync(outputDir)
-      ? fs.readdirSync(outputDir).filter((entry) => !entry.startsWith('.render-'))
-      : [];
-    assert.deepEqual(leftovers, [], 'nothing half-written is published');
+    // AV1 at its slowest setting: many minutes for this clip, so only the daemon can end it.
+    const endless = { video_codec: 'av1', preset: 'veryslow' };
+    const daemonArgs = ['--modules-dir', BUILT_IN_MODULES, '--tasks', 'ffmpeg_render', '--kill-grace', '1'];
+    const ffmpegStarted = (jobId: string) =>
+      waitFor(() => ffmpegProcessesMentioning(jobId).length > 0, `ffmpeg to start on ${jobId}`);
+    const outputsOf = (jobId: string) => {
+      const outputDir = path.join(workspace.storageRoot, 'jobs', jobId, 'output');
+      return fs.existsSync(outputDir)
+        ? fs.readdirSync(outputDir).filter((entry) => !entry.startsWith('.render-'))
+        : [];
+    };
+
+    const timedOut = await addRender({ ...endless, timeout_s: 3 }, [clip], { maxRetries: 0 });
+    const drained = startWorker(workspace.dir, [...daemonArgs, '--drain']);
+    await ffmpegStarted(timedOut);
+    assert.equal((await drained.exited).code, 0, drained.stderr());
+    assert.match(await failed(timedOut), /timed out after 3 s/);
+    assert.deepEqual(ffmpegProcessesMentioning(timedOut), [], 'no orphaned ffmpeg after a timeout');
+    assert.deepEqual(outputsOf(timedOut), [], 'nothing half-written is published');
+
+    const interrupted = await addRender(endless, [clip]);
+    const stopped = startWorker(workspace.dir, [...daemonArgs, '--shutdown-grace', '0.5']);
+    await ffmpegStarted(interrupted);
+    stopped.child.kill('SIGTERM');
+    assert.equal((await stopped.exited).code, 0, stopped.stderr());
+    assert.deepEqual(ffmpegProcessesMentioning(interrupted), [], 'no orphaned ffmpeg after a shutdown');
+    const requeued = await workspace.store.getJob(interrupted);
+    assert.deepEqual(
+      [requeued?.status, requeued?.retry_count],
+      ['queued', 0],
+      'back in the queue, no retry spent',
+    );
+
+    const deleted = interrupted;
+    const watching = startWorker(workspace.dir, [...daemonArgs, '--lease-ttl', '0.6']);
+    await ffmpegStarted(deleted);
+    const raw = new Database(workspace.databasePath);
+    raw.prepare('DELETE FROM jobs WHERE job_id = ?').run(deleted);
+    raw.close();
+    await watching.waitForLog((entry) =>
+      String(entry.msg).startsWith('job was taken back, deleted or finished elsewhere'),
+    );
+    await waitFor(
+      () => ffmpegProcessesMentioning(deleted).length === 0,
+      'ffmpeg of the deleted job to be gone',
+      5000,
+    );
+    watching.child.kill('SIGTERM');
+    assert.equal((await watching.exited).code, 0, watching.stderr());
   });
 
   test('without ffmpeg: asking for ffmpeg_render fails at start-up saying how to install it; other modules run', async () => {
