@@ -53,7 +53,7 @@ async function directSeconds(input: string, jobs: number): Promise<number> {
 }
 
 export async function benchFfmpegTranscode(): Promise<void> {
-  const jobs = Number(process.env.BENCH_FFMPEG_JOBS ?? 6);
+  const jobs = Number(process.env.BENCH_FFMPEG_JOBS ?? 12);
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-bench-clip-'));
   try {
     const input = path.join(scratch, 'clip.mp4');
