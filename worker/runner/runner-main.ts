@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { exponentialBackoff } from '../daemon/retry-policy.js';
 import { toJobError } from '../errors.js';
 import { createLogger } from '../logging/logger.js';
@@ -20,6 +21,8 @@ import {
   type RunnerToDaemon,
 } from './protocol.js';
 
+const WARM_UP_LIMIT_MS = 30_000;
+
 const init = RunnerInitSchema.parse(JSON.parse(process.argv[2] ?? '{}'));
 const log = createLogger(init.logLevel, {
   worker_id: init.workerId,
@@ -30,7 +33,19 @@ const send = (message: RunnerToDaemon) => process.send?.(message);
 
 const manifest = await loadManifest(init.moduleDirectory);
 const { run, warmUp } = await loadModuleRun({ directory: init.moduleDirectory, name: init.moduleName });
-await warmUp?.(init.tools).catch((error: unknown) => log.warn({ err: error }, 'module warm-up failed'));
+if (warmUp) {
+  // Bounded: a warm-up that hangs (an external program that never answers) must not keep the
+  // runner, and with it the daemon's start-up, from ever becoming ready.
+  const outcome = await Promise.race([
+    warmUp(init.tools).then(
+      () => 'done',
+      (error: unknown) => log.warn({ err: error }, 'module warm-up failed'),
+    ),
+    sleep(WARM_UP_LIMIT_MS, 'slow', { ref: false }),
+  ]);
+  if (outcome === 'slow')
+    log.warn({ limit_ms: WARM_UP_LIMIT_MS }, 'module warm-up is slow; not waiting for it');
+}
 const store = openJobStore(init.databaseUrl, { ensureSchema: false });
 const retryDelay = exponentialBackoff(init.retryBackoffMs, init.retryBackoffMaxMs);
 let current: AbortController | undefined;
