@@ -53,7 +53,7 @@ const VAAPI_NAMES: Readonly<Record<VideoCodec, string>> = {
   av1: 'av1_vaapi',
 };
 
-function softwareEncoder(codec: VideoCodec, available: ReadonlySet<string>): VideoEncoder {
+export function softwareEncoder(codec: VideoCodec, available: ReadonlySet<string>): VideoEncoder {
   const rateOptions = (rate: RateControl, s: string, defaultCrf: number, crfFlag = '-crf'): string[] =>
     rate.bitrateKbps !== undefined
       ? [
@@ -271,8 +271,4 @@ export async function chooseVideoEncoder(
   // `auto` finding no GPU is the normal case on most machines, not a fallback worth reporting.
   if (hardware === 'auto') return { encoder: software };
   return { encoder: software, fallbackReason: `${problems.join('; ')}; used ${software.name}` };
-}
-
-export function softwareFallback(codec: VideoCodec, built: Set<string>): VideoEncoder {
-  return softwareEncoder(codec, built);
 }

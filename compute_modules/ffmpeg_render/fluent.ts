@@ -87,9 +87,7 @@ export function listVideoEncoders(binaries: FfmpegBinaries): Promise<Set<string>
   });
 }
 
-export type ProbeData = FfprobeData;
-
-export function probeFile(binaries: FfmpegBinaries, file: string): Promise<ProbeData> {
+export function probeFile(binaries: FfmpegBinaries, file: string): Promise<FfprobeData> {
   return new Promise((resolve, reject) => {
     ffmpeg(file)
       .setFfprobePath(binaries.ffprobe)

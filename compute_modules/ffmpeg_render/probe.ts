@@ -11,12 +11,9 @@ import { probeFile } from './fluent.js';
 export interface MediaInfo {
   path: string;
   name: string;
-  container: string;
   durationS: number;
-  sizeBytes: number;
-  bitrateKbps: number | undefined;
-  video: { codec: string; width: number; height: number; fps: number; pixelFormat: string | undefined };
-  audio: { codec: string; channels: number; sampleRate: number } | undefined;
+  video: { codec: string; width: number; height: number; fps: number };
+  audio: { codec: string } | undefined;
 }
 
 function frameRate(text: string | undefined): number {
@@ -66,28 +63,16 @@ export async function probeMedia(
   if (options.needVideo && (width <= 0 || height <= 0)) {
     throw new BadInputError(`Input ${name} has a video stream without dimensions (corrupt?)`);
   }
-  const bitrate = positive(data.format.bit_rate);
   return {
     path: file,
     name,
-    container: data.format.format_name ?? 'unknown',
     durationS: durationS ?? 0,
-    sizeBytes: Number(data.format.size ?? 0),
-    bitrateKbps: bitrate === undefined ? undefined : Math.round(bitrate / 1000),
     video: {
       codec: videoStream?.codec_name ?? 'none',
       width,
       height,
       fps: frameRate(videoStream?.avg_frame_rate) || frameRate(videoStream?.r_frame_rate) || 25,
-      pixelFormat: videoStream?.pix_fmt,
     },
-    audio:
-      audioStream === undefined
-        ? undefined
-        : {
-            codec: audioStream.codec_name ?? 'unknown',
-            channels: Number(audioStream.channels ?? 0),
-            sampleRate: Number(audioStream.sample_rate ?? 0),
-          },
+    audio: audioStream === undefined ? undefined : { codec: audioStream.codec_name ?? 'unknown' },
   };
 }

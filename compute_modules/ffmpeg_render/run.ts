@@ -3,7 +3,7 @@ import path from 'node:path';
 import { BadInputError, InvalidParametersError, TransientJobError } from '../../worker/errors.js';
 import { defineRun, type JobContext, type ModuleTools } from '../../worker/modules/module-contract.js';
 import { type FfmpegBinaries, resolveBinaries } from './binaries.js';
-import { availableEncoders, chooseVideoEncoder, softwareFallback, type VideoEncoder } from './encoders.js';
+import { availableEncoders, chooseVideoEncoder, softwareEncoder, type VideoEncoder } from './encoders.js';
 import { FfmpegFailed, runFfmpeg } from './fluent.js';
 import { planConcat } from './operations/concat.js';
 import { planHls } from './operations/hls.js';
@@ -44,7 +44,7 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
     }
     // A GPU encoder that passed its test can still fail on a real input (memory, a driver fault):
     // the job is redone on the CPU rather than failed.
-    const software = softwareFallback(plan.videoCodec, await availableEncoders(binaries));
+    const software = softwareEncoder(plan.videoCodec, await availableEncoders(binaries));
     fallbackReason = `${encoder.name} failed mid-job (${(error as Error).message}); re-encoded with ${software.name}`;
     context.log.warn({ encoder: encoder.name, err: error }, 'hardware encode failed; re-encoding on the CPU');
     encoder = software;

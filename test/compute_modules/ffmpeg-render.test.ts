@@ -16,7 +16,7 @@ import {
 } from '../helpers/media.js';
 import { type Broker, type Subscriber, startBroker, subscribe } from '../helpers/mosquitto.js';
 import { BUILT_IN_MODULES, drainBuiltIn, runCli, startWorker } from '../helpers/worker-process.js';
-import { useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
+import { errorMessageOf, useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
 /** The order of an MP4's top-level boxes (ftyp, moov, mdat…). */
 function topLevelBoxes(file: Buffer): string[] {
@@ -70,11 +70,7 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
       files: job?.output_files as RenderOutput[],
     };
   }
-  async function failed(jobId: string) {
-    const job = await workspace.store.getJob(jobId);
-    assert.equal(job?.status, 'error', `${jobId} should fail, got ${job?.status}`);
-    return job?.error_message ?? '';
-  }
+  const failed = (jobId: string) => errorMessageOf(workspace.store, jobId);
 
   test('transcode: size never enlarged, codecs, trimming, faststart; progress rises to 100; nvenc falls back to the CPU', async () => {
     let broker: Broker | undefined;

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import sharp from 'sharp';
 import { animatedGif, decodeWithFfmpeg, firstPixel, near, solid, solidJpeg } from '../helpers/images.js';
 import { drainBuiltIn } from '../helpers/worker-process.js';
-import { useWorkspace, type Workspace } from '../helpers/workspace.js';
+import { errorMessageOf, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
 interface ImageOutput {
   file_id: string;
@@ -31,12 +31,7 @@ describe('image_conversion through the daemon (real sharp)', () => {
     assert.equal(output.metadata.output_size_bytes, fs.statSync(file).size);
     return { job, output, file };
   }
-  async function failed(jobId: string) {
-    const job = await workspace.store.getJob(jobId);
-    assert.equal(job?.status, 'error', `${jobId} should fail`);
-    assert.equal(job?.retry_count, 0);
-    return job?.error_message ?? '';
-  }
+  const failed = (jobId: string) => errorMessageOf(workspace.store, jobId, { retried: false });
 
   test("the original's cases: JPEG → PNG, RGBA PNG → JPEG quality 90 on white, INVALID, default PNG", async () => {
     const jpeg = await solidJpeg(800, 600, '#ff0000');

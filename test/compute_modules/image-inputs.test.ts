@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { decompressionBombPng, solidJpeg } from '../helpers/images.js';
 import { type Broker, type Subscriber, startBroker, subscribe } from '../helpers/mosquitto.js';
 import { drainBuiltIn } from '../helpers/worker-process.js';
-import { useWorkspace, type Workspace } from '../helpers/workspace.js';
+import { errorMessageOf, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
 describe('hostile and broken image inputs (both modules, through the daemon)', () => {
   let workspace: Workspace;
@@ -14,12 +14,7 @@ describe('hostile and broken image inputs (both modules, through the daemon)', (
     workspace = created;
   });
 
-  async function errorOf(jobId: string): Promise<string> {
-    const job = await workspace.store.getJob(jobId);
-    assert.equal(job?.status, 'error', `${jobId} should fail, got ${job?.status}`);
-    assert.equal(job?.retry_count, 0, 'the same file fails the same way: no retry');
-    return job?.error_message ?? '';
-  }
+  const errorOf = (jobId: string) => errorMessageOf(workspace.store, jobId, { retried: false });
 
   test('bombs, truncated, corrupt, empty and non-image files fail with the file and the cause; the daemon goes on', async () => {
     const photo = await solidJpeg(640, 480, '#446688');

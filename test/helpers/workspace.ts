@@ -1,4 +1,5 @@
 /** A throwaway CL_SERVER_DIR per test: its own media_store.db and storage root, removed afterwards. */
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -121,4 +122,19 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Asserts that a job ended in `error` (and, with `retried: false`, that no retry was spent on it)
+ * and returns its error_message.
+ */
+export async function errorMessageOf(
+  store: JobStore,
+  jobId: string,
+  { retried }: { retried?: boolean } = {},
+): Promise<string> {
+  const job = await store.getJob(jobId);
+  assert.equal(job?.status, 'error', `${jobId} should fail, got ${job?.status}`);
+  if (retried === false) assert.equal(job?.retry_count, 0, 'a job that cannot succeed is not retried');
+  return job?.error_message ?? '';
 }

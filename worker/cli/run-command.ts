@@ -30,10 +30,7 @@ export async function runWorker(config: Config): Promise<void> {
       retryBackoffMs: config.retryBackoff * 1000,
       retryBackoffMaxMs: config.retryBackoffMax * 1000,
       maxInputPixels: config.maxInputPixels,
-      tools: {
-        ...(config.ffmpegBinary === undefined ? {} : { ffmpeg: config.ffmpegBinary }),
-        ...(config.ffprobeBinary === undefined ? {} : { ffprobe: config.ffprobeBinary }),
-      },
+      tools,
     },
     reuseLimit: config.runnerReuse,
     maxIdle: config.concurrency,
