@@ -1,7 +1,8 @@
 /**
  * ffmpeg_render through the daemon against the same ffmpeg command run directly: a 1280×720 10 s
  * clip transcoded to 640×360 H.264 (veryfast), one job at a time (x264 uses every core itself).
- * The direct command is built by the module's own planner, so both run identical arguments.
+ * The direct command is built by the module's own planner, so both run identical arguments, except
+ * that the daemon's ffmpeg receives its filter graph on stdin once the probe is done.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,7 +32,7 @@ function ffmpegArguments(invocation: FfmpegInvocation): string[] {
   return [
     '-y',
     ...invocation.inputs.flatMap((input) => [...(input.options ?? []), '-i', input.path]),
-    ...(invocation.filterComplex === undefined ? [] : ['-filter_complex', invocation.filterComplex]),
+    ...(typeof invocation.filterComplex === 'string' ? ['-filter_complex', invocation.filterComplex] : []),
     ...invocation.outputs.flatMap((output) => [...output.options, output.path]),
   ];
 }
@@ -43,7 +44,7 @@ async function directSeconds(input: string, jobs: number): Promise<number> {
   const { encoder } = await chooseVideoEncoder(binaries, 'h264', params.hardware);
   const outputDir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-bench-ffmpeg-'));
   try {
-    const args = ['-v', 'error', ...ffmpegArguments(plan.build(outputDir, encoder))];
+    const args = ['-nostdin', '-v', 'error', ...ffmpegArguments(plan.build(outputDir, encoder))];
     const started = performance.now();
     for (let index = 0; index < jobs; index += 1) execFileSync(binaries.ffmpeg, args);
     return (performance.now() - started) / 1000;

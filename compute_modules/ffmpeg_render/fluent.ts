@@ -3,12 +3,20 @@
  * module describes what to run as an FfmpegInvocation and reads probes as plain data, so replacing
  * fluent-ffmpeg means rewriting this file only.
  */
+import type { ChildProcess } from 'node:child_process';
 import ffmpeg, { type FfprobeData } from 'fluent-ffmpeg';
 import type { FfmpegBinaries } from './binaries.js';
+import { GRAPH_FROM_STDIN } from './deferred-graph.js';
 
 export interface FfmpegInvocation {
   inputs: readonly { path: string; options?: readonly string[] }[];
-  filterComplex?: string | undefined;
+  /**
+   * The filter graph. A promise (only for a binary that `takesGraphOnStdin`) starts ffmpeg at once,
+   * with the graph to follow on its stdin: ffmpeg reads it while parsing its options, before it
+   * opens any input, so loading the binary overlaps with whatever the promise waits for. If the
+   * promise rejects, ffmpeg is killed before it has read any input and the run fails with that error.
+   */
+  filterComplex?: string | Promise<string> | undefined;
   outputs: readonly { path: string; options: readonly string[] }[];
 }
 
@@ -37,8 +45,14 @@ export function runFfmpeg(
   options: RunOptions,
 ): Promise<void> {
   const command = ffmpeg().setFfmpegPath(binaries.ffmpeg).setFfprobePath(binaries.ffprobe);
-  for (const input of invocation.inputs) command.input(input.path).inputOptions([...(input.options ?? [])]);
-  if (invocation.filterComplex !== undefined) command.complexFilter(invocation.filterComplex);
+  const { filterComplex } = invocation;
+  // ffmpeg takes global options anywhere; they go with the first input because fluent-ffmpeg has
+  // no place for them. stdin carries the deferred graph, never keystrokes.
+  const globalOptions = ['-nostdin', ...(typeof filterComplex === 'object' ? GRAPH_FROM_STDIN : [])];
+  invocation.inputs.forEach((input, index) => {
+    command.input(input.path).inputOptions([...(index === 0 ? globalOptions : []), ...(input.options ?? [])]);
+  });
+  if (typeof filterComplex === 'string') command.complexFilter(filterComplex);
   for (const output of invocation.outputs) command.output(output.path).outputOptions([...output.options]);
   const stderrLines: string[] = [];
   return new Promise<void>((resolve, reject) => {
@@ -49,6 +63,23 @@ export function runFfmpeg(
       if (error) reject(error);
       else resolve();
     };
+    // Set when the deferred graph fails: ffmpeg is killed and the run fails with this once it is gone.
+    let graphError: Error | undefined;
+    if (typeof filterComplex === 'object') {
+      filterComplex.catch(() => {}); // handled below once ffmpeg runs; unused if it never does
+      command.on('start', () => {
+        // fluent-ffmpeg keeps the child it spawned here; its typings do not declare it.
+        const stdin = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc?.stdin;
+        stdin?.on('error', () => {}); // ffmpeg gone first: its exit says why
+        filterComplex.then(
+          (graph) => stdin?.end(graph),
+          (error: unknown) => {
+            graphError = error instanceof Error ? error : new Error(String(error));
+            command.kill('SIGKILL');
+          },
+        );
+      });
+    }
     command.on('stderr', (line: string) => {
       stderrLines.push(line);
       if (stderrLines.length > 40) stderrLines.shift();
@@ -62,9 +93,9 @@ export function runFfmpeg(
         .filter((line) => !TIME.test(line))
         .slice(-8)
         .join('\n');
-      settle(new FfmpegFailed(error.message.split('\n')[0] ?? 'ffmpeg failed', tail));
+      settle(graphError ?? new FfmpegFailed(error.message.split('\n')[0] ?? 'ffmpeg failed', tail));
     });
-    command.on('end', () => settle());
+    command.on('end', () => settle(graphError));
     if (options.signal.aborted) settle(new Error('aborted before ffmpeg started'));
     else command.run();
   });

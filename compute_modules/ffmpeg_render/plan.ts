@@ -23,3 +23,28 @@ export interface RenderPlan {
   /** Fields of task_output only this operation knows (variants, frame times…). */
   describe?(files: readonly string[]): Record<string, unknown>;
 }
+
+/**
+ * An operation whose ffmpeg call depends on the probed inputs only through its filter graph
+ * (transcode) starts ffmpeg while the inputs are probed. Both programs spend their first ≈65 ms
+ * loading (a distribution build links some 200 shared libraries), so run side by side the probe
+ * costs nothing; ffmpeg waits for the graph before it opens any input, and a failed probe or plan
+ * kills it before it has encoded anything.
+ */
+export interface EarlyStart {
+  /** Known from the parameters, so the encoder is chosen before the probe. */
+  videoCodec: VideoCodec;
+  /** The plan's own call, started with the plan still to come. */
+  build(stagingDir: string, encoder: VideoEncoder | undefined, plan: Promise<RenderPlan>): FfmpegInvocation;
+}
+
+/** The filter graph of the plan's own call, for an early start to receive once the plan is made. */
+export async function filterGraphOf(
+  plan: Promise<RenderPlan>,
+  stagingDir: string,
+  encoder: VideoEncoder | undefined,
+): Promise<string> {
+  const { filterComplex } = (await plan).build(stagingDir, encoder);
+  if (typeof filterComplex !== 'string') throw new Error('a plan started early must build its own graph');
+  return filterComplex;
+}

@@ -3,14 +3,15 @@ import path from 'node:path';
 import { BadInputError, InvalidParametersError, TransientJobError } from '../../worker/errors.js';
 import { defineRun, type JobContext, type ModuleTools } from '../../worker/modules/module-contract.js';
 import { type FfmpegBinaries, resolveBinaries } from './binaries.js';
+import { takesGraphOnStdin } from './deferred-graph.js';
 import { availableEncoders, chooseVideoEncoder, softwareEncoder, type VideoEncoder } from './encoders.js';
-import { FfmpegFailed, runFfmpeg } from './fluent.js';
+import { FfmpegFailed, type FfmpegInvocation, runFfmpeg } from './fluent.js';
 import { planConcat } from './operations/concat.js';
 import { planHls } from './operations/hls.js';
 import { planThumbnail } from './operations/thumbnail.js';
-import { planTranscode } from './operations/transcode.js';
-import type { FfmpegRenderParams } from './params.js';
-import type { RenderPlan } from './plan.js';
+import { planTranscode, startTranscode } from './operations/transcode.js';
+import type { ConcatParams, FfmpegRenderParams } from './params.js';
+import type { EarlyStart, RenderPlan } from './plan.js';
 import { type MediaInfo, probeMedia } from './probe.js';
 import { createStaging, publishStaging } from './staging.js';
 
@@ -18,43 +19,59 @@ import { createStaging, publishStaging } from './staging.js';
 const PROGRESS_AFTER_PROBE = 3;
 const PROGRESS_RENDERED = 95;
 
-/** Runs at runner start: the encoder list (and fluent-ffmpeg's capability cache) is read then. */
+/**
+ * Runs at runner start: the encoder list (and fluent-ffmpeg's capability cache) is read then, and
+ * whether ffmpeg takes its graph on stdin.
+ */
 export async function warmUp(tools: ModuleTools): Promise<void> {
-  await availableEncoders(resolveBinaries(tools));
+  const binaries = resolveBinaries(tools);
+  await Promise.all([availableEncoders(binaries), takesGraphOnStdin(binaries)]);
 }
 
 export default defineRun<FfmpegRenderParams>(async (params, context) => {
   const binaries = resolveBinaries(context.tools);
-  const plan = await planRender(params, context, binaries);
-  context.reportProgress(PROGRESS_AFTER_PROBE);
+  const { planned, early: earlyStart } = startPlanning(params, context.inputPaths, binaries);
+  // Also the handler that keeps a failed probe from counting as unhandled before it is awaited.
+  void planned.then(
+    () => context.reportProgress(PROGRESS_AFTER_PROBE),
+    () => {},
+  );
+  const early = earlyStart && (await takesGraphOnStdin(binaries)) ? earlyStart : undefined;
 
-  const choice = plan.videoCodec
-    ? await chooseVideoEncoder(binaries, plan.videoCodec, 'hardware' in params ? params.hardware : 'none')
+  const videoCodec = early ? early.videoCodec : (await planned).videoCodec;
+  const choice = videoCodec
+    ? await chooseVideoEncoder(binaries, videoCodec, 'hardware' in params ? params.hardware : 'none')
     : undefined;
   let encoder = choice?.encoder;
   let fallbackReason = choice?.fallbackReason;
   let staging = await createStaging(context.outputDir);
   let durationS: number | undefined;
   try {
-    durationS = await render(binaries, plan, staging, encoder, context);
+    const invocation = early
+      ? early.build(staging, encoder, planned)
+      : (await planned).build(staging, encoder);
+    durationS = await render(binaries, invocation, planned, context);
   } catch (error) {
-    if (encoder?.accelerator === undefined || context.signal.aborted || plan.videoCodec === undefined) {
+    const ffmpegFailed = error instanceof TransientJobError; // not a failed probe or plan
+    if (!ffmpegFailed || encoder?.accelerator === undefined || context.signal.aborted || !videoCodec) {
       await fs.rm(staging, { recursive: true, force: true });
       throw error;
     }
     // A GPU encoder that passed its test can still fail on a real input (memory, a driver fault):
     // the job is redone on the CPU rather than failed.
-    const software = softwareEncoder(plan.videoCodec, await availableEncoders(binaries));
+    const software = softwareEncoder(videoCodec, await availableEncoders(binaries));
     fallbackReason = `${encoder.name} failed mid-job (${(error as Error).message}); re-encoded with ${software.name}`;
     context.log.warn({ encoder: encoder.name, err: error }, 'hardware encode failed; re-encoding on the CPU');
     encoder = software;
     await fs.rm(staging, { recursive: true, force: true });
     staging = await createStaging(context.outputDir);
-    durationS = await render(binaries, plan, staging, encoder, context).catch(async (cpuError: unknown) => {
+    const invocation = (await planned).build(staging, encoder);
+    durationS = await render(binaries, invocation, planned, context).catch(async (cpuError: unknown) => {
       await fs.rm(staging, { recursive: true, force: true });
       throw cpuError;
     });
   }
+  const plan = await planned;
   const files = await publishStaging(staging, context.outputDir);
   if (!files.includes(plan.mainOutput)) {
     // ffmpeg can succeed without writing anything (a seek past the last decodable frame).
@@ -71,24 +88,41 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
   });
 });
 
-async function planRender(
+/**
+ * Validates the input count at once and starts probing; the plan follows from the probes. Transcode
+ * also gives an early start, so ffmpeg loads while its input is probed (see EarlyStart).
+ */
+function startPlanning(
   params: FfmpegRenderParams,
-  context: JobContext,
+  paths: readonly string[],
+  binaries: FfmpegBinaries,
+): { planned: Promise<RenderPlan>; early?: EarlyStart } {
+  if (params.operation === 'concat') return { planned: planConcatInputs(params, paths, binaries) };
+  const [only, ...extra] = paths;
+  if (only === undefined || extra.length > 0) {
+    throw new InvalidParametersError(
+      `ffmpeg_render ${params.operation} requires exactly 1 input file, got ${paths.length}`,
+    );
+  }
+  const probed = probeMedia(binaries, only);
+  switch (params.operation) {
+    case 'transcode':
+      return {
+        planned: probed.then((input) => planTranscode(params, input)),
+        early: startTranscode(params, only),
+      };
+    case 'hls':
+      return { planned: probed.then((input) => planHls(params, input)) };
+    case 'thumbnail':
+      return { planned: probed.then((input) => planThumbnail(params, input)) };
+  }
+}
+
+async function planConcatInputs(
+  params: ConcatParams,
+  paths: readonly string[],
   binaries: FfmpegBinaries,
 ): Promise<RenderPlan> {
-  const paths = context.inputPaths;
-  if (params.operation !== 'concat') {
-    const [only, ...extra] = paths;
-    if (only === undefined || extra.length > 0) {
-      throw new InvalidParametersError(
-        `ffmpeg_render ${params.operation} requires exactly 1 input file, got ${paths.length}`,
-      );
-    }
-    const input = await probeMedia(binaries, only);
-    if (params.operation === 'transcode') return planTranscode(params, input);
-    if (params.operation === 'hls') return planHls(params, input);
-    return planThumbnail(params, input);
-  }
   const markIndex = params.watermark?.input;
   if (markIndex !== undefined && markIndex >= paths.length) {
     throw new InvalidParametersError(
@@ -105,23 +139,30 @@ async function planRender(
   return planConcat(params, clips, watermarkPath);
 }
 
-/** Runs the plan's ffmpeg call; resolves with the last output time ffmpeg reported (its duration). */
+/** Runs one ffmpeg call; resolves with the last output time ffmpeg reported (its duration). */
 async function render(
   binaries: FfmpegBinaries,
-  plan: RenderPlan,
-  stagingDir: string,
-  encoder: VideoEncoder | undefined,
+  invocation: FfmpegInvocation,
+  planned: Promise<RenderPlan>,
   context: JobContext,
 ): Promise<number | undefined> {
   const span = PROGRESS_RENDERED - PROGRESS_AFTER_PROBE;
+  // ffmpeg reports no output time before it has its graph, so before the plan is known.
+  let expectedDurationS = 0;
+  void planned.then(
+    (plan) => {
+      expectedDurationS = plan.expectedDurationS;
+    },
+    () => {},
+  );
   let lastTime: number | undefined;
   try {
-    await runFfmpeg(binaries, plan.build(stagingDir, encoder), {
+    await runFfmpeg(binaries, invocation, {
       signal: context.signal,
       onTime: (seconds) => {
         lastTime = seconds;
-        if (plan.expectedDurationS <= 0) return;
-        const done = Math.min(1, seconds / plan.expectedDurationS);
+        if (expectedDurationS <= 0) return;
+        const done = Math.min(1, seconds / expectedDurationS);
         context.reportProgress(PROGRESS_AFTER_PROBE + Math.floor(span * done));
       },
     });

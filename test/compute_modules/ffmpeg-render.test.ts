@@ -350,7 +350,27 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     const webmH264 = await addRender({ container: 'webm', video_codec: 'h264' }, [clip]);
     const lateStart = await addRender({ start: 30 }, [clip]);
     const twoInputs = await addRender({ operation: 'thumbnail' }, [clip, clip]);
-    await drainBuiltIn(workspace.dir, ['ffmpeg_render']);
+    const all = [corrupt, audioOnly, truncated, badCrf, badOperation, webmH264, lateStart, twoInputs];
+    // Not drained: the process table is read while the runners live (a drain's exit kills their groups).
+    const worker = startWorker(workspace.dir, [
+      '--modules-dir',
+      BUILT_IN_MODULES,
+      '--tasks',
+      'ffmpeg_render',
+    ]);
+    await waitFor(async () => {
+      const jobs = await Promise.all(all.map((jobId) => workspace.store.getJob(jobId)));
+      return jobs.every((job) => job?.status === 'error');
+    }, 'every bad job to fail');
+    // Transcode starts ffmpeg while it probes: a failed probe or plan must take it down too.
+    for (const jobId of [corrupt, audioOnly, truncated, lateStart]) {
+      assert.deepEqual(ffmpegProcessesMentioning(jobId), [], `no ffmpeg left for ${jobId}`);
+      const outputDir = path.join(workspace.storageRoot, 'jobs', jobId, 'output');
+      const left = fs.existsSync(outputDir) ? fs.readdirSync(outputDir) : [];
+      assert.deepEqual(left, [], `nothing left in the output folder of ${jobId}`);
+    }
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0, worker.stderr());
 
     assert.match(
       await failed(corrupt),
@@ -412,8 +432,9 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     const raw = new Database(workspace.databasePath);
     raw.prepare('DELETE FROM jobs WHERE job_id = ?').run(deleted);
     raw.close();
+    // Whichever notices first: the lease renewal, or the runner's next progress write.
     await watching.waitForLog((entry) =>
-      String(entry.msg).startsWith('job was taken back, deleted or finished elsewhere'),
+      /^(job was taken back, deleted or finished elsewhere|lease no longer held)/.test(String(entry.msg)),
     );
     await waitFor(
       () => ffmpegProcessesMentioning(deleted).length === 0,
@@ -422,6 +443,41 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     );
     watching.child.kill('SIGTERM');
     assert.equal((await watching.exited).code, 0, watching.stderr());
+  });
+
+  test('an ffmpeg that does not take its graph on stdin (ffmpeg 9) gets it on the command line', async () => {
+    // A real ffmpeg behind a wrapper that refuses -filter_complex_script as ffmpeg 9 does, and
+    // logs every call.
+    const calls = media('ffmpeg-calls.log');
+    const wrapper = media('bin/ffmpeg');
+    fs.mkdirSync(path.dirname(wrapper));
+    fs.writeFileSync(
+      wrapper,
+      [
+        '#!/bin/sh',
+        `echo "$*" >> '${calls}'`,
+        'for arg in "$@"; do',
+        `  [ "$arg" = -filter_complex_script ] && { echo "Unrecognized option 'filter_complex_script'." >&2; exit 8; }`,
+        'done',
+        'exec ffmpeg "$@"',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const clip = makeClip(media('clip.mp4'), { seconds: 2, width: 640, height: 480 });
+    const jobId = await addRender({ width: 320 }, [clip]);
+    await drainBuiltIn(workspace.dir, ['ffmpeg_render'], [], { FFMPEG_BINARY: wrapper });
+
+    const { output } = await completed(jobId);
+    assert.deepEqual([output.width, output.height], [320, 240]);
+    const written = videoStream(ffprobe(outputOf(jobId, 'transcoded.mp4')));
+    assert.deepEqual([written?.width, written?.height], [320, 240]);
+    const renders = fs
+      .readFileSync(calls, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes(jobId));
+    assert.equal(renders.length, 1, renders.join('\n'));
+    assert.match(renders[0] ?? '', /-filter_complex \[0:v:0\]scale=320:240/);
   });
 
   test('without ffmpeg: asking for ffmpeg_render fails at start-up saying how to install it; other modules run', async () => {

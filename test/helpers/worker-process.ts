@@ -95,7 +95,11 @@ export function startWorker(
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr.slice(-500)}`));
+          reject(
+            new Error(
+              `no matching log line within ${timeoutMs} ms; stderr: ${stderr.slice(-500)}; last logs: ${JSON.stringify(logs.slice(-10))}`,
+            ),
+          );
         }, timeoutMs);
         const cleanup = () => {
           clearTimeout(timer);

@@ -1,8 +1,56 @@
 import path from 'node:path';
+import type { VideoEncoder } from '../encoders.js';
+import type { FfmpegInvocation } from '../fluent.js';
 import type { TranscodeParams } from '../params.js';
-import type { RenderPlan } from '../plan.js';
+import { type EarlyStart, filterGraphOf, type RenderPlan } from '../plan.js';
 import type { MediaInfo } from '../probe.js';
 import { audioOptions, checkWithin, defaultVideoCodec, fitSize, videoFileOptions } from './common.js';
+
+const mainOutputOf = (params: TranscodeParams) => `transcoded.${params.container}`;
+
+/**
+ * The whole ffmpeg call but the graph follows from the parameters (audio is mapped if the input
+ * has it), which is what lets transcode start ffmpeg before its input is probed.
+ */
+function transcodeCall(
+  params: TranscodeParams,
+  inputPath: string,
+  stagingDir: string,
+  encoder: VideoEncoder | undefined,
+  filterGraph: string | Promise<string>,
+): FfmpegInvocation {
+  const start = params.start ?? 0;
+  const audio = audioOptions(params.audio_codec, params.container, params.audio_bitrate, true);
+  return {
+    inputs: [
+      {
+        path: inputPath,
+        options: [...(encoder?.inputOptions ?? []), ...(start > 0 ? ['-ss', String(start)] : [])],
+      },
+    ],
+    filterComplex: filterGraph,
+    outputs: [
+      {
+        path: path.join(stagingDir, mainOutputOf(params)),
+        options: [
+          '-map',
+          '[v]',
+          ...(audio.codec === 'none' ? [] : ['-map', '0:a:0?']),
+          ...(params.duration === undefined ? [] : ['-t', String(params.duration)]),
+          ...videoFileOptions(params, encoder, audio),
+        ],
+      },
+    ],
+  };
+}
+
+export function startTranscode(params: TranscodeParams, inputPath: string): EarlyStart {
+  return {
+    videoCodec: params.video_codec ?? defaultVideoCodec(params.container),
+    build: (stagingDir, encoder, plan) =>
+      transcodeCall(params, inputPath, stagingDir, encoder, filterGraphOf(plan, stagingDir, encoder)),
+  };
+}
 
 export function planTranscode(params: TranscodeParams, input: MediaInfo): RenderPlan {
   const start = params.start ?? 0;
@@ -15,7 +63,6 @@ export function planTranscode(params: TranscodeParams, input: MediaInfo): Render
     params.audio_bitrate,
     input.audio !== undefined,
   );
-  const mainOutput = `transcoded.${params.container}`;
   const filters = [
     `scale=${size.width}:${size.height}`,
     ...(params.fps ? [`fps=${params.fps}`] : []),
@@ -25,7 +72,7 @@ export function planTranscode(params: TranscodeParams, input: MediaInfo): Render
   return {
     expectedDurationS,
     videoCodec,
-    mainOutput,
+    mainOutput: mainOutputOf(params),
     produces: {
       ...size,
       codecs: {
@@ -33,28 +80,14 @@ export function planTranscode(params: TranscodeParams, input: MediaInfo): Render
         audio: audio.codec === 'copy' ? (input.audio?.codec ?? 'none') : audio.codec,
       },
     },
-    build: (stagingDir, encoder) => ({
-      inputs: [
-        {
-          path: input.path,
-          options: [...(encoder?.inputOptions ?? []), ...(start > 0 ? ['-ss', String(start)] : [])],
-        },
-      ],
-      outputs: [
-        {
-          path: path.join(stagingDir, mainOutput),
-          options: [
-            '-map',
-            '0:v:0',
-            ...(audio.codec === 'none' ? [] : ['-map', '0:a:0']),
-            '-vf',
-            filters.join(',') + (encoder?.filterSuffix ?? ''),
-            ...(params.duration === undefined ? [] : ['-t', String(params.duration)]),
-            ...videoFileOptions(params, encoder, audio),
-          ],
-        },
-      ],
-    }),
+    build: (stagingDir, encoder) =>
+      transcodeCall(
+        params,
+        input.path,
+        stagingDir,
+        encoder,
+        `[0:v:0]${filters.join(',')}${encoder?.filterSuffix ?? ''}[v]`,
+      ),
     describe: () => ({ trimmed: { start, duration: expectedDurationS } }),
   };
 }
