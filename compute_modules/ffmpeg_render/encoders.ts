@@ -45,7 +45,8 @@ export interface VideoEncoder {
 }
 
 const presetIndex = (preset: Preset) => PRESETS.indexOf(preset);
-const VAAPI_DEVICE = '/dev/dri/renderD128';
+/** The render node VAAPI and QSV encode on unless the operator names another (GPU_DEVICE). */
+export const DEFAULT_GPU_DEVICE = '/dev/dri/renderD128';
 const VAAPI_NAMES: Readonly<Record<VideoCodec, string>> = {
   h264: 'h264_vaapi',
   hevc: 'hevc_vaapi',
@@ -143,7 +144,7 @@ export function softwareEncoder(codec: VideoCodec, available: ReadonlySet<string
   }
 }
 
-function hardwareEncoder(codec: VideoCodec, accelerator: Accelerator): VideoEncoder {
+function hardwareEncoder(codec: VideoCodec, accelerator: Accelerator, gpuDevice: string): VideoEncoder {
   const hwRate = (rate: RateControl, s: string, qualityFlag: string): string[] =>
     rate.bitrateKbps !== undefined
       ? [`-b${s}`, `${rate.bitrateKbps}k`, `-maxrate${s}`, `${rate.bitrateKbps}k`]
@@ -168,7 +169,7 @@ function hardwareEncoder(codec: VideoCodec, accelerator: Accelerator): VideoEnco
       return {
         name: VAAPI_NAMES[codec],
         accelerator,
-        inputOptions: ['-vaapi_device', VAAPI_DEVICE],
+        inputOptions: ['-vaapi_device', gpuDevice],
         filterSuffix: ',format=nv12,hwupload',
         streamOptions: (rate, s = ':v') => [`-c${s}`, VAAPI_NAMES[codec], ...hwRate(rate, s, '-qp')],
       };
@@ -176,7 +177,7 @@ function hardwareEncoder(codec: VideoCodec, accelerator: Accelerator): VideoEnco
       return {
         name: `${codec}_qsv`,
         accelerator,
-        inputOptions: [],
+        inputOptions: ['-qsv_device', gpuDevice],
         filterSuffix: '',
         streamOptions: (rate, s = ':v') => [
           `-c${s}`,
@@ -203,12 +204,14 @@ function hardwareProblem(
   binaries: FfmpegBinaries,
   encoder: VideoEncoder,
   built: Set<string>,
+  gpuDevice: string,
 ): Promise<string | undefined> {
-  const cached = hardwareChecks.get(encoder.name);
+  const key = `${encoder.name} ${gpuDevice}`;
+  const cached = hardwareChecks.get(key);
   if (cached) return cached;
   const check = (async () => {
     if (!built.has(encoder.name)) return `${encoder.name} is not in this ffmpeg build`;
-    const device = { nvenc: '/dev/nvidiactl', vaapi: VAAPI_DEVICE, qsv: VAAPI_DEVICE }[
+    const device = { nvenc: '/dev/nvidiactl', vaapi: gpuDevice, qsv: gpuDevice }[
       encoder.accelerator ?? 'nvenc'
     ];
     if (!fs.existsSync(device)) return `${encoder.name} needs ${device}, which this machine does not have`;
@@ -242,7 +245,7 @@ function hardwareProblem(
       return `${encoder.name} test encode failed (${stderr || (error as Error).message})`;
     }
   })();
-  hardwareChecks.set(encoder.name, check);
+  hardwareChecks.set(key, check);
   return check;
 }
 
@@ -256,6 +259,7 @@ export async function chooseVideoEncoder(
   binaries: FfmpegBinaries,
   codec: VideoCodec,
   hardware: Hardware,
+  gpuDevice = DEFAULT_GPU_DEVICE,
 ): Promise<EncoderChoice> {
   const built = await availableEncoders(binaries);
   const software = softwareEncoder(codec, built);
@@ -263,8 +267,8 @@ export async function chooseVideoEncoder(
   const candidates: Accelerator[] = hardware === 'auto' ? ['nvenc', 'vaapi', 'qsv'] : [hardware];
   const problems: string[] = [];
   for (const accelerator of candidates) {
-    const encoder = hardwareEncoder(codec, accelerator);
-    const problem = await hardwareProblem(binaries, encoder, built);
+    const encoder = hardwareEncoder(codec, accelerator, gpuDevice);
+    const problem = await hardwareProblem(binaries, encoder, built, gpuDevice);
     if (problem === undefined) return { encoder };
     problems.push(problem);
   }

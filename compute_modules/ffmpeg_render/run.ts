@@ -40,7 +40,12 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
 
   const videoCodec = early ? early.videoCodec : (await planned).videoCodec;
   const choice = videoCodec
-    ? await chooseVideoEncoder(binaries, videoCodec, 'hardware' in params ? params.hardware : 'none')
+    ? await chooseVideoEncoder(
+        binaries,
+        videoCodec,
+        'hardware' in params ? params.hardware : 'none',
+        context.tools.gpuDevice,
+      )
     : undefined;
   let encoder = choice?.encoder;
   let fallbackReason = choice?.fallbackReason;

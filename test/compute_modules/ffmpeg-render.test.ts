@@ -445,39 +445,80 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     assert.equal((await watching.exited).code, 0, watching.stderr());
   });
 
-  test('an ffmpeg that does not take its graph on stdin (ffmpeg 9) gets it on the command line', async () => {
-    // A real ffmpeg behind a wrapper that refuses -filter_complex_script as ffmpeg 9 does, and
-    // logs every call.
-    const calls = media('ffmpeg-calls.log');
-    const wrapper = media('bin/ffmpeg');
-    fs.mkdirSync(path.dirname(wrapper));
+  /**
+   * The real ffmpeg behind a shell wrapper that logs every call to `<name>.log`; `cases` are sh
+   * `case` branches on all the arguments, tried before the real ffmpeg runs.
+   */
+  function ffmpegWrapper(
+    name: string,
+    cases: string[],
+  ): { binary: string; callsMentioning(marker: string): string[] } {
+    const binary = media(`${name}/ffmpeg`);
+    const log = media(`${name}.log`);
+    fs.mkdirSync(path.dirname(binary));
     fs.writeFileSync(
-      wrapper,
-      [
-        '#!/bin/sh',
-        `echo "$*" >> '${calls}'`,
-        'for arg in "$@"; do',
-        `  [ "$arg" = -filter_complex_script ] && { echo "Unrecognized option 'filter_complex_script'." >&2; exit 8; }`,
-        'done',
-        'exec ffmpeg "$@"',
-        '',
-      ].join('\n'),
+      binary,
+      ['#!/bin/sh', `echo "$*" >> '${log}'`, 'case "$*" in', ...cases, 'esac', 'exec ffmpeg "$@"', ''].join(
+        '\n',
+      ),
       { mode: 0o755 },
     );
+    return {
+      binary,
+      callsMentioning: (marker) =>
+        fs
+          .readFileSync(log, 'utf8')
+          .split('\n')
+          .filter((line) => line.includes(marker)),
+    };
+  }
+
+  test('an ffmpeg that does not take its graph on stdin (ffmpeg 9) gets it on the command line', async () => {
+    const ffmpeg9 = ffmpegWrapper('ffmpeg9', [
+      `  *-filter_complex_script*) echo "Unrecognized option 'filter_complex_script'." >&2; exit 8 ;;`,
+    ]);
     const clip = makeClip(media('clip.mp4'), { seconds: 2, width: 640, height: 480 });
     const jobId = await addRender({ width: 320 }, [clip]);
-    await drainBuiltIn(workspace.dir, ['ffmpeg_render'], [], { FFMPEG_BINARY: wrapper });
+    await drainBuiltIn(workspace.dir, ['ffmpeg_render'], [], { FFMPEG_BINARY: ffmpeg9.binary });
 
     const { output } = await completed(jobId);
     assert.deepEqual([output.width, output.height], [320, 240]);
     const written = videoStream(ffprobe(outputOf(jobId, 'transcoded.mp4')));
     assert.deepEqual([written?.width, written?.height], [320, 240]);
-    const renders = fs
-      .readFileSync(calls, 'utf8')
-      .split('\n')
-      .filter((line) => line.includes(jobId));
+    const renders = ffmpeg9.callsMentioning(jobId);
     assert.equal(renders.length, 1, renders.join('\n'));
     assert.match(renders[0] ?? '', /-filter_complex \[0:v:0\]scale=320:240/);
+  });
+
+  test('a GPU encoder that passes its test but fails on the job is redone on the CPU in the same attempt', async () => {
+    // This machine has no GPU: the wrapper plays one whose one-frame test encode works and whose
+    // real encode fails, as a driver fault would; GPU_DEVICE names a file standing in for its node.
+    const gpu = ffmpegWrapper('flaky-gpu', [
+      '  *h264_vaapi*color=size=*|*color=size=*h264_vaapi*) exit 0 ;;',
+      '  *h264_vaapi*) echo "[h264_vaapi @ 0x1] Failed to upload frame: -5 (Input/output error)" >&2; exit 1 ;;',
+    ]);
+    const renderNode = media('renderD128');
+    fs.writeFileSync(renderNode, '');
+    const clip = makeClip(media('clip.mp4'), { seconds: 2, width: 640, height: 480 });
+    const jobId = await addRender({ width: 320, hardware: 'vaapi' }, [clip], { maxRetries: 0 });
+    await drainBuiltIn(workspace.dir, ['ffmpeg_render'], [], {
+      FFMPEG_BINARY: gpu.binary,
+      GPU_DEVICE: renderNode,
+    });
+
+    const { output } = await completed(jobId);
+    assert.equal(output.encoder, 'libx264');
+    assert.equal(output.hardware, 'none');
+    assert.match(
+      String(output.hardware_fallback),
+      /^h264_vaapi failed mid-job \(ffmpeg failed: .*Failed to upload frame.*\); re-encoded with libx264$/s,
+    );
+    const renders = gpu.callsMentioning(jobId);
+    assert.equal(renders.length, 2, renders.join('\n'));
+    assert.match(renders[0] ?? '', new RegExp(`-vaapi_device ${renderNode}.*-c:v h264_vaapi`));
+    assert.match(renders[1] ?? '', /-c:v libx264/);
+    const written = videoStream(ffprobe(outputOf(jobId, 'transcoded.mp4')));
+    assert.deepEqual([written?.codec_name, written?.width, written?.height], ['h264', 320, 240]);
   });
 
   test('without ffmpeg: asking for ffmpeg_render fails at start-up saying how to install it; other modules run', async () => {

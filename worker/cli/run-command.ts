@@ -13,7 +13,7 @@ export async function runWorker(config: Config): Promise<void> {
   const { databaseUrl, storageRoot } = requireStorePaths(config);
   const log = createLogger(config.logLevel, { worker_id: config.workerId });
   const available = await discoverModules(config.modulesDir);
-  const tools = { ffmpeg: config.ffmpegBinary, ffprobe: config.ffprobeBinary };
+  const tools = { ffmpeg: config.ffmpegBinary, ffprobe: config.ffprobeBinary, gpuDevice: config.gpuDevice };
   const { modules, versions } = await preflightModules(selectModules(available, config.tasks), tools, {
     requestedByName: (config.tasks?.length ?? 0) > 0,
     log,

@@ -162,6 +162,12 @@ export const SETTINGS = {
     accepts: 'a path to ffprobe (default: ffprobe beside FFMPEG_BINARY, else on PATH)',
     schema: nonEmpty.optional(),
   }),
+  gpuDevice: setting({
+    env: 'GPU_DEVICE',
+    flag: '--gpu-device',
+    accepts: 'a path to the DRM render node VAAPI and QSV encoders use (default: /dev/dri/renderD128)',
+    schema: nonEmpty.optional(),
+  }),
   timeout: setting({
     env: 'WORKER_TIMEOUT',
     flag: '--timeout',

@@ -24,10 +24,12 @@ export interface ModuleManifest<Params = unknown> {
   preflight?: (tools: ModuleTools) => Promise<ModuleVersions>;
 }
 
-/** External programs the operator pointed at (FFMPEG_BINARY…); absent = look on PATH. */
+/** External programs and devices the operator pointed at (FFMPEG_BINARY…); absent = the module's default. */
 export interface ModuleTools {
   ffmpeg?: string | undefined;
   ffprobe?: string | undefined;
+  /** The DRM render node for GPU encoders (VAAPI, QSV). */
+  gpuDevice?: string | undefined;
 }
 
 export type ModuleVersions = Readonly<Record<string, string>>;

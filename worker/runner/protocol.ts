@@ -14,7 +14,11 @@ export const RunnerInitSchema = z.object({
   retryBackoffMs: z.number(),
   retryBackoffMaxMs: z.number(),
   maxInputPixels: z.number(),
-  tools: z.object({ ffmpeg: z.string().optional(), ffprobe: z.string().optional() }),
+  tools: z.object({
+    ffmpeg: z.string().optional(),
+    ffprobe: z.string().optional(),
+    gpuDevice: z.string().optional(),
+  }),
 });
 export type RunnerInit = z.infer<typeof RunnerInitSchema>;
 
