@@ -70,14 +70,13 @@ export function runFfmpeg(
       command.on('start', () => {
         // fluent-ffmpeg keeps the child it spawned here; its typings do not declare it.
         const stdin = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc?.stdin;
-        stdin?.on('error', () => {}); // ffmpeg gone first: its exit says why
-        filterComplex.then(
-          (graph) => stdin?.end(graph),
-          (error: unknown) => {
-            graphError = error instanceof Error ? error : new Error(String(error));
-            command.kill('SIGKILL');
-          },
-        );
+        const fail = (error: unknown) => {
+          graphError = error instanceof Error ? error : new Error(String(error));
+          command.kill('SIGKILL');
+        };
+        if (!stdin) return fail(new Error('fluent-ffmpeg no longer exposes the ffmpeg process'));
+        stdin.on('error', () => {}); // ffmpeg gone first: its exit says why
+        filterComplex.then((graph) => stdin.end(graph), fail);
       });
     }
     command.on('stderr', (line: string) => {

@@ -7,10 +7,11 @@ import type { MediaInfo } from '../probe.js';
 import { audioOptions, checkWithin, defaultVideoCodec, fitSize, videoFileOptions } from './common.js';
 
 const mainOutputOf = (params: TranscodeParams) => `transcoded.${params.container}`;
+const videoCodecOf = (params: TranscodeParams) => params.video_codec ?? defaultVideoCodec(params.container);
 
 /**
- * The whole ffmpeg call but the graph follows from the parameters (audio is mapped if the input
- * has it), which is what lets transcode start ffmpeg before its input is probed.
+ * Everything in transcode's ffmpeg call but the filter graph follows from the parameters alone
+ * (audio is mapped only if the input has any), which is what lets ffmpeg start before the probe.
  */
 function transcodeCall(
   params: TranscodeParams,
@@ -46,7 +47,7 @@ function transcodeCall(
 
 export function startTranscode(params: TranscodeParams, inputPath: string): EarlyStart {
   return {
-    videoCodec: params.video_codec ?? defaultVideoCodec(params.container),
+    videoCodec: videoCodecOf(params),
     build: (stagingDir, encoder, plan) =>
       transcodeCall(params, inputPath, stagingDir, encoder, filterGraphOf(plan, stagingDir, encoder)),
   };
@@ -68,7 +69,7 @@ export function planTranscode(params: TranscodeParams, input: MediaInfo): Render
     ...(params.fps ? [`fps=${params.fps}`] : []),
     'format=yuv420p',
   ];
-  const videoCodec = params.video_codec ?? defaultVideoCodec(params.container);
+  const videoCodec = videoCodecOf(params);
   return {
     expectedDurationS,
     videoCodec,
