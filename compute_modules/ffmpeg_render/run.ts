@@ -31,9 +31,15 @@ export async function warmUp(tools: ModuleTools): Promise<void> {
 export default defineRun<FfmpegRenderParams>(async (params, context) => {
   const binaries = resolveBinaries(context.tools);
   const { planned, early: earlyStart } = startPlanning(params, context.inputPaths, binaries);
-  // Also the handler that keeps a failed probe from counting as unhandled before it is awaited.
+  // Progress is ffmpeg's output time against this; ffmpeg reports none before it has its graph,
+  // so none before the plan is made. The second handler keeps a failed probe from counting as
+  // unhandled before it is awaited.
+  let expectedDurationS = 0;
   void planned.then(
-    () => context.reportProgress(PROGRESS_AFTER_PROBE),
+    (plan) => {
+      expectedDurationS = plan.expectedDurationS;
+      context.reportProgress(PROGRESS_AFTER_PROBE);
+    },
     () => {},
   );
   const early = earlyStart && (await takesGraphOnStdin(binaries)) ? earlyStart : undefined;
@@ -55,7 +61,7 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
     const invocation = early
       ? early.build(staging, encoder, planned)
       : (await planned).build(staging, encoder);
-    durationS = await render(binaries, invocation, planned, context);
+    durationS = await render(binaries, invocation, () => expectedDurationS, context);
   } catch (error) {
     const ffmpegFailed = error instanceof TransientJobError; // not a failed probe or plan
     if (!ffmpegFailed || encoder?.accelerator === undefined || context.signal.aborted || !videoCodec) {
@@ -71,10 +77,12 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
     await fs.rm(staging, { recursive: true, force: true });
     staging = await createStaging(context.outputDir);
     const invocation = (await planned).build(staging, encoder);
-    durationS = await render(binaries, invocation, planned, context).catch(async (cpuError: unknown) => {
-      await fs.rm(staging, { recursive: true, force: true });
-      throw cpuError;
-    });
+    durationS = await render(binaries, invocation, () => expectedDurationS, context).catch(
+      async (cpuError: unknown) => {
+        await fs.rm(staging, { recursive: true, force: true });
+        throw cpuError;
+      },
+    );
   }
   const plan = await planned;
   const files = await publishStaging(staging, context.outputDir);
@@ -148,26 +156,19 @@ async function planConcatInputs(
 async function render(
   binaries: FfmpegBinaries,
   invocation: FfmpegInvocation,
-  planned: Promise<RenderPlan>,
+  expectedDurationS: () => number,
   context: JobContext,
 ): Promise<number | undefined> {
   const span = PROGRESS_RENDERED - PROGRESS_AFTER_PROBE;
-  // ffmpeg reports no output time before it has its graph, so before the plan is known.
-  let expectedDurationS = 0;
-  void planned.then(
-    (plan) => {
-      expectedDurationS = plan.expectedDurationS;
-    },
-    () => {},
-  );
   let lastTime: number | undefined;
   try {
     await runFfmpeg(binaries, invocation, {
       signal: context.signal,
       onTime: (seconds) => {
         lastTime = seconds;
-        if (expectedDurationS <= 0) return;
-        const done = Math.min(1, seconds / expectedDurationS);
+        const expected = expectedDurationS();
+        if (expected <= 0) return;
+        const done = Math.min(1, seconds / expected);
         context.reportProgress(PROGRESS_AFTER_PROBE + Math.floor(span * done));
       },
     });

@@ -136,7 +136,7 @@ export class RunningJob {
         this.publish({ type: 'error', error: outcome.errorMessage });
         return;
       case 'fenced':
-        this.log.warn('lease no longer held: the outcome was not written');
+        this.log.warn('job was taken back, deleted or finished elsewhere; its outcome was not written');
         return;
     }
   }
