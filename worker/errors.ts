@@ -1,9 +1,14 @@
+import { boundText, ERROR_MESSAGE_LIMIT } from './jobs/bounded-text.js';
+
 /**
  * Errors that end an attempt. Each says whether another attempt can help (`retryable`) and carries
- * a message written for whoever reads the job's `error_message`.
+ * a message written for whoever reads the job's `error_message` (bounded: it may quote row data).
  */
 export abstract class JobError extends Error {
   abstract readonly retryable: boolean;
+  constructor(message: string) {
+    super(boundText(message, ERROR_MESSAGE_LIMIT));
+  }
 }
 
 /** Parameters that fail the module's schema: the same job fails the same way every time. */
@@ -44,6 +49,28 @@ export function toJobError(error: unknown): JobError {
   if (error instanceof JobError) return error;
   const message = error instanceof Error ? error.message : String(error);
   return new TransientJobError(message);
+}
+
+/**
+ * The worker, not the job, is at fault: the database cannot be written (read-only, locked past the
+ * lease) or the storage root cannot be written. The job goes back to the queue without spending a
+ * retry, and the daemon stops claiming until a check of the fault passes.
+ */
+export class WorkerFaultError extends Error {
+  override readonly name: string = 'WorkerFaultError';
+}
+
+/** Another process holds the database's write lock past the busy timeout; it may clear by itself. */
+export class DatabaseBusyError extends WorkerFaultError {
+  override readonly name = 'DatabaseBusyError';
+}
+
+/**
+ * The database the worker opened is gone: its file was deleted or replaced. Nothing written from
+ * now on would reach the API, so the daemon exits non-zero for its supervisor to restart it.
+ */
+export class DatabaseLostError extends Error {
+  override readonly name = 'DatabaseLostError';
 }
 
 /** A startup problem the operator must fix (bad configuration, unknown module, wrong schema). */

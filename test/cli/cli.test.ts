@@ -15,7 +15,32 @@ describe('media-worker CLI', () => {
     const result = await runCli(['run'], { CL_SERVER_DIR: workspace.dir, WORKER_POLL_INTERVAL: 'abc' });
     assert.equal(result.code, 2);
     assert.equal(result.stderr.trim().split('\n').length, 1);
-    assert.match(result.stderr, /WORKER_POLL_INTERVAL="abc" is invalid: expected a number of seconds > 0/);
+    assert.match(
+      result.stderr,
+      /WORKER_POLL_INTERVAL="abc" is invalid: expected a number of seconds from 0.001 to 3600/,
+    );
+  });
+
+  test('a duration past what a timer can hold is refused, naming the bound (it would fire at once)', async () => {
+    const cases: [string, string, RegExp][] = [
+      ['WORKER_POLL_INTERVAL', '3000000', /expected a number of seconds from 0\.001 to 3600/],
+      ['WORKER_SHUTDOWN_GRACE', '3000000', /expected a number of seconds from 0 to 86400/],
+      ['WORKER_LEASE_TTL', '7000000', /expected a number of seconds from 0\.5 to 86400/],
+      ['WORKER_KILL_GRACE', '1e9', /expected a number of seconds from 0 to 3600/],
+      ['MQTT_HEARTBEAT_INTERVAL', '3000000', /expected a number of seconds from 1 to 86400/],
+      ['WORKER_RETRY_BACKOFF_MAX', 'Infinity', /expected a number of seconds from 0 to 86400/],
+      [
+        'WORKER_TIMEOUT',
+        'noop=3000000',
+        /'noop=3000000' is not N or task=N with N seconds > 0 and <= 2147483/,
+      ],
+    ];
+    for (const [variable, value, expected] of cases) {
+      const result = await runCli(['run'], { CL_SERVER_DIR: workspace.dir, [variable]: value });
+      assert.equal(result.code, 2, `${variable}=${value}: ${result.stderr}`);
+      assert.match(result.stderr, new RegExp(`${variable}="${value}" is invalid`));
+      assert.match(result.stderr, expected);
+    }
   });
 
   test('a flag overrides its environment variable and is named when bad', async () => {

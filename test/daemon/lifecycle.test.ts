@@ -41,7 +41,12 @@ describe('daemon lifecycle', () => {
     await victim.exited;
     assert.equal((await workspace.store.getJob(jobId))?.status, 'processing');
     // The runner notices its daemon is gone and exits rather than finishing unsupervised.
-    await waitFor(() => !isAlive(runnerPid as number), 'the orphaned runner to exit', 5000);
+    await waitFor(() => !isAlive(runnerPid as number), 'the orphaned runner to exit');
+    // A draining daemon exits when nothing is queued: start it once the job is up for recovery.
+    await waitFor(async () => {
+      const expiresAt = (await workspace.store.getJob(jobId))?.worker?.lease_expires_at;
+      return typeof expiresAt === 'number' && expiresAt < Date.now();
+    }, 'the lease to expire');
     const rescuer = startWorker(workspace.dir, [
       '--worker-id',
       'rescuer',
@@ -106,7 +111,7 @@ describe('daemon lifecycle', () => {
     worker.child.kill('SIGTERM');
     const exit = await worker.exited;
     assert.equal(exit.code, 1);
-    await waitFor(() => !isAlive(runnerPid as number), 'the runner to exit with its daemon', 5000);
+    await waitFor(() => !isAlive(runnerPid as number), 'the runner to exit with its daemon');
     const recovered = await workspace.store.recoverAbandonedJobs({
       orphanAgeMs: 3_600_000,
       retryDelay: () => 0,

@@ -30,6 +30,8 @@ export function startWorker(
   serverDir: string,
   args: readonly string[],
   env: Record<string, string> = {},
+  /** Run as this user (tests run as root, whom file permissions do not stop). */
+  user?: { uid: number; gid: number },
 ): WorkerProcess {
   const child = spawn(
     process.execPath,
@@ -37,6 +39,7 @@ export function startWorker(
     {
       env: { ...process.env, CL_SERVER_DIR: serverDir, BROADCAST_TYPE: 'noop', LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...user,
     },
   );
   const logs: Record<string, unknown>[] = [];
@@ -85,7 +88,7 @@ export function startWorker(
     logs,
     stderr: () => stderr,
     exited,
-    waitForLog(predicate, timeoutMs = 20_000) {
+    waitForLog(predicate, timeoutMs = 60_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
           const found = logs.find(predicate);

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import type { JobStore, NewJob } from '../../worker/store/job-store.js';
 import { SqliteJobStore } from '../../worker/store/sqlite-job-store.js';
 import { killLeftoverWorkers } from './worker-process.js';
@@ -20,6 +21,11 @@ export interface Workspace {
     params?: Record<string, unknown>,
     options?: Partial<NewJob> & { input?: TestInput },
   ): Promise<string>;
+  /**
+   * Inserts a queued job row as given, with no checks: `inputFiles` is the column's text, whatever
+   * it holds (hostile rows). Returns the job_id.
+   */
+  addRawJob(jobId: string, taskType: string, inputFiles: string): string;
   /** Writes a file under the storage root and returns its relative path. */
   addInputFile(jobId: string, name: string, content: Buffer | string): string;
   cleanup(): Promise<void>;
@@ -68,6 +74,20 @@ export async function createWorkspace(): Promise<Workspace> {
       });
       return jobId;
     },
+    addRawJob(jobId, taskType, inputFiles) {
+      const raw = new Database(databasePath);
+      try {
+        raw
+          .prepare(
+            `INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files, output_files,
+             status, progress, created_at, retry_count, max_retries) VALUES (?, ?, 'upload', '', ?, '[]', 'queued', 0, ?, 0, 3)`,
+          )
+          .run(jobId, taskType, inputFiles, Date.now());
+      } finally {
+        raw.close();
+      }
+      return jobId;
+    },
     addInputFile(jobId, name, content) {
       const relative = path.posix.join('jobs', jobId, 'input', name);
       fs.mkdirSync(path.join(storageRoot, 'jobs', jobId, 'input'), { recursive: true });
@@ -75,7 +95,7 @@ export async function createWorkspace(): Promise<Workspace> {
       return relative;
     },
     async cleanup() {
-      await store.close();
+      await workspace.store.close();
       fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     },
   };
@@ -99,11 +119,14 @@ export function useWorkspace(use: (workspace: Workspace) => void): void {
   });
 }
 
-/** Polls a condition (no fixed sleeps): resolves with its first truthy value, fails after the timeout. */
+/**
+ * Polls a condition (no fixed sleeps): resolves with its first truthy value. The timeout only guards
+ * against a hang; it is no speed assertion, so it is generous.
+ */
 export async function waitFor<T>(
   check: () => T | Promise<T>,
   what: string,
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -114,13 +137,22 @@ export async function waitFor<T>(
   }
 }
 
-/** Whether a process still exists (signal 0 checks without sending anything). */
+/**
+ * Whether a process is still running (signal 0 checks without sending anything). A zombie has
+ * exited: it only waits for its parent (a frozen daemon, say) to collect its status.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) STATE …"; comm may hold spaces and parentheses.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: signal 0 is all there is
   }
 }
 

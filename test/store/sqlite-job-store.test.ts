@@ -222,7 +222,7 @@ describe('SqliteJobStore', () => {
     try {
       const claimed = await store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 1000 });
       assert.equal(claimed?.jobId, 'api-job');
-      assert.deepEqual(claimed?.inputFiles, [{ path: 'jobs/api-job/input/a.png' }]);
+      assert.deepEqual(JSON.parse(claimed?.inputFilesJson ?? ''), [{ path: 'jobs/api-job/input/a.png' }]);
     } finally {
       await store.close();
     }

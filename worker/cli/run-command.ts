@@ -18,7 +18,8 @@ export async function runWorker(config: Config): Promise<void> {
     requestedByName: (config.tasks?.length ?? 0) > 0,
     log,
   });
-  const store = openJobStore(databaseUrl, { ensureSchema: true });
+  const busyTimeoutMs = config.dbBusyTimeout * 1000;
+  const store = openJobStore(databaseUrl, { ensureSchema: true, busyTimeoutMs });
   const retryDelay = exponentialBackoff(config.retryBackoff * 1000, config.retryBackoffMax * 1000);
   const pool = new RunnerPool({
     modules: new Map(modules.map((module) => [module.name, module])),
@@ -28,6 +29,7 @@ export async function runWorker(config: Config): Promise<void> {
       workerId: config.workerId,
       logLevel: config.logLevel,
       retryBackoffMs: config.retryBackoff * 1000,
+      busyTimeoutMs,
       retryBackoffMaxMs: config.retryBackoffMax * 1000,
       maxInputPixels: config.maxInputPixels,
       tools,
@@ -38,15 +40,11 @@ export async function runWorker(config: Config): Promise<void> {
     maxMemoryMb: config.runnerMaxMemory,
     log,
   });
-  let fatal: Error | undefined;
-  const broadcaster = createBroadcaster(config, modules, versions, log, (error) => {
-    fatal = error;
-    log.error({ err: error }, error.message);
-    void daemon.stop();
-  });
+  const broadcaster = createBroadcaster(config, modules, versions, log, (error) => void daemon.fail(error));
   const daemon = new Daemon(
     {
       workerId: config.workerId,
+      storageRoot,
       modules,
       concurrency: config.concurrency,
       pollIntervalMs: config.pollInterval * 1000,
@@ -77,6 +75,7 @@ export async function runWorker(config: Config): Promise<void> {
   await daemon.start();
   await daemon.finished();
   log.flush();
+  const fatal = daemon.fatalError;
   if (fatal) {
     console.error(`media-worker: ${fatal.message}`);
     process.exitCode = 1;

@@ -5,15 +5,25 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { MAX_TIMER_S } from './timer-limit.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-const seconds = (min: number) =>
+/**
+ * A duration in seconds, bounded on both sides. Every duration ends up in a Node timer, which fires
+ * at once for anything past MAX_TIMER_S, so none may exceed it; most have a tighter, useful bound.
+ */
+const seconds = (min: number, max: number) =>
   z.coerce
     .number()
-    .refine((value) => Number.isFinite(value) && value >= min, `a number of seconds >= ${min}`);
+    .refine(
+      (value) => Number.isFinite(value) && value >= min && value <= max,
+      `a number of seconds from ${min} to ${max}`,
+    );
+const HOUR_S = 3600;
+const DAY_S = 86_400;
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const boolean = z
   .union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])])
@@ -41,8 +51,11 @@ const timeoutSpec = z.string().transform((text, context) => {
     .filter(Boolean)) {
     const [name, value] = part.includes('=') ? part.split('=', 2) : [undefined, part];
     const secondsValue = Number(value);
-    if (!Number.isFinite(secondsValue) || secondsValue <= 0) {
-      context.addIssue({ code: 'custom', message: `'${part}' is not N or task=N with N seconds > 0` });
+    if (!Number.isFinite(secondsValue) || secondsValue <= 0 || secondsValue > MAX_TIMER_S) {
+      context.addIssue({
+        code: 'custom',
+        message: `'${part}' is not N or task=N with N seconds > 0 and <= ${MAX_TIMER_S}`,
+      });
       return z.NEVER;
     }
     if (name === undefined) overrides.all = secondsValue;
@@ -119,8 +132,8 @@ export const SETTINGS = {
   pollInterval: setting({
     env: 'WORKER_POLL_INTERVAL',
     flag: '--poll-interval',
-    accepts: 'a number of seconds > 0 (fractions allowed)',
-    schema: seconds(0.001).default(5),
+    accepts: `a number of seconds from 0.001 to ${HOUR_S} (fractions allowed)`,
+    schema: seconds(0.001, HOUR_S).default(5),
     default: '5',
   }),
   concurrency: setting({
@@ -171,50 +184,57 @@ export const SETTINGS = {
   timeout: setting({
     env: 'WORKER_TIMEOUT',
     flag: '--timeout',
-    accepts: 'N or task=N[,task=N] (seconds > 0)',
+    accepts: `N or task=N[,task=N] (seconds > 0, at most ${MAX_TIMER_S})`,
     schema: timeoutSpec.optional(),
     default: "each module's own",
   }),
   shutdownGrace: setting({
     env: 'WORKER_SHUTDOWN_GRACE',
     flag: '--shutdown-grace',
-    accepts: 'a number of seconds >= 0',
-    schema: seconds(0).default(30),
+    accepts: `a number of seconds from 0 to ${DAY_S}`,
+    schema: seconds(0, DAY_S).default(30),
     default: '30',
   }),
   killGrace: setting({
     env: 'WORKER_KILL_GRACE',
     flag: '--kill-grace',
-    accepts: 'a number of seconds >= 0 between SIGTERM and SIGKILL',
-    schema: seconds(0).default(5),
+    accepts: `a number of seconds from 0 to ${HOUR_S} between SIGTERM and SIGKILL`,
+    schema: seconds(0, HOUR_S).default(5),
     default: '5',
   }),
   leaseTtl: setting({
     env: 'WORKER_LEASE_TTL',
     flag: '--lease-ttl',
-    accepts: 'a number of seconds >= 0.5',
-    schema: seconds(0.5).default(30),
+    accepts: `a number of seconds from 0.5 to ${DAY_S}`,
+    schema: seconds(0.5, DAY_S).default(30),
     default: '30',
+  }),
+  dbBusyTimeout: setting({
+    env: 'WORKER_DB_BUSY_TIMEOUT',
+    flag: '--db-busy-timeout',
+    accepts: `a number of seconds from 0 to ${HOUR_S} (how long a write waits for another process's lock)`,
+    schema: seconds(0, HOUR_S).default(15),
+    default: '15',
   }),
   orphanAge: setting({
     env: 'WORKER_ORPHAN_AGE',
     flag: '--orphan-age',
-    accepts: 'a number of seconds >= 1',
-    schema: seconds(1).default(3600),
+    accepts: `a number of seconds from 1 to ${365 * DAY_S}`,
+    schema: seconds(1, 365 * DAY_S).default(3600),
     default: '3600',
   }),
   retryBackoff: setting({
     env: 'WORKER_RETRY_BACKOFF',
     flag: '--retry-backoff',
-    accepts: 'a number of seconds >= 0 (first retry delay)',
-    schema: seconds(0).default(5),
+    accepts: `a number of seconds from 0 to ${DAY_S} (first retry delay)`,
+    schema: seconds(0, DAY_S).default(5),
     default: '5',
   }),
   retryBackoffMax: setting({
     env: 'WORKER_RETRY_BACKOFF_MAX',
     flag: '--retry-backoff-max',
-    accepts: 'a number of seconds >= 0',
-    schema: seconds(0).default(300),
+    accepts: `a number of seconds from 0 to ${DAY_S}`,
+    schema: seconds(0, DAY_S).default(300),
     default: '300',
   }),
   drain: setting({
@@ -267,8 +287,8 @@ export const SETTINGS = {
   heartbeatInterval: setting({
     env: 'MQTT_HEARTBEAT_INTERVAL',
     flag: '--heartbeat-interval',
-    accepts: 'a number of seconds >= 1',
-    schema: seconds(1).default(30),
+    accepts: `a number of seconds from 1 to ${DAY_S}`,
+    schema: seconds(1, DAY_S).default(30),
     default: '30',
   }),
   capabilityTopicPrefix: setting({

@@ -1,22 +1,30 @@
 /**
  * The worker loop. While slots are free it claims jobs and hands each to a RunningJob; when a slot
- * frees it claims again at once, otherwise it waits for the poll interval. Beside the loop, two
- * timers: lease renewal for the jobs it runs, and recovery of jobs whose daemon died.
+ * frees it claims again at once, otherwise it waits for the poll interval. Beside the loop, three
+ * timers: lease renewal for the jobs it runs, recovery of jobs whose daemon died, and a check that
+ * the database file it opened is still the one at its path.
  *
- * Lifecycle: start() → (stop() | drain finishing) → `finished` resolves. Shut down in reverse:
- * stop claiming, let running jobs finish within the grace, requeue the rest, close the pool.
+ * Lifecycle: start() → (stop() | fail() | drain finishing) → `finished` resolves. Shut down in
+ * reverse: stop claiming, let running jobs finish within the grace, requeue the rest, close the pool.
+ * A worker-side fault (WorkerFaults) pauses claiming without stopping.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Broadcaster } from '../broadcast/broadcaster.js';
+import { DatabaseBusyError, DatabaseLostError, WorkerFaultError } from '../errors.js';
 import type { DiscoveredModule } from '../modules/discover-modules.js';
-import { jobTimeoutOverride } from '../runner/job-inputs.js';
 import type { RunnerPool } from '../runner/runner-pool.js';
 import type { ClaimedJob, JobStore, RetryDelay } from '../store/job-store.js';
 import { RunningJob } from './running-job.js';
+import { probeStorageWritable } from './storage-probe.js';
+import { WorkerFaults } from './worker-faults.js';
+
+/** How often the daemon checks that its database file was not deleted or replaced. */
+const DATABASE_CHECK_MS = 1000;
 
 export interface DaemonOptions {
   workerId: string;
+  storageRoot: string;
   modules: readonly DiscoveredModule[];
   concurrency: number;
   pollIntervalMs: number;
@@ -46,11 +54,26 @@ export class Daemon {
   private timers: NodeJS.Timeout[] = [];
   private loopDone: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  private readonly faults: WorkerFaults;
+  /** Set by fail(): the daemon stopped because it cannot go on; the process exits non-zero. */
+  private fatal: Error | undefined;
 
   constructor(
     private readonly options: DaemonOptions,
     private readonly deps: DaemonDeps,
   ) {
+    this.faults = new WorkerFaults({
+      check: async () => {
+        await deps.store.probeWritable();
+        await probeStorageWritable(options.storageRoot);
+      },
+      release: (lease) => deps.store.releaseJob(lease),
+      onCleared: () => {
+        deps.pool.recycleIdle();
+        this.wakeUp?.();
+      },
+      log: deps.log,
+    });
     this.taskTypes = options.modules.map((module) => module.name);
     const { byTask, all } = options.timeoutOverrides;
     this.defaultTimeouts = new Map(
@@ -65,8 +88,14 @@ export class Daemon {
     return this.options.concurrency - this.running.size;
   }
 
+  /** Why the daemon stopped by itself, when it could not go on (see fail()). */
+  get fatalError(): Error | undefined {
+    return this.fatal;
+  }
+
   async start(): Promise<void> {
     const { leaseMs } = this.options;
+    await this.faults.checkNow();
     await this.recoverAbandonedJobs();
     await this.deps.pool.prewarm(this.taskTypes, this.options.concurrency);
     // A signal during start-up has already shut everything down: claim nothing.
@@ -74,6 +103,7 @@ export class Daemon {
     this.timers = [
       setInterval(() => void this.renewLeases(), Math.max(100, leaseMs / 3)),
       setInterval(() => void this.recoverAbandonedJobs(), Math.max(500, leaseMs / 2)),
+      setInterval(() => void this.checkDatabase(), DATABASE_CHECK_MS),
     ];
     this.deps.broadcaster.publishCapabilities(this.idleSlots);
     this.deps.log.info(
@@ -91,23 +121,34 @@ export class Daemon {
 
   /** Graceful: stop claiming, give running jobs the grace, requeue what is left. Idempotent. */
   stop(): Promise<void> {
-    this.stopping ??= this.shutDown();
+    this.stopping ??= this.shutDown(this.options.shutdownGraceMs);
     return this.stopping;
   }
 
-  private async shutDown(): Promise<void> {
+  /**
+   * The daemon cannot go on (its database is gone, another daemon has its id): stop at once,
+   * without the grace, and let `fatalError` tell the caller to exit non-zero.
+   */
+  fail(error: Error): Promise<void> {
+    if (!this.stopping) {
+      this.fatal = error;
+      this.deps.log.error({ err: error }, `stopping: ${error.message}`);
+    }
+    this.stopping ??= this.shutDown(0);
+    return this.stopping;
+  }
+
+  private async shutDown(graceMs: number): Promise<void> {
     const { log, broadcaster, pool, store } = this.deps;
     this.stopController.abort();
+    this.faults.stop();
     this.wakeUp?.();
     await this.loopDone;
     if (this.running.size > 0) {
-      log.info(
-        { running: this.running.size, grace_s: this.options.shutdownGraceMs / 1000 },
-        'stopping: waiting for running jobs',
-      );
+      log.info({ running: this.running.size, grace_s: graceMs / 1000 }, 'stopping: waiting for running jobs');
       broadcaster.announceDraining();
       const allDone = Promise.all([...this.running.values()].map((job) => job.done));
-      await Promise.race([allDone, sleep(this.options.shutdownGraceMs, undefined, { ref: false })]);
+      await Promise.race([allDone, sleep(graceMs, undefined, { ref: false })]);
       for (const job of this.running.values()) job.stop('shutdown');
       await allDone;
     }
@@ -122,14 +163,15 @@ export class Daemon {
     const signal = this.stopController.signal;
     while (!signal.aborted) {
       try {
-        while (this.idleSlots > 0 && !signal.aborted) {
+        while (this.idleSlots > 0 && !signal.aborted && !this.faults.paused) {
+          const claimStartedAt = performance.now();
           const job = await this.deps.store.claimNextJob({
             workerId: this.options.workerId,
             taskTypes: this.taskTypes,
             leaseMs: this.options.leaseMs,
           });
           if (!job) break;
-          this.launch(job);
+          this.launch(job, claimStartedAt);
         }
         if (
           this.options.drain &&
@@ -140,14 +182,24 @@ export class Daemon {
           return;
         }
       } catch (error) {
-        this.deps.log.error({ err: error }, 'claiming failed; retrying after the poll interval');
+        if (error instanceof WorkerFaultError && !(error instanceof DatabaseBusyError)) {
+          this.faults.report(error.message);
+        } else {
+          this.deps.log.error({ err: error }, 'claiming failed; retrying after the poll interval');
+        }
       }
       await this.waitForWork();
     }
   }
 
-  private launch(job: ClaimedJob): void {
-    const runningJob = new RunningJob(job, this.timeoutFor(job), this.deps);
+  private launch(job: ClaimedJob, leaseGrantedAt: number): void {
+    const runningJob = new RunningJob(
+      job,
+      this.defaultTimeouts.get(job.taskType) as number,
+      leaseGrantedAt,
+      this.options.leaseMs,
+      { ...this.deps, faults: this.faults },
+    );
     this.running.set(job.jobId, runningJob);
     this.deps.broadcaster.publishCapabilities(this.idleSlots);
     void runningJob.done.then(() => {
@@ -155,11 +207,6 @@ export class Daemon {
       this.deps.broadcaster.publishCapabilities(this.idleSlots);
       this.wakeUp?.();
     });
-  }
-
-  /** A job's own `timeout_s` wins over the per-task default computed at construction. */
-  private timeoutFor(job: ClaimedJob): number {
-    return jobTimeoutOverride(job.inputFiles) ?? (this.defaultTimeouts.get(job.taskType) as number);
   }
 
   /** The poll interval, cut short by a freed slot or by stop(). */
@@ -178,17 +225,33 @@ export class Daemon {
   }
 
   private async renewLeases(): Promise<void> {
-    if (this.running.size === 0) return;
+    const held = this.faults.heldLeases;
+    if (this.running.size === 0 && held.length === 0) return;
     try {
-      const leases = [...this.running.values()].map((job) => job.job.lease);
-      const lost = await this.deps.store.renewLeases(leases, this.options.leaseMs);
-      for (const jobId of lost) this.running.get(jobId)?.stop('lease-lost');
+      const leases = [...[...this.running.values()].map((job) => job.job.lease), ...held];
+      const renewedAt = performance.now();
+      const lost = new Set(await this.deps.store.renewLeases(leases, this.options.leaseMs));
+      for (const [jobId, job] of this.running) {
+        if (lost.has(jobId)) job.stop('lease-lost');
+        else job.leaseRenewed(renewedAt);
+      }
     } catch (error) {
       this.deps.log.warn({ err: error }, 'lease renewal failed; will try again');
     }
   }
 
+  private async checkDatabase(): Promise<void> {
+    try {
+      await this.deps.store.checkIdentity();
+    } catch (error) {
+      if (error instanceof DatabaseLostError) void this.fail(error);
+    }
+  }
+
   private async recoverAbandonedJobs(): Promise<void> {
+    // While paused for a worker-side fault, jobs this daemon could not requeue yet must not be
+    // taken back with a retry spent, and the check that ends the pause comes first.
+    if (this.faults.paused) return;
     try {
       const recovered = await this.deps.store.recoverAbandonedJobs({
         orphanAgeMs: this.options.orphanAgeMs,
@@ -211,7 +274,9 @@ export class Daemon {
       }
       if (recovered.length > 0) this.wakeUp?.();
     } catch (error) {
-      this.deps.log.warn({ err: error }, 'recovery sweep failed; will try again');
+      if (error instanceof WorkerFaultError && !(error instanceof DatabaseBusyError)) {
+        this.faults.report(error.message);
+      } else this.deps.log.warn({ err: error }, 'recovery sweep failed; will try again');
     }
   }
 }

@@ -1,15 +1,28 @@
 /**
- * One claimed job from the moment a slot takes it until its outcome is in the database: gets a
- * runner, enforces the timeout, and records what the runner could not (it crashed, hung or was
- * stopped). Outcomes the runner reached itself it has already written under its lease.
+ * One claimed job from the moment a slot takes it until its outcome is in the database: checks the
+ * row, gets a runner, enforces the timeout, keeps the runner told of lease renewals, and records
+ * what the runner could not (it crashed, hung or was stopped). Outcomes the runner reached itself
+ * it has already written under its lease.
  */
 import type { Logger } from 'pino';
 import type { Broadcaster, JobEventBody } from '../broadcast/broadcaster.js';
-import { type JobError, JobTimeoutError, RunnerCrashedError } from '../errors.js';
+import {
+  BadInputError,
+  type JobError,
+  JobTimeoutError,
+  RunnerCrashedError,
+  toJobError,
+  WorkerFaultError,
+} from '../errors.js';
+import { boundText, QUOTED_VALUE_LIMIT } from '../jobs/bounded-text.js';
+import { jobFolderProblem, parseInputFilesColumn } from '../jobs/job-row.js';
+import { jobTimeoutOverride } from '../runner/job-inputs.js';
 import type { RunnerOutcome } from '../runner/protocol.js';
 import type { RunnerPool } from '../runner/runner-pool.js';
 import { describeExit, type RunnerProcess } from '../runner/runner-process.js';
-import type { ClaimedJob, JobStore, RetryDelay } from '../store/job-store.js';
+import type { ClaimedJob, JobStore, Lease, RetryDelay } from '../store/job-store.js';
+import type { InputFile } from '../store/schema.js';
+import type { WorkerFaults } from './worker-faults.js';
 
 export type StopReason = 'timeout' | 'lease-lost' | 'shutdown';
 
@@ -18,6 +31,7 @@ export interface RunningJobDeps {
   pool: RunnerPool;
   broadcaster: Broadcaster;
   retryDelay: RetryDelay;
+  faults: WorkerFaults;
   log: Logger;
 }
 
@@ -25,17 +39,28 @@ export class RunningJob {
   readonly done: Promise<void>;
   private runner: RunnerProcess | undefined;
   private stopReason: StopReason | undefined;
+  /** When the lease in the database runs out (performance.now() clock), as far as the daemon knows. */
+  private leaseValidUntil: number;
   private readonly log: Logger;
+  /** The attempt met a worker-side fault: its runner is not given another job. */
+  private workerFault = false;
 
   constructor(
     readonly job: ClaimedJob,
-    private readonly timeoutS: number,
+    private readonly defaultTimeoutS: number,
+    leaseGrantedAt: number,
+    private readonly leaseMs: number,
     private readonly deps: RunningJobDeps,
   ) {
-    this.log = deps.log.child({ job_id: job.jobId, task_type: job.taskType, attempt: job.attempt });
+    this.leaseValidUntil = leaseGrantedAt + leaseMs;
+    this.log = deps.log.child({
+      job_id: boundText(job.jobId, QUOTED_VALUE_LIMIT),
+      task_type: job.taskType,
+      attempt: job.attempt,
+    });
     this.done = this.execute().catch((error: unknown) => {
-      // Only the store can throw here (a database locked past busy_timeout): the lease will expire
-      // and any daemon takes the job back, so log and let the slot go.
+      // Only the store can throw here (a database locked past busy_timeout, or read-only): the
+      // lease will expire and any daemon takes the job back, so log and let the slot go.
       this.log.error({ err: error }, 'could not record the outcome of the job; its lease will expire');
     });
   }
@@ -48,53 +73,78 @@ export class RunningJob {
     if (this.runner) void this.runner.kill();
   }
 
+  /** The daemon renewed the lease at `renewedAt` (performance.now()): pass it on to the runner. */
+  leaseRenewed(renewedAt: number): void {
+    this.leaseValidUntil = renewedAt + this.leaseMs;
+    this.runner?.renewLease(this.job.jobId, this.leaseValidUntil - performance.now());
+  }
+
   private async execute(): Promise<void> {
     const { job, deps } = this;
-    this.log.info({ timeout_s: this.timeoutS }, 'job claimed');
+    let inputFiles: InputFile[];
+    let timeoutS: number;
+    try {
+      ({ inputFiles, timeoutS } = this.readRow());
+    } catch (error) {
+      return this.recordFailure(toJobError(error));
+    }
+    this.log.info({ timeout_s: timeoutS }, 'job claimed');
     let runner: RunnerProcess;
     try {
       runner = await deps.pool.acquire(job.taskType);
     } catch (error) {
-      const failure = error instanceof RunnerCrashedError ? error : new RunnerCrashedError(String(error));
-      return this.recordFailure(failure);
+      return this.recordWorkerFault(`no runner: ${(error as Error).message}`, false);
     }
     if (this.stopReason) {
       // Stopped while waiting for a runner: the job never started, so record the stop and give
       // the runner back untouched.
       deps.pool.release(job.taskType, runner);
-      return this.recordExit('stopped before it started');
+      return this.recordExit('stopped before it started', timeoutS);
     }
     this.runner = runner;
-    const timer = setTimeout(() => this.stop('timeout'), this.timeoutS * 1000);
+    const timer = setTimeout(() => this.stop('timeout'), timeoutS * 1000);
     try {
       const result = await runner.run(
         {
           jobId: job.jobId,
           taskType: job.taskType,
           attempt: job.attempt,
-          inputFiles: job.inputFiles,
+          inputFiles,
           lease: job.lease,
+          leaseValidForMs: Math.max(0, this.leaseValidUntil - performance.now()),
         },
         {
           onStarted: () => this.publish({ type: 'processing', progress: 0 }),
           onProgress: (progress) => this.publish({ type: 'processing', progress }),
         },
       );
-      if (result.kind === 'finished') this.reportOutcome(result.outcome, result.message);
-      else await this.recordExit(describeExit(result.exit));
+      if (result.kind === 'finished') await this.reportOutcome(result.outcome, result.message);
+      else if (result.kind === 'not-sent') {
+        await this.recordFailure(
+          new BadInputError(`the job could not be handed to its runner: ${result.reason}`),
+        );
+      } else await this.recordExit(describeExit(result.exit), timeoutS);
     } finally {
       clearTimeout(timer);
       // Forget the runner before it goes back to the pool: a late stop() (a renewal that raced
       // with completion) must not kill the runner once it serves another job.
       this.runner = undefined;
-      deps.pool.release(job.taskType, runner);
+      deps.pool.release(job.taskType, runner, { discard: this.workerFault });
     }
   }
 
-  private async recordExit(exitDescription: string): Promise<void> {
+  /** The row's own data, checked before anything is built from it; a bad row fails as a JobError. */
+  private readRow(): { inputFiles: InputFile[]; timeoutS: number } {
+    const folderProblem = jobFolderProblem(this.job.jobId);
+    if (folderProblem) throw new BadInputError(folderProblem);
+    const inputFiles = parseInputFilesColumn(this.job.inputFilesJson);
+    return { inputFiles, timeoutS: jobTimeoutOverride(inputFiles) ?? this.defaultTimeoutS };
+  }
+
+  private async recordExit(exitDescription: string, timeoutS: number): Promise<void> {
     switch (this.stopReason) {
       case 'timeout':
-        return this.recordFailure(new JobTimeoutError(this.timeoutS));
+        return this.recordFailure(new JobTimeoutError(timeoutS));
       case 'lease-lost':
         await this.deps.store.forgetLease(this.job.lease);
         this.log.warn(
@@ -112,17 +162,44 @@ export class RunningJob {
   }
 
   private async recordFailure(failure: JobError): Promise<void> {
-    const outcome = await this.deps.store.failAttempt(this.job.lease, failure, this.deps.retryDelay);
-    this.reportOutcome(outcome, failure.message);
+    let outcome: Awaited<ReturnType<JobStore['failAttempt']>>;
+    try {
+      outcome = await this.deps.store.failAttempt(this.job.lease, failure, this.deps.retryDelay);
+    } catch (error) {
+      if (!(error instanceof WorkerFaultError)) throw error;
+      return this.recordWorkerFault(error.message, false);
+    }
+    await this.reportOutcome(outcome, failure.message);
   }
 
-  private reportOutcome(outcome: RunnerOutcome, message: string | undefined): void {
+  /** Not the job's fault: back to the queue without spending a retry, and the daemon pauses. */
+  private async recordWorkerFault(reason: string, releasedByRunner: boolean): Promise<void> {
+    this.workerFault = true;
+    let released = releasedByRunner;
+    let unreleased: Lease | undefined;
+    if (!released) {
+      try {
+        released = await this.deps.store.releaseJob(this.job.lease);
+      } catch {
+        unreleased = this.job.lease; // held until the fault clears (WorkerFaults)
+      }
+    }
+    this.log.warn(
+      { reason, released },
+      'worker-side fault; the job goes back to the queue without spending a retry',
+    );
+    this.deps.faults.report(reason, unreleased);
+  }
+
+  private async reportOutcome(outcome: RunnerOutcome, message: string | undefined): Promise<void> {
     switch (outcome.kind) {
       case 'completed':
+        this.deps.faults.recordHealthy();
         this.log.info('job completed');
         this.publish({ type: 'completed', outputFiles: outcome.outputFiles });
         return;
       case 'retrying':
+        this.deps.faults.recordHealthy();
         this.log.warn({ error: message, retry_in_ms: outcome.delayMs }, 'job failed; will retry');
         this.publish({
           type: 'retrying',
@@ -132,12 +209,25 @@ export class RunningJob {
         });
         return;
       case 'failed':
+        this.deps.faults.recordHealthy();
         this.log.warn({ error: outcome.errorMessage }, 'job failed');
         this.publish({ type: 'error', error: outcome.errorMessage });
         return;
       case 'fenced':
         this.log.warn('job was taken back, deleted or finished elsewhere; its outcome was not written');
         return;
+      case 'worker-fault':
+        return this.recordWorkerFault(outcome.reason, outcome.released);
+      case 'lease-expired': {
+        // The daemon was too slow to renew (it was hung): its fault, so no retry is spent, and
+        // nothing is written if another daemon has taken the job meanwhile.
+        const released = await this.deps.store.releaseJob(this.job.lease);
+        this.log.warn(
+          { released },
+          'the runner gave the job up: its lease ran out with no renewal (was this daemon hung?)',
+        );
+        return;
+      }
     }
   }
 

@@ -6,7 +6,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { z } from 'zod';
+import { MAX_TIMER_S } from '../config/timer-limit.js';
 import { BadInputError, InvalidParametersError } from '../errors.js';
+import { boundText, QUOTED_VALUE_LIMIT, quoteValue } from '../jobs/bounded-text.js';
 import { RESERVED_PARAMS } from '../modules/module-contract.js';
 import type { InputFile } from '../store/schema.js';
 
@@ -30,19 +32,19 @@ export function readParams<Params>(schema: z.ZodType<Params>, inputFiles: readon
   throw new InvalidParametersError(parts.join('; '));
 }
 
-/** `metadata.timeout_s` when it is a positive number of seconds. */
+/**
+ * `metadata.timeout_s`: undefined when absent, the number of seconds when valid; anything else is
+ * refused, so a job never runs under a timeout it did not ask for.
+ */
 export function jobTimeoutOverride(inputFiles: readonly InputFile[]): number | undefined {
-  const value = inputFiles[0]?.metadata?.timeout_s;
-  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined;
-}
-
-export function checkTimeoutParam(inputFiles: readonly InputFile[]): void {
-  const value = inputFiles[0]?.metadata?.timeout_s;
-  if (value !== undefined && jobTimeoutOverride(inputFiles) === undefined) {
-    throw new InvalidParametersError(
-      `Invalid parameters: timeout_s: expected a number of seconds > 0, got ${JSON.stringify(value)}`,
-    );
-  }
+  const metadata = inputFiles[0]?.metadata;
+  const value = typeof metadata === 'object' && metadata !== null ? metadata.timeout_s : undefined;
+  if (value === undefined) return undefined;
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= MAX_TIMER_S) return value;
+  throw new InvalidParametersError(
+    `Invalid parameters: timeout_s: expected a number of seconds > 0 and at most ${MAX_TIMER_S} ` +
+      `(about 24.8 days), got ${quoteValue(value)}`,
+  );
 }
 
 /**
@@ -62,12 +64,12 @@ export async function resolveInputPaths(
       }
       if (path.isAbsolute(stored) || stored.split(/[\\/]/).includes('..') || stored.includes('\0')) {
         throw new BadInputError(
-          `Input path refused (must be relative to the storage root, without '..'): ${stored}`,
+          `Input path refused (must be relative to the storage root, without '..'): ${shown(stored)}`,
         );
       }
       const resolved = path.resolve(root, stored);
       if (!resolved.startsWith(root + path.sep)) {
-        throw new BadInputError(`Input path refused (escapes the storage root): ${stored}`);
+        throw new BadInputError(`Input path refused (escapes the storage root): ${shown(stored)}`);
       }
       await checkReadableFile(resolved, stored);
       return resolved;
@@ -75,7 +77,11 @@ export async function resolveInputPaths(
   );
 }
 
-async function checkReadableFile(resolved: string, stored: string): Promise<void> {
+/** A stored path as a message quotes it: whole when it is of a sane length. */
+const shown = (stored: string) => boundText(stored, QUOTED_VALUE_LIMIT);
+
+async function checkReadableFile(resolved: string, raw: string): Promise<void> {
+  const stored = shown(raw);
   let stats: import('node:fs').Stats;
   try {
     stats = await fs.stat(resolved);

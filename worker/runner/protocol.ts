@@ -12,6 +12,7 @@ export const RunnerInitSchema = z.object({
   workerId: z.string(),
   logLevel: z.string(),
   retryBackoffMs: z.number(),
+  busyTimeoutMs: z.number(),
   retryBackoffMaxMs: z.number(),
   maxInputPixels: z.number(),
   tools: z.object({
@@ -28,11 +29,22 @@ export interface RunnerJob {
   attempt: number;
   inputFiles: InputFile[];
   lease: Lease;
+  /** How long the lease is still valid, counted when the message was sent (see LeaseClock). */
+  leaseValidForMs: number;
 }
 
-export type DaemonToRunner = { type: 'run'; job: RunnerJob };
+export type DaemonToRunner =
+  | { type: 'run'; job: RunnerJob }
+  /** The daemon renewed the job's lease: it is valid for this long from when this was sent. */
+  | { type: 'lease'; jobId: string; validForMs: number };
 
-export type RunnerOutcome = { kind: 'completed'; outputFiles: OutputFile[] } | FailureOutcome;
+export type RunnerOutcome =
+  | { kind: 'completed'; outputFiles: OutputFile[] }
+  | FailureOutcome
+  /** The worker, not the job, failed (database or storage); `released`: requeued without a retry. */
+  | { kind: 'worker-fault'; reason: string; released: boolean }
+  /** The lease ran out with no renewal from the daemon: the runner gave up and kills itself. */
+  | { kind: 'lease-expired' };
 
 export type RunnerToDaemon =
   | { type: 'ready' }

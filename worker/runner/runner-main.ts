@@ -1,17 +1,22 @@
 /**
  * The entry of a runner process: loads one compute module, then runs the jobs the daemon sends,
  * one at a time, writing each job's state to the database itself under the job's lease. It exits
- * when the daemon goes away, so a runner never outlives its daemon.
+ * when the daemon goes away, and ends its job by itself when the lease runs out with no renewal
+ * from the daemon (a hung daemon), so a runner never works on a job that may be running elsewhere.
  */
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
 import { exponentialBackoff } from '../daemon/retry-policy.js';
-import { toJobError } from '../errors.js';
+import { DatabaseBusyError, toJobError, WorkerFaultError } from '../errors.js';
+import { boundText, QUOTED_VALUE_LIMIT } from '../jobs/bounded-text.js';
+import { jobOutputDir } from '../jobs/job-row.js';
 import { createLogger } from '../logging/logger.js';
 import { loadManifest, loadModuleRun } from '../modules/discover-modules.js';
+import type { JobResult } from '../store/job-store.js';
 import { openJobStore } from '../store/open-job-store.js';
-import { checkTimeoutParam, readParams, resolveInputPaths } from './job-inputs.js';
+import { readParams, resolveInputPaths } from './job-inputs.js';
+import { LeaseClock } from './lease-clock.js';
 import { ProgressReporter } from './progress-reporter.js';
 import {
   type DaemonToRunner,
@@ -20,8 +25,11 @@ import {
   type RunnerOutcome,
   type RunnerToDaemon,
 } from './protocol.js';
+import { asStorageFault } from './storage-faults.js';
 
 const WARM_UP_LIMIT_MS = 30_000;
+/** After telling the daemon its lease ran out, the runner kills itself even if the message is stuck. */
+const GIVE_UP_SEND_WAIT_MS = 1000;
 
 const init = RunnerInitSchema.parse(JSON.parse(process.argv[2] ?? '{}'));
 const log = createLogger(init.logLevel, {
@@ -29,7 +37,13 @@ const log = createLogger(init.logLevel, {
   task_type: init.moduleName,
   role: 'runner',
 });
-const send = (message: RunnerToDaemon) => process.send?.(message);
+const send = (message: RunnerToDaemon, then?: () => void) => {
+  try {
+    process.send?.(message, undefined, {}, () => then?.());
+  } catch {
+    then?.(); // the daemon is gone: the disconnect handler ends this process
+  }
+};
 
 const manifest = await loadManifest(init.moduleDirectory);
 const { run, warmUp } = await loadModuleRun({ directory: init.moduleDirectory, name: init.moduleName });
@@ -46,68 +60,172 @@ if (warmUp) {
   if (outcome === 'slow')
     log.warn({ limit_ms: WARM_UP_LIMIT_MS }, 'module warm-up is slow; not waiting for it');
 }
-const store = openJobStore(init.databaseUrl, { ensureSchema: false });
+const store = openJobStore(init.databaseUrl, {
+  ensureSchema: false,
+  mustExist: true,
+  busyTimeoutMs: init.busyTimeoutMs,
+});
 const retryDelay = exponentialBackoff(init.retryBackoffMs, init.retryBackoffMaxMs);
-let current: AbortController | undefined;
+let current: { jobId: string; controller: AbortController; lease: LeaseClock } | undefined;
 
 process.on('disconnect', () => {
-  current?.abort(new Error('daemon went away'));
+  current?.controller.abort(new Error('daemon went away'));
   process.exit(0);
 });
 process.on('message', (message: DaemonToRunner) => {
   if (message.type === 'run') void runJob(message.job);
+  else if (message.type === 'lease' && current?.jobId === message.jobId)
+    current.lease.extend(message.validForMs);
 });
 send({ type: 'ready' });
 
+interface AttemptEnd {
+  outcome: RunnerOutcome;
+  /** The failure's message, for the daemon's log and the `retrying` event. */
+  message?: string;
+}
+
 async function runJob(job: RunnerJob): Promise<void> {
-  const jobLog = log.child({ job_id: job.jobId, attempt: job.attempt });
+  const jobLog = log.child({ job_id: boundText(job.jobId, QUOTED_VALUE_LIMIT), attempt: job.attempt });
   const controller = new AbortController();
-  current = controller;
-  const finish = (outcome: RunnerOutcome, message?: string): void => {
-    send({ type: 'finished', jobId: job.jobId, outcome, ...(message === undefined ? {} : { message }) });
-  };
+  const lease = new LeaseClock(job.leaseValidForMs, () => giveUp(job, controller, jobLog));
+  current = { jobId: job.jobId, controller, lease };
   try {
-    if (!(await store.markProcessing(job.lease))) return finish({ kind: 'fenced' });
+    const { outcome, message } = await attempt(job, controller, lease, jobLog);
+    if (lease.hasExpired) return; // giveUp has spoken for this job
+    send({ type: 'finished', jobId: job.jobId, outcome, ...(message === undefined ? {} : { message }) });
+  } catch (error) {
+    // Not a fault of the job, the database or the storage: a bug. The daemon sees a crashed runner.
+    jobLog.error({ err: error }, 'runner failed unexpectedly');
+    process.exit(70);
+  } finally {
+    lease.stop();
+    current = undefined;
+  }
+}
+
+async function attempt(
+  job: RunnerJob,
+  controller: AbortController,
+  lease: LeaseClock,
+  jobLog: Logger,
+): Promise<AttemptEnd> {
+  const write = <T>(what: string, step: () => Promise<T>) => writeWithinLease(step, lease, what, jobLog);
+  try {
+    if (!(await write('marking it processing', () => store.markProcessing(job.lease)))) {
+      return { outcome: { kind: 'fenced' } };
+    }
     send({ type: 'started', jobId: job.jobId });
     const progress = new ProgressReporter(
       store,
       job.lease,
-      (value) => send({ type: 'progress', jobId: job.jobId, progress: value }),
+      (value) => {
+        if (!lease.hasExpired) send({ type: 'progress', jobId: job.jobId, progress: value });
+      },
       () => controller.abort(new Error('lease lost')),
     );
+    let result: JobResult;
     try {
-      checkTimeoutParam(job.inputFiles);
-      const params = readParams(manifest.params, job.inputFiles);
-      const inputPaths = await resolveInputPaths(init.storageRoot, job.inputFiles);
-      const outputDir = path.join(init.storageRoot, 'jobs', job.jobId, 'output');
-      await fs.mkdir(outputDir, { recursive: true });
-      const result = await run(params, {
-        jobId: job.jobId,
-        attempt: job.attempt,
-        inputFiles: job.inputFiles,
-        inputPaths,
-        outputDir,
-        reportProgress: (percent) => progress.report(percent),
-        limits: { maxInputPixels: init.maxInputPixels },
-        tools: init.tools,
-        signal: controller.signal,
-        log: jobLog,
-      });
-      progress.stop();
-      const held = await store.completeJob(job.lease, result);
-      finish(held ? { kind: 'completed', outputFiles: result.outputFiles } : { kind: 'fenced' });
+      result = await runModule(job, controller, progress, jobLog);
     } catch (error) {
-      progress.stop();
+      if (error instanceof WorkerFaultError) return await releaseForFault(job, error, write);
       const failure = toJobError(error);
-      const outcome = await store.failAttempt(job.lease, failure, retryDelay);
-      finish(outcome, failure.message);
+      const outcome = await write('recording the failure', () =>
+        store.failAttempt(job.lease, failure, retryDelay),
+      );
+      return { outcome, message: failure.message };
+    } finally {
+      progress.stop();
     }
+    const held = await write('recording the result', () => store.completeJob(job.lease, result));
+    return { outcome: held ? { kind: 'completed', outputFiles: result.outputFiles } : { kind: 'fenced' } };
   } catch (error) {
-    // The store itself failed (say, the database stayed locked past busy_timeout): let the daemon
-    // see a crashed runner, which it records as a retryable failure.
-    jobLog.error({ err: error }, 'runner could not record the job outcome');
-    process.exit(70);
-  } finally {
-    current = undefined;
+    if (!(error instanceof WorkerFaultError)) throw error;
+    return { outcome: { kind: 'worker-fault', reason: error.message, released: false } };
   }
+}
+
+async function runModule(
+  job: RunnerJob,
+  controller: AbortController,
+  progress: ProgressReporter,
+  jobLog: Logger,
+): Promise<JobResult> {
+  const params = readParams(manifest.params, job.inputFiles);
+  const inputPaths = await resolveInputPaths(init.storageRoot, job.inputFiles);
+  const outputDir = jobOutputDir(init.storageRoot, job.jobId);
+  try {
+    await fs.mkdir(outputDir, { recursive: true });
+    return await run(params, {
+      jobId: job.jobId,
+      attempt: job.attempt,
+      inputFiles: job.inputFiles,
+      inputPaths,
+      outputDir,
+      reportProgress: (percent) => progress.report(percent),
+      limits: { maxInputPixels: init.maxInputPixels },
+      tools: init.tools,
+      signal: controller.signal,
+      log: jobLog,
+    });
+  } catch (error) {
+    throw asStorageFault(error, outputDir) ?? error;
+  }
+}
+
+/** A worker-side fault: the job goes back to the queue as it was, without spending a retry. */
+async function releaseForFault(
+  job: RunnerJob,
+  fault: WorkerFaultError,
+  write: <T>(what: string, step: () => Promise<T>) => Promise<T>,
+): Promise<AttemptEnd> {
+  const released = await write('requeueing it', () => store.releaseJob(job.lease)).catch(() => false);
+  return { outcome: { kind: 'worker-fault', reason: fault.message, released } };
+}
+
+/**
+ * A write on the job's behalf. The database being busy (the API holding its write lock past the
+ * busy timeout) is no reason to throw away a result: the write is tried again while the lease
+ * lasts. When the lease runs out first, giveUp ends the job and this process.
+ */
+async function writeWithinLease<T>(
+  step: () => Promise<T>,
+  lease: LeaseClock,
+  what: string,
+  jobLog: Logger,
+): Promise<T> {
+  let pauseMs = 50;
+  let warned = false;
+  for (;;) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!(error instanceof DatabaseBusyError)) throw error;
+      if (!warned) {
+        jobLog.warn(
+          { err: error, lease_left_ms: Math.round(lease.remainingMs) },
+          `database busy; retrying ${what} while the lease lasts`,
+        );
+        warned = true;
+      }
+      await sleep(Math.min(pauseMs, lease.remainingMs));
+      pauseMs = Math.min(pauseMs * 2, 1000);
+      if (lease.hasExpired) await new Promise<never>(() => {}); // giveUp is ending this process
+    }
+  }
+}
+
+/**
+ * The lease ran out by this runner's clock with no renewal from the daemon: the daemon is hung or
+ * gone, and another daemon may take the job back at any moment. Stop now: say so to the daemon
+ * (it releases the job without spending a retry if it still can), then kill this process group,
+ * the module's own children (ffmpeg) included.
+ */
+function giveUp(job: RunnerJob, controller: AbortController, jobLog: Logger): void {
+  jobLog.warn('lease ran out with no renewal from the daemon (hung or gone); ending the job');
+  controller.abort(new Error('lease ran out'));
+  const killGroup = () => process.kill(-process.pid, 'SIGKILL');
+  setTimeout(killGroup, GIVE_UP_SEND_WAIT_MS);
+  log.flush();
+  send({ type: 'finished', jobId: job.jobId, outcome: { kind: 'lease-expired' } }, killGroup);
 }

@@ -63,10 +63,13 @@ export class RunnerPool {
     return runner;
   }
 
-  /** Gives a runner back after a job: kept warm if healthy and under its reuse limit. */
-  release(taskType: string, runner: RunnerProcess): void {
+  /**
+   * Gives a runner back after a job: kept warm if healthy and under its reuse limit. `discard`: it
+   * met a worker-side fault (its database connection may be read-only for good), so it goes.
+   */
+  release(taskType: string, runner: RunnerProcess, { discard = false } = {}): void {
     const { reuseLimit, maxIdle } = this.options;
-    if (this.closed || !runner.alive || (reuseLimit > 0 && runner.jobsServed >= reuseLimit)) {
+    if (discard || this.closed || !runner.alive || (reuseLimit > 0 && runner.jobsServed >= reuseLimit)) {
       void this.retire(runner);
       return;
     }
@@ -74,6 +77,18 @@ export class RunnerPool {
     while (this.idle.length > maxIdle) {
       const oldest = this.idle.shift();
       if (oldest) void this.retire(oldest.runner);
+    }
+  }
+
+  /**
+   * Retires every idle and warming runner: they were started while the worker had a fault, and may
+   * hold what it left them (a read-only database connection). The next job starts a fresh one.
+   */
+  recycleIdle(): void {
+    for (const { runner } of this.idle.splice(0)) void this.retire(runner);
+    for (const [taskType, starting] of this.warming) {
+      this.warming.delete(taskType);
+      void starting.then((runner) => this.retire(runner)).catch(() => {});
     }
   }
 

@@ -34,7 +34,9 @@ export interface RunnerExit {
 
 export type RunResult =
   | { kind: 'finished'; outcome: RunnerOutcome; message?: string }
-  | { kind: 'exited'; exit: RunnerExit };
+  | { kind: 'exited'; exit: RunnerExit }
+  /** The job could not be handed over (the IPC encoder refused it); the runner is still fit. */
+  | { kind: 'not-sent'; reason: string };
 
 export interface RunHooks {
   onStarted(): void;
@@ -122,11 +124,26 @@ export class RunnerProcess {
     if (this.current) throw new Error(`runner ${this.pid} is already running job ${this.current.job.jobId}`);
     if (this.exitInfo) return Promise.resolve({ kind: 'exited', exit: this.exitInfo });
     if (this.dying) throw new Error(`runner ${this.pid} is being stopped and takes no more jobs`);
+    try {
+      this.subprocess.send({ type: 'run', job } satisfies DaemonToRunner);
+    } catch (error) {
+      if (!this.subprocess.connected) return this.exited.then((exit) => ({ kind: 'exited', exit }));
+      return Promise.resolve({ kind: 'not-sent', reason: (error as Error).message });
+    }
     this.jobsServed += 1;
     return new Promise<RunResult>((settle) => {
       this.current = { job, hooks, settle };
-      this.subprocess.send({ type: 'run', job } satisfies DaemonToRunner);
     });
+  }
+
+  /** Tells the runner its job's lease was renewed (see LeaseClock); a gone runner is ignored. */
+  renewLease(jobId: string, validForMs: number): void {
+    if (this.current?.job.jobId !== jobId || !this.subprocess.connected) return;
+    try {
+      this.subprocess.send({ type: 'lease', jobId, validForMs } satisfies DaemonToRunner);
+    } catch {
+      // The channel closed: the exit is on its way and settles the job.
+    }
   }
 
   /** SIGTERM to the whole process group, SIGKILL after the grace; resolves once it has exited. */

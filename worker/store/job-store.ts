@@ -15,7 +15,8 @@ export interface ClaimedJob {
   id: number;
   jobId: string;
   taskType: string;
-  inputFiles: InputFile[];
+  /** The column as stored: the daemon checks it (worker/jobs/job-row.ts) before anything uses it. */
+  inputFilesJson: string;
   retryCount: number;
   maxRetries: number;
   /** 1 for the first attempt: retry_count + 1. */
@@ -120,5 +121,21 @@ export interface JobStore {
   hasQueuedJobs(taskTypes: readonly string[]): Promise<boolean>;
   insertJob(job: NewJob): Promise<void>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
+  /**
+   * Whether a connection opened now could write (what a runner starting now would get); throws a
+   * WorkerFaultError saying why not.
+   */
+  probeWritable(): Promise<void>;
+  /** Throws DatabaseLostError when the database this store opened is gone or was replaced. */
+  checkIdentity(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface StoreOpenOptions {
+  /** Create missing tables and refuse a `jobs` table of another shape (the daemon; not runners). */
+  ensureSchema: boolean;
+  /** Refuse to create a missing database (runners and probes: their daemon opened it). */
+  mustExist?: boolean;
+  /** How long a write waits for another process's write lock before failing as busy. */
+  busyTimeoutMs?: number;
 }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { StartupError } from '../errors.js';
+import type { StoreOpenOptions } from './job-store.js';
 import { JOBS_COLUMNS } from './schema.js';
 import { API_TABLES_DDL, WORKER_TABLES_DDL } from './sqlite-ddl.js';
 
@@ -20,13 +21,30 @@ export function sqlitePathFromUrl(databaseUrl: string): string {
   return databaseUrl;
 }
 
-export interface OpenSqliteOptions {
-  /** Create missing tables and check the shape of `jobs`. Runners skip it: their daemon did it. */
-  ensureSchema: boolean;
+export type OpenSqliteOptions = StoreOpenOptions;
+
+/** Which file was opened, so that a file deleted or replaced under the worker is noticed. */
+export interface DatabaseFileIdentity {
+  path: string;
+  dev: number;
+  ino: number;
 }
 
-export function openSqlite(databasePath: string, options: OpenSqliteOptions): Database.Database {
-  if (databasePath !== ':memory:') {
+export function statIdentity(file: string): { dev: number; ino: number } | undefined {
+  try {
+    const { dev, ino } = fs.statSync(file);
+    return { dev, ino };
+  } catch {
+    return undefined;
+  }
+}
+
+export function openSqlite(
+  databasePath: string,
+  options: OpenSqliteOptions,
+): { sqlite: Database.Database; file: DatabaseFileIdentity | undefined } {
+  const inMemory = databasePath === ':memory:';
+  if (!inMemory) {
     const directory = path.dirname(path.resolve(databasePath));
     if (!fs.existsSync(directory)) {
       throw new StartupError(
@@ -34,13 +52,42 @@ export function openSqlite(databasePath: string, options: OpenSqliteOptions): Da
       );
     }
   }
-  const sqlite = new Database(databasePath, { timeout: BUSY_TIMEOUT_MS });
+  const busyTimeoutMs = options.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
+  const sqlite = new Database(databasePath, {
+    timeout: busyTimeoutMs,
+    fileMustExist: options.mustExist === true,
+  });
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  sqlite.pragma(`busy_timeout = ${busyTimeoutMs}`);
   sqlite.pragma('foreign_keys = ON');
-  if (options.ensureSchema) ensureSchema(sqlite);
-  return sqlite;
+  if (options.ensureSchema) {
+    ensureSchema(sqlite);
+    checkWritable(sqlite, databasePath);
+  }
+  const identity = inMemory ? undefined : statIdentity(databasePath);
+  return { sqlite, file: identity && { path: path.resolve(databasePath), ...identity } };
+}
+
+/**
+ * A connection opened on a file it cannot write stays read-only even once the file is writable
+ * again, so a daemon must not start on one: it would claim nothing, ever.
+ */
+function checkWritable(sqlite: Database.Database, databasePath: string): void {
+  try {
+    sqlite
+      .transaction(() => sqlite.prepare('DELETE FROM worker_job_state WHERE job_id = ?').run(''))
+      .immediate();
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? '';
+    if (/^SQLITE_(READONLY|CANTOPEN|PERM|AUTH)/.test(code)) {
+      sqlite.close();
+      throw new StartupError(
+        `database ${databasePath} cannot be written (${(error as Error).message}); check its permissions`,
+      );
+    }
+    if (!/^SQLITE_BUSY/.test(code)) throw error;
+  }
 }
 
 function ensureSchema(sqlite: Database.Database): void {

@@ -4,6 +4,8 @@
  * that a read followed by a write never meets SQLITE_BUSY halfway (a deferred transaction would).
  */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import {
   DummyDriver,
@@ -14,6 +16,8 @@ import {
   SqliteQueryCompiler,
   sql,
 } from 'kysely';
+import { DatabaseLostError, WorkerFaultError } from '../errors.js';
+import { describeFinalFailure, lastErrorOf } from '../jobs/final-error.js';
 import type {
   AttemptFailure,
   ClaimedJob,
@@ -28,9 +32,16 @@ import type {
   RecoveryRequest,
   RetryDelay,
 } from './job-store.js';
-import { openSqlite, sqlitePathFromUrl } from './open-sqlite.js';
+import {
+  type DatabaseFileIdentity,
+  type OpenSqliteOptions,
+  openSqlite,
+  sqlitePathFromUrl,
+  statIdentity,
+} from './open-sqlite.js';
 import { type PreparedStatement, param, prepareCompiled } from './prepared-statement.js';
-import { type Database, DEFAULT_PRIORITY, type InputFile } from './schema.js';
+import { type Database, DEFAULT_PRIORITY } from './schema.js';
+import { translateSqliteError } from './sqlite-errors.js';
 
 const queryBuilder = new Kysely<Database>({
   dialect: {
@@ -347,26 +358,26 @@ function parseJson(text: string | null): unknown {
   }
 }
 
-export function describeFinalFailure(failure: AttemptFailure, attempts: number): string {
-  if (!failure.retryable) return failure.message;
-  return `Failed after ${attempts} attempt${attempts === 1 ? '' : 's'}; last error: ${failure.message}`;
-}
-
 export class SqliteJobStore implements JobStore {
   private readonly statements: Statements;
   private readonly claimStatements = new Map<string, ClaimStatements>();
 
-  private constructor(private readonly sqlite: BetterSqlite3.Database) {
+  private constructor(
+    private readonly sqlite: BetterSqlite3.Database,
+    private readonly file: DatabaseFileIdentity | undefined,
+    private readonly options: OpenSqliteOptions,
+  ) {
     this.statements = buildStatements(sqlite);
   }
 
   /** `ensureSchema` creates missing tables and refuses a `jobs` table of another shape. */
-  static open(databaseUrl: string, options: { ensureSchema: boolean }): SqliteJobStore {
-    return new SqliteJobStore(openSqlite(sqlitePathFromUrl(databaseUrl), options));
+  static open(databaseUrl: string, options: OpenSqliteOptions): SqliteJobStore {
+    const { sqlite, file } = openSqlite(sqlitePathFromUrl(databaseUrl), options);
+    return new SqliteJobStore(sqlite, file, options);
   }
 
   async claimNextJob({ workerId, taskTypes, leaseMs }: ClaimRequest): Promise<ClaimedJob | undefined> {
-    return this.claimNextJobSync(workerId, taskTypes, leaseMs);
+    return this.guarded(() => this.claimNextJobSync(workerId, taskTypes, leaseMs));
   }
 
   private claimNextJobSync(
@@ -389,7 +400,7 @@ export class SqliteJobStore implements JobStore {
           id: best.id,
           jobId: row.job_id,
           taskType: row.task_type,
-          inputFiles: parseInputFiles(row.input_files),
+          inputFilesJson: row.input_files,
           retryCount: row.retry_count,
           maxRetries: row.max_retries,
           attempt: row.retry_count + 1,
@@ -411,65 +422,73 @@ export class SqliteJobStore implements JobStore {
 
   async renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]> {
     if (leases.length === 0) return [];
-    return this.sqlite
-      .transaction(() => {
-        const expiresAt = Date.now() + leaseMs;
-        const lost: string[] = [];
-        for (const lease of leases) {
-          const { changes } = this.statements.renewLease.run({
-            jobId: lease.jobId,
-            token: lease.token,
-            expiresAt,
-          });
-          if (changes === 0) lost.push(lease.jobId);
-        }
-        return lost;
-      })
-      .immediate();
+    return this.guarded(() =>
+      this.sqlite
+        .transaction(() => {
+          const expiresAt = Date.now() + leaseMs;
+          const lost: string[] = [];
+          for (const lease of leases) {
+            const { changes } = this.statements.renewLease.run({
+              jobId: lease.jobId,
+              token: lease.token,
+              expiresAt,
+            });
+            if (changes === 0) lost.push(lease.jobId);
+          }
+          return lost;
+        })
+        .immediate(),
+    );
   }
 
   async markProcessing(lease: Lease): Promise<boolean> {
-    return (
-      this.statements.markProcessing.run({ jobId: lease.jobId, token: lease.token, now: Date.now() })
-        .changes === 1
+    return this.guarded(
+      () =>
+        this.statements.markProcessing.run({ jobId: lease.jobId, token: lease.token, now: Date.now() })
+          .changes === 1,
     );
   }
 
   async reportProgress(lease: Lease, progress: number): Promise<boolean> {
     const bounded = Math.max(0, Math.min(99, Math.floor(progress)));
-    return (
-      this.statements.reportProgress.run({ jobId: lease.jobId, token: lease.token, progress: bounded })
-        .changes === 1
+    return this.guarded(
+      () =>
+        this.statements.reportProgress.run({ jobId: lease.jobId, token: lease.token, progress: bounded })
+          .changes === 1,
     );
   }
 
   async completeJob(lease: Lease, result: JobResult): Promise<boolean> {
     const outputFiles = JSON.stringify(result.outputFiles);
     const taskOutput = JSON.stringify(result.taskOutput);
-    return this.sqlite
-      .transaction(() => {
-        const { changes } = this.statements.completeJob.run({
-          jobId: lease.jobId,
-          token: lease.token,
-          outputFiles,
-          taskOutput,
-          now: Date.now(),
-        });
-        if (changes === 0) return false;
-        this.statements.dropState.run({ jobId: lease.jobId });
-        return true;
-      })
-      .immediate();
+    return this.guarded(() =>
+      this.sqlite
+        .transaction(() => {
+          const { changes } = this.statements.completeJob.run({
+            jobId: lease.jobId,
+            token: lease.token,
+            outputFiles,
+            taskOutput,
+            now: Date.now(),
+          });
+          if (changes === 0) return false;
+          this.statements.dropState.run({ jobId: lease.jobId });
+          return true;
+        })
+        .immediate(),
+    );
   }
 
   async failAttempt(lease: Lease, failure: AttemptFailure, retryDelay: RetryDelay): Promise<FailureOutcome> {
-    return this.sqlite
-      .transaction((): FailureOutcome => {
-        const job = this.statements.heldJob.get({ jobId: lease.jobId, token: lease.token });
-        if (!job) return { kind: 'fenced' };
-        return this.endAttempt(job, failure, retryDelay);
-      })
-      .immediate();
+    return this.guarded(() =>
+      this.sqlite
+        .transaction((): FailureOutcome => {
+          const job = this.statements.heldJob.get({ jobId: lease.jobId, token: lease.token });
+          if (!job) return { kind: 'fenced' };
+          return this.endAttempt(job, failure, retryDelay);
+        })
+        .immediate(),
+    );
   }
 
   /** Requeue with backoff while the budget lasts, else `error`. Runs inside the caller's transaction. */
@@ -486,7 +505,7 @@ export class SqliteJobStore implements JobStore {
       this.statements.scheduleRetry.run({
         jobId: job.job_id,
         notBefore: now + delayMs,
-        lastError: failure.message,
+        lastError: lastErrorOf(failure),
       });
       return { kind: 'retrying', nextAttempt: retryNumber + 1, delayMs };
     }
@@ -497,47 +516,51 @@ export class SqliteJobStore implements JobStore {
   }
 
   async releaseJob(lease: Lease): Promise<boolean> {
-    return this.sqlite
-      .transaction(() => {
-        const job = this.statements.heldJob.get({ jobId: lease.jobId, token: lease.token });
-        if (!job) return false;
-        this.statements.requeue.run({ jobId: lease.jobId, retryIncrement: 0 });
-        this.statements.scheduleRetry.run({ jobId: lease.jobId, notBefore: null, lastError: null });
-        return true;
-      })
-      .immediate();
+    return this.guarded(() =>
+      this.sqlite
+        .transaction(() => {
+          const job = this.statements.heldJob.get({ jobId: lease.jobId, token: lease.token });
+          if (!job) return false;
+          this.statements.requeue.run({ jobId: lease.jobId, retryIncrement: 0 });
+          this.statements.scheduleRetry.run({ jobId: lease.jobId, notBefore: null, lastError: null });
+          return true;
+        })
+        .immediate(),
+    );
   }
 
   async forgetLease(lease: Lease): Promise<void> {
-    this.statements.forgetLease.run({ jobId: lease.jobId, token: lease.token });
+    this.guarded(() => this.statements.forgetLease.run({ jobId: lease.jobId, token: lease.token }));
   }
 
   async recoverAbandonedJobs({ orphanAgeMs, retryDelay }: RecoveryRequest): Promise<RecoveredJob[]> {
-    return this.sqlite
-      .transaction(() => {
-        const now = Date.now();
-        const abandoned = this.statements.abandonedJobs.all({ now, orphanBefore: now - orphanAgeMs });
-        return abandoned.map((job): RecoveredJob => {
-          const reason =
-            job.lease_expires_at !== null
-              ? `worker ${job.worker_id ?? '?'} stopped renewing its lease (it died or hung)`
-              : `left in '${job.status}' with no lease for over ${Math.round(orphanAgeMs / 1000)} s (its worker is gone)`;
-          const outcome = this.endAttempt(job, { message: reason, retryable: true }, retryDelay);
-          return {
-            jobId: job.job_id,
-            taskType: job.task_type,
-            attempt: job.retry_count + 1,
-            reason,
-            outcome,
-          };
-        });
-      })
-      .immediate();
+    return this.guarded(() =>
+      this.sqlite
+        .transaction(() => {
+          const now = Date.now();
+          const abandoned = this.statements.abandonedJobs.all({ now, orphanBefore: now - orphanAgeMs });
+          return abandoned.map((job): RecoveredJob => {
+            const reason =
+              job.lease_expires_at !== null
+                ? `worker ${job.worker_id ?? '?'} stopped renewing its lease (it died or hung)`
+                : `left in '${job.status}' with no lease for over ${Math.round(orphanAgeMs / 1000)} s (its worker is gone)`;
+            const outcome = this.endAttempt(job, { message: reason, retryable: true }, retryDelay);
+            return {
+              jobId: job.job_id,
+              taskType: job.task_type,
+              attempt: job.retry_count + 1,
+              reason,
+              outcome,
+            };
+          });
+        })
+        .immediate(),
+    );
   }
 
   async hasQueuedJobs(taskTypes: readonly string[]): Promise<boolean> {
     if (taskTypes.length === 0) return false;
-    return this.claimStatementsFor(taskTypes).anyQueued.get({}) !== undefined;
+    return this.guarded(() => this.claimStatementsFor(taskTypes).anyQueued.get({}) !== undefined);
   }
 
   async insertJob(job: NewJob): Promise<void> {
@@ -572,12 +595,61 @@ export class SqliteJobStore implements JobStore {
     };
   }
 
+  async probeWritable(): Promise<void> {
+    if (!this.file) return;
+    // What a runner starting now would get. Permissions first: within this process SQLite reuses a
+    // descriptor it already holds for the file, so a new connection here can still write a file
+    // that was made read-only since.
+    for (const target of [this.file.path, path.dirname(this.file.path)]) {
+      try {
+        fs.accessSync(target, fs.constants.W_OK);
+      } catch (error) {
+        const { code } = error as NodeJS.ErrnoException;
+        throw new WorkerFaultError(`database cannot be written: ${code ?? String(error)} on ${target}`, {
+          cause: error,
+        });
+      }
+    }
+    let probe: BetterSqlite3.Database | undefined;
+    try {
+      probe = openSqlite(this.file.path, { ...this.options, ensureSchema: false, mustExist: true }).sqlite;
+      probe
+        .transaction(() => {
+          probe?.prepare('DELETE FROM worker_job_state WHERE job_id = ?').run('\u0000media-worker-probe');
+        })
+        .immediate();
+    } catch (error) {
+      const translated = translateSqliteError(error);
+      if (translated instanceof WorkerFaultError) throw translated;
+      throw new WorkerFaultError(`database cannot be used: ${(error as Error).message}`, { cause: error });
+    } finally {
+      probe?.close();
+    }
+  }
+
+  async checkIdentity(): Promise<void> {
+    if (!this.file) return;
+    const now = statIdentity(this.file.path);
+    if (now === undefined) {
+      throw new DatabaseLostError(`the database file ${this.file.path} was deleted under the running worker`);
+    }
+    if (now.dev !== this.file.dev || now.ino !== this.file.ino) {
+      throw new DatabaseLostError(
+        `the database file ${this.file.path} was replaced by another file under the running worker`,
+      );
+    }
+  }
+
   async close(): Promise<void> {
     this.sqlite.close();
   }
-}
 
-function parseInputFiles(text: string): InputFile[] {
-  const parsed = parseJson(text);
-  return Array.isArray(parsed) ? (parsed as InputFile[]) : [];
+  /** Runs a synchronous step and gives SQLite's failures the worker's meaning (sqlite-errors.ts). */
+  private guarded<T>(step: () => T): Promise<T> {
+    try {
+      return Promise.resolve(step());
+    } catch (error) {
+      return Promise.reject(translateSqliteError(error));
+    }
+  }
 }

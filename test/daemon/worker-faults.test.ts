@@ -1,0 +1,132 @@
+/**
+ * Faults of the worker, not of the job: a database locked past the busy timeout, a database that
+ * became read-only, a storage root that cannot be written. None of them spends a job's retries;
+ * a computed result is written once the database lets it, never recomputed.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { startWorker, type WorkerProcess } from '../helpers/worker-process.js';
+import { useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
+
+/**
+ * Tests run as root, whom file permissions do not stop: the daemon runs as `nobody` here, in a
+ * workspace handed to it, so that taking write permission away is felt as it is in production.
+ */
+const NOBODY = { uid: 65534, gid: 65534 };
+function handOver(workspace: Workspace): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  execFileSync('chown', ['-R', `${NOBODY.uid}:${NOBODY.gid}`, workspace.dir]);
+  return NOBODY;
+}
+
+/** Queues a job whose folder belongs to the daemon's user, as it would in production. */
+async function addJobFor(workspace: Workspace, user: { uid: number; gid: number } | undefined) {
+  const jobId = await workspace.addJob('noop');
+  if (user)
+    execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, path.join(workspace.storageRoot, 'jobs', jobId)]);
+  return jobId;
+}
+
+const logged = (worker: WorkerProcess, message: string) => worker.logs.filter((line) => line.msg === message);
+const FAULT = 'worker-side fault: claiming stopped until it clears (no job is charged for it)';
+const CLEARED = 'worker-side fault cleared; claiming again';
+
+async function statusOf(workspace: Workspace, jobId: string) {
+  return (await workspace.store.getJob(jobId))?.status;
+}
+
+describe('worker-side faults never spend a job’s retries', () => {
+  let workspace: Workspace;
+  useWorkspace((created) => {
+    workspace = created;
+  });
+
+  test('a result that meets a locked database is written once the lock is gone, not recomputed', async () => {
+    const startedFile = path.join(workspace.dir, 'started');
+    const jobId = await workspace.addJob('sleep', { seconds: 0.3, started_file: startedFile });
+    const worker = startWorker(workspace.dir, [
+      '--tasks',
+      'sleep',
+      '--drain',
+      '--db-busy-timeout',
+      '0.2',
+      '--lease-ttl',
+      '20',
+    ]);
+    await waitFor(() => fs.existsSync(startedFile), 'the job to start');
+    // The API holds a write transaction past the busy timeout while the module finishes.
+    const api = new Database(workspace.databasePath);
+    api.prepare('BEGIN IMMEDIATE').run();
+    await worker.waitForLog((line) =>
+      String(line.msg).startsWith('database busy; retrying recording the result'),
+    );
+    api.prepare('COMMIT').run();
+    api.close();
+    assert.equal((await worker.exited).code, 0, worker.stderr());
+    const job = await workspace.store.getJob(jobId);
+    assert.equal(job?.status, 'completed', job?.error_message ?? '');
+    assert.equal(job?.retry_count, 0);
+    assert.equal(fs.readFileSync(startedFile, 'utf8').trim().split('\n').length, 1, 'computed once');
+  });
+
+  test('a database made read-only: claiming stops with one line, no retry is spent, work resumes', async () => {
+    const user = handOver(workspace);
+    // A fresh runner per job. The one started before the database turns read-only runs the first
+    // job; the spare started while it does, after the change, meets the fault with the second.
+    const worker = startWorker(workspace.dir, ['--tasks', 'noop', '--runner-reuse', '1'], {}, user);
+    await worker.waitForLog((line) => line.msg === 'worker started');
+    fs.chmodSync(workspace.databasePath, 0o444);
+    const first = await addJobFor(workspace, user);
+    await waitFor(async () => (await statusOf(workspace, first)) === 'completed', 'the first job');
+    const second = await addJobFor(workspace, user);
+    await worker.waitForLog((line) => line.msg === FAULT);
+    assert.match(String(logged(worker, FAULT)[0]?.reason), /attempt to write a readonly database/);
+    const held = await workspace.store.getJob(second);
+    assert.equal(held?.status, 'queued');
+    assert.equal(held?.retry_count, 0);
+
+    fs.chmodSync(workspace.databasePath, 0o644);
+    await worker.waitForLog((line) => line.msg === CLEARED);
+    await waitFor(async () => (await statusOf(workspace, second)) === 'completed', 'the held job');
+    assert.equal((await workspace.store.getJob(second))?.retry_count, 0);
+    assert.equal(logged(worker, FAULT).length, 1, 'the fault is said once');
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0);
+  });
+
+  test('a storage root that cannot be written: claiming stops, no retry is spent, work resumes', async () => {
+    const user = handOver(workspace);
+    const worker = startWorker(workspace.dir, ['--tasks', 'noop'], {}, user);
+    await worker.waitForLog((line) => line.msg === 'worker started');
+    const jobsDir = path.join(workspace.storageRoot, 'jobs');
+    const jobId = await addJobFor(workspace, user);
+    for (const dir of [jobsDir, path.join(jobsDir, jobId)]) fs.chmodSync(dir, 0o555);
+    await worker.waitForLog((line) => line.msg === FAULT);
+    assert.match(String(logged(worker, FAULT)[0]?.reason), /^storage cannot be written: EACCES/);
+    const held = await workspace.store.getJob(jobId);
+    assert.equal(held?.status, 'queued');
+    assert.equal(held?.retry_count, 0);
+
+    for (const dir of [jobsDir, path.join(jobsDir, jobId)]) fs.chmodSync(dir, 0o755);
+    await waitFor(async () => (await statusOf(workspace, jobId)) === 'completed', 'the held job');
+    assert.equal((await workspace.store.getJob(jobId))?.retry_count, 0);
+    assert.equal(logged(worker, FAULT).length, 1, 'the fault is said once');
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0);
+  });
+
+  test('a database the daemon cannot write at start-up: it refuses to start, saying why', async () => {
+    const user = handOver(workspace);
+    fs.chmodSync(workspace.databasePath, 0o444);
+    const worker = startWorker(workspace.dir, ['--tasks', 'noop'], {}, user);
+    assert.equal((await worker.exited).code, 2);
+    assert.match(
+      worker.stderr(),
+      /media_store\.db cannot be written \(attempt to write a readonly database\)/,
+    );
+  });
+});

@@ -1,0 +1,24 @@
+/** Whether job folders can be created under the storage root: what every job's output needs. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { WorkerFaultError } from '../errors.js';
+
+export async function probeStorageWritable(storageRoot: string): Promise<void> {
+  const jobsDir = path.join(storageRoot, 'jobs');
+  const probe = path.join(jobsDir, `.media-worker-probe-${process.pid}`);
+  try {
+    await fs.mkdir(jobsDir, { recursive: true });
+    await fs.mkdir(probe, { recursive: true });
+    await fs.writeFile(path.join(probe, 'probe'), '');
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException;
+    throw new WorkerFaultError(
+      `storage cannot be written: ${code ?? (error as Error).message} under ${jobsDir}`,
+      {
+        cause: error,
+      },
+    );
+  } finally {
+    await fs.rm(probe, { recursive: true, force: true }).catch(() => {});
+  }
+}
