@@ -49,9 +49,14 @@ export async function animatedGif(): Promise<Buffer> {
 /**
  * A valid grayscale PNG of width×height black pixels: a few hundred kilobytes on disk that would
  * decode to width×height bytes (the classic decompression bomb). Written by hand, as no encoder
- * would be asked to make one.
+ * would be asked to make one. With `cutPixelData`, the file stops 64 bytes into the compressed
+ * pixels (no IEND): its header is intact, but any decoder that goes past it fails.
  */
-export function decompressionBombPng(width: number, height: number): Buffer {
+export function decompressionBombPng(
+  width: number,
+  height: number,
+  { cutPixelData = false }: { cutPixelData?: boolean } = {},
+): Buffer {
   const chunk = (type: string, data: Buffer) => {
     const typed = Buffer.concat([Buffer.from(type, 'ascii'), data]);
     const length = Buffer.alloc(4);
@@ -65,11 +70,13 @@ export function decompressionBombPng(width: number, height: number): Buffer {
   header.writeUInt32BE(height, 4);
   header.set([8, 0, 0, 0, 0], 8); // 8-bit grayscale, deflate, no filter, no interlace
   const scanlines = Buffer.alloc((width + 1) * height); // filter byte 0 + zero pixels per row
+  const pixelData = zlib.deflateSync(scanlines, { level: 9 });
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', header),
-    chunk('IDAT', zlib.deflateSync(scanlines, { level: 9 })),
-    chunk('IEND', Buffer.alloc(0)),
+    ...(cutPixelData
+      ? [chunk('IDAT', pixelData.subarray(0, 64))]
+      : [chunk('IDAT', pixelData), chunk('IEND', Buffer.alloc(0))]),
   ]);
 }
 

@@ -8,8 +8,8 @@ import { API_TABLES_DDL } from '../../worker/store/sqlite-ddl.js';
 import { SqliteJobStore } from '../../worker/store/sqlite-job-store.js';
 import { repoFile, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
-/** The API service's DDL, copied verbatim from the contract (shared/reference/media_store-v1.sql). */
-const CONTRACT_DDL = fs.readFileSync(repoFile('test/fixtures/media_store-v1.sql'), 'utf8');
+/** The API service's DDL, as the contract documents it (docs/media_store-v1.sql). */
+const CONTRACT_DDL = fs.readFileSync(repoFile('docs/media_store-v1.sql'), 'utf8');
 const noDelay = () => 0;
 const claim = (workspace: Workspace, taskTypes = ['t']) =>
   workspace.store.claimNextJob({ workerId: 'w', taskTypes, leaseMs: 60_000 });

@@ -1,6 +1,6 @@
 /**
- * The MQTT payloads of the contract (../shared/reference/contract.md, section 2), plus the fields a
- * monitor needs. Older consumers read `id`, newer `worker_id`: both are sent. Job events carry the
+ * The MQTT payloads of the contract (docs/contract.md, section 7), plus the fields a monitor
+ * needs. Older consumers read `id`, newer `worker_id`: both are sent. Job events carry the
  * documented `data` object and flat copies the Python SDK reads.
  */
 import type { JobEvent } from './broadcaster.js';

@@ -1,6 +1,6 @@
 /**
  * Kysely builds and types every statement; better-sqlite3 prepares each one once. Building a query
- * per call costs more than running it (see performance-notes.md), so statements are compiled at
+ * per call costs more than running it (see docs/design.md), so statements are compiled at
  * store start with named placeholders (`param('jobId')`) and bound by name on each run.
  */
 import type BetterSqlite3 from 'better-sqlite3';

@@ -1,7 +1,8 @@
 /**
  * The one typed description of every table the worker touches. `jobs` and `queue_entries` belong
- * to the API service (their DDL is in ../shared/reference/media_store-v1.sql and never changes);
- * `worker_job_state` is ours: leases, retry schedule and the last failure of each in-flight job.
+ * to the API service (their DDL is docs/media_store-v1.sql and never changes; docs/contract.md says
+ * who writes what); `worker_job_state` is ours: leases, retry schedule and the last failure of each
+ * in-flight job.
  */
 import type { Generated } from 'kysely';
 

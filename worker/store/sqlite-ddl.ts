@@ -1,4 +1,4 @@
-/** SQLite DDL: the API's tables exactly as media_store-v1.sql has them, then the worker's own. */
+/** SQLite DDL: the API's tables exactly as docs/media_store-v1.sql has them, then the worker's own. */
 
 export const API_TABLES_DDL = `
 CREATE TABLE IF NOT EXISTS jobs (
