@@ -46,14 +46,24 @@ export function runFfmpeg(
 ): Promise<void> {
   const command = ffmpeg().setFfmpegPath(binaries.ffmpeg).setFfprobePath(binaries.ffprobe);
   const { filterComplex } = invocation;
+  // A failed deferred graph is handled once ffmpeg runs; unused if it never does.
+  if (typeof filterComplex === 'object') filterComplex.catch(() => {});
   // ffmpeg takes global options anywhere; they go with the first input because fluent-ffmpeg has
   // no place for them. stdin carries the deferred graph, never keystrokes.
   const globalOptions = ['-nostdin', ...(typeof filterComplex === 'object' ? GRAPH_FROM_STDIN : [])];
   invocation.inputs.forEach((input, index) => {
-    command.input(input.path).inputOptions([...(index === 0 ? globalOptions : []), ...(input.options ?? [])]);
+    command.input(input.path);
+    addVerbatim(
+      (...options) => command.inputOptions(...options),
+      [...(index === 0 ? globalOptions : []), ...(input.options ?? [])],
+    );
   });
+  // A graph given as a string reaches ffmpeg as it is (an array of filter objects would be escaped).
   if (typeof filterComplex === 'string') command.complexFilter(filterComplex);
-  for (const output of invocation.outputs) command.output(output.path).outputOptions([...output.options]);
+  for (const output of invocation.outputs) {
+    command.output(output.path);
+    addVerbatim((...options) => command.outputOptions(...options), output.options);
+  }
   const stderrLines: string[] = [];
   return new Promise<void>((resolve, reject) => {
     const onAbort = () => command.kill('SIGKILL');
@@ -66,7 +76,6 @@ export function runFfmpeg(
     // Set when the deferred graph fails: ffmpeg is killed and the run fails with this once it is gone.
     let graphError: Error | undefined;
     if (typeof filterComplex === 'object') {
-      filterComplex.catch(() => {}); // handled below once ffmpeg runs; unused if it never does
       command.on('start', () => {
         // fluent-ffmpeg keeps the child it spawned here; its typings do not declare it.
         const stdin = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc?.stdin;
@@ -98,6 +107,23 @@ export function runFfmpeg(
     if (options.signal.aborted) settle(new Error('aborted before ffmpeg started'));
     else command.run();
   });
+}
+
+/**
+ * fluent-ffmpeg's inputOptions/outputOptions split an entry holding exactly one space in two when
+ * the options come as one array (`-var_stream_map "v:0,a:0 v:1,a:1"` reached ffmpeg as two
+ * arguments); given as two or more arguments, they are kept as they are. A lone entry is an option
+ * name (a value comes with its name), which never holds a space; one that did is refused rather
+ * than split. fluent-ffmpeg also adds `-strict experimental` after `-acodec`/`-vcodec` naming an
+ * experimental encoder: the module names codecs with `-c:a`/`-c:v`, which it leaves alone.
+ */
+function addVerbatim(add: (...options: string[]) => unknown, options: readonly string[]): void {
+  if (options.length === 0) return;
+  const [lone] = options;
+  if (options.length === 1 && lone?.split(' ').length === 2) {
+    throw new Error(`fluent-ffmpeg would split the lone ffmpeg option ${JSON.stringify(lone)} in two`);
+  }
+  add(...options);
 }
 
 /**
