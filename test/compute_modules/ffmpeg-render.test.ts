@@ -50,7 +50,8 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     files: { file: string; name: string }[],
     options: Record<string, unknown> = {},
   ) => {
-    const jobId = `render-${Math.random().toString(36).slice(2, 10)}`;
+    const jobId =
+      typeof options.jobId === 'string' ? options.jobId : `render-${Math.random().toString(36).slice(2, 10)}`;
     const inputFiles = files.map(({ file, name }, index) => {
       const relative = path.posix.join('jobs', jobId, 'input', name);
       fs.mkdirSync(path.dirname(path.join(storageRoot, relative)), { recursive: true });
@@ -404,7 +405,6 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
   /** 720 lines tall, so HLS keeps both of its default variants (720p and 480p). */
   const hlsClip = (name: string, audio = true) =>
     makeClip(media(name), { seconds: 1, width: 1280, height: 720, fps: 10, audio });
-
   test('every operation completes with its default parameters ({operation} and nothing else), with and without sound', async () => {
     const clip = hlsClip('clip.mp4');
     const silent = hlsClip('silent.mp4', false);
@@ -469,12 +469,20 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
         { file: mark, name: 'my mark.png' },
       ],
     );
+    // ffmpeg's image muxer would read `%d` in the path as a frame number and write elsewhere.
+    const thumbnail = await addRenderUnder(
+      storageRoot,
+      { operation: 'thumbnail' },
+      [{ file: clip, name: '100%d.mp4' }],
+      { jobId: `thumbnail-%d-${Math.random().toString(36).slice(2, 10)}` },
+    );
     await drainBuiltIn(workspace.dir, ['ffmpeg_render'], ['--storage', storageRoot], {
       FFMPEG_BINARY: recorder.binary,
     });
 
     await completed(hls);
     await completed(concat);
+    await completed(thumbnail);
     const inputOf = (jobId: string, name: string) => path.join(storageRoot, 'jobs', jobId, 'input', name);
     const outputDir = path.join(storageRoot, 'jobs', hls, 'output');
     const hlsCalls = recorder.callsMentioning(hls);
@@ -507,6 +515,13 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
       [path.dirname(path.dirname(rendered)), path.basename(rendered)],
       [path.join(storageRoot, 'jobs', concat, 'output'), 'render.mp4'],
     );
+
+    const [thumbnailCall] = recorder.callsMentioning(thumbnail);
+    assert.equal(argumentAfter(thumbnailCall, '-i'), inputOf(thumbnail, '100%d.mp4'));
+    const image = await sharp(
+      path.join(storageRoot, 'jobs', thumbnail, 'output', 'thumbnail.jpg'),
+    ).metadata();
+    assert.deepEqual([image.width, image.height], [1280, 720]);
   });
 
   test('a timeout, a shutdown and a deleted job each kill ffmpeg itself: no ffmpeg process is left', async () => {
