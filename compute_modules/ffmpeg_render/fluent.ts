@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import ffmpeg, { type FfprobeData } from 'fluent-ffmpeg';
 import type { FfmpegBinaries } from './binaries.js';
 import { GRAPH_FROM_STDIN } from './deferred-graph.js';
+import { type FfmpegEnd, FfmpegStderr, ffmpegFailure } from './ffmpeg-failure.js';
 
 export interface FfmpegInvocation {
   inputs: readonly { path: string; options?: readonly string[] }[];
@@ -24,17 +25,6 @@ export interface RunOptions {
   signal: AbortSignal;
   /** Output time reached, in seconds, as ffmpeg reports it (several times a second). */
   onTime?: (seconds: number) => void;
-}
-
-/** ffmpeg failed: its exit, and the last lines of its stderr (where it says why). */
-export class FfmpegFailed extends Error {
-  override readonly name = 'FfmpegFailed';
-  constructor(
-    message: string,
-    readonly stderrTail: string,
-  ) {
-    super(message);
-  }
 }
 
 const TIME = /time=\s*(-?)(\d+):(\d+):(\d+(?:\.\d+)?)/;
@@ -64,7 +54,8 @@ export function runFfmpeg(
     command.output(output.path);
     addVerbatim((...options) => command.outputOptions(...options), output.options);
   }
-  const stderrLines: string[] = [];
+  const stderr = new FfmpegStderr();
+  let reachedOutput = false;
   return new Promise<void>((resolve, reject) => {
     const onAbort = () => command.kill('SIGKILL');
     options.signal.addEventListener('abort', onAbort, { once: true });
@@ -89,19 +80,15 @@ export function runFfmpeg(
       });
     }
     command.on('stderr', (line: string) => {
-      stderrLines.push(line);
-      if (stderrLines.length > 40) stderrLines.shift();
+      stderr.add(line);
       const time = TIME.exec(line);
       if (time && time[1] !== '-') {
+        reachedOutput = true;
         options.onTime?.(Number(time[2]) * 3600 + Number(time[3]) * 60 + Number(time[4]));
       }
     });
     command.on('error', (error: Error) => {
-      const tail = stderrLines
-        .filter((line) => !TIME.test(line))
-        .slice(-8)
-        .join('\n');
-      settle(graphError ?? new FfmpegFailed(error.message.split('\n')[0] ?? 'ffmpeg failed', tail));
+      settle(graphError ?? ffmpegFailure(endOf(error), stderr, reachedOutput));
     });
     command.on('end', () => settle(graphError));
     if (options.signal.aborted) settle(new Error('aborted before ffmpeg started'));
@@ -124,6 +111,15 @@ function addVerbatim(add: (...options: string[]) => unknown, options: readonly s
     throw new Error(`fluent-ffmpeg would split the lone ffmpeg option ${JSON.stringify(lone)} in two`);
   }
   add(...options);
+}
+
+/** How the run ended, from fluent-ffmpeg's error message (its only report of it). */
+function endOf(error: Error): FfmpegEnd {
+  const code = /^ffmpeg exited with code (\d+)/.exec(error.message)?.[1];
+  if (code !== undefined) return { code: Number(code) };
+  const signal = /^ffmpeg was killed with signal (\w+)/.exec(error.message)?.[1];
+  if (signal !== undefined) return { signal };
+  return { notStarted: error.message.split('\n')[0] ?? 'ffmpeg did not start' };
 }
 
 /**

@@ -405,6 +405,11 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
   /** 720 lines tall, so HLS keeps both of its default variants (720p and 480p). */
   const hlsClip = (name: string, audio = true) =>
     makeClip(media(name), { seconds: 1, width: 1280, height: 720, fps: 10, audio });
+  const claimsOf = (worker: { logs: Record<string, unknown>[] }, jobId: string) =>
+    worker.logs
+      .filter((line) => line.msg === 'job claimed' && line.job_id === jobId)
+      .map((line) => line.attempt);
+
   test('every operation completes with its default parameters ({operation} and nothing else), with and without sound', async () => {
     const clip = hlsClip('clip.mp4');
     const silent = hlsClip('silent.mp4', false);
@@ -522,6 +527,54 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
       path.join(storageRoot, 'jobs', thumbnail, 'output', 'thumbnail.jpg'),
     ).metadata();
     assert.deepEqual([image.width, image.height], [1280, 720]);
+  });
+
+  test('arguments ffmpeg rejects end the job at once with ffmpeg’s cause first; a crashed ffmpeg is still retried', async () => {
+    const clip = hlsClip('clip.mp4');
+    const small = makeClip(media('small.mp4'), { seconds: 1, width: 320, height: 240 });
+    // The original bug, replayed by the wrapper below: the default HLS map split at its space.
+    const splitMap = await addRender({ operation: 'hls' }, [clip]);
+    // Parameters the schema takes and the mov muxer refuses.
+    const movOpus = await addRender({ container: 'mov', audio_codec: 'opus', preset: 'ultrafast' }, [small]);
+    const unknownOption = await addRender({ preset: 'ultrafast' }, [small]);
+    const crashOnce = await addRender({ preset: 'ultrafast' }, [small]);
+    const crashed = media('crashed-once');
+    const scratch = media('scratch');
+    fs.mkdirSync(scratch);
+    const wrapper = ffmpegWrapper('rejecting', [
+      // Split, `-master_pl_name adaptive.m3u8` is relative to a second output named `v:1,a:1`: it
+      // lands in the working directory, so that is a scratch folder.
+      `  *${splitMap}*) cd '${scratch}'; set -f; exec ffmpeg $* ;;`,
+      `  *${unknownOption}*) exec ffmpeg -no_such_option 1 "$@" ;;`,
+      `  *${crashOnce}*) [ -e '${crashed}' ] || { touch '${crashed}'; kill -KILL $$; } ;;`,
+    ]);
+    // No backoff: a retry, if one were made, would happen within this drain.
+    const worker = await drainBuiltIn(workspace.dir, ['ffmpeg_render'], ['--retry-backoff', '0'], {
+      FFMPEG_BINARY: wrapper.binary,
+    });
+
+    const causes = {
+      [splitMap]: /^ffmpeg rejected its arguments: \[hls\] Unable to find mapping variant stream/,
+      [movOpus]: /^ffmpeg rejected its arguments: \[mov\] opus only supported in MP4\./,
+      [unknownOption]: /^ffmpeg rejected its arguments: Unrecognized option 'no_such_option'\./,
+    };
+    for (const [jobId, cause] of Object.entries(causes)) {
+      const message = await errorMessageOf(workspace.store, jobId, { retried: false });
+      assert.match(message, cause);
+      assert.match(message, /\(exit code 1\)$/);
+      assert.ok(message.length < 500, `short: ${message}`);
+      assert.doesNotMatch(message, /frame=|frame I:|kb\/s|Stream mapping/, 'no statistics');
+      assert.deepEqual(claimsOf(worker, jobId), [1], `${jobId}: one attempt`);
+      assert.deepEqual(fs.readdirSync(path.join(workspace.storageRoot, 'jobs', jobId, 'output')), []);
+    }
+
+    await completed(crashOnce);
+    assert.equal((await workspace.store.getJob(crashOnce))?.retry_count, 1);
+    assert.deepEqual(claimsOf(worker, crashOnce), [1, 2]);
+    const retried = worker.logs.find(
+      (line) => line.msg === 'job failed; will retry' && line.job_id === crashOnce,
+    );
+    assert.match(String(retried?.error), /^ffmpeg failed: .*killed by SIGKILL/);
   });
 
   test('a timeout, a shutdown and a deleted job each kill ffmpeg itself: no ffmpeg process is left', async () => {
