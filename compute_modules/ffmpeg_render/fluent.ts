@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import ffmpeg, { type FfprobeData } from 'fluent-ffmpeg';
 import type { FfmpegBinaries } from './binaries.js';
 import { GRAPH_FROM_STDIN } from './deferred-graph.js';
+import { type FfmpegEnd, FfmpegStderr, ffmpegFailure } from './ffmpeg-failure.js';
 
 export interface FfmpegInvocation {
   inputs: readonly { path: string; options?: readonly string[] }[];
@@ -26,17 +27,6 @@ export interface RunOptions {
   onTime?: (seconds: number) => void;
 }
 
-/** ffmpeg failed: its exit, and the last lines of its stderr (where it says why). */
-export class FfmpegFailed extends Error {
-  override readonly name = 'FfmpegFailed';
-  constructor(
-    message: string,
-    readonly stderrTail: string,
-  ) {
-    super(message);
-  }
-}
-
 const TIME = /time=\s*(-?)(\d+):(\d+):(\d+(?:\.\d+)?)/;
 
 export function runFfmpeg(
@@ -46,15 +36,26 @@ export function runFfmpeg(
 ): Promise<void> {
   const command = ffmpeg().setFfmpegPath(binaries.ffmpeg).setFfprobePath(binaries.ffprobe);
   const { filterComplex } = invocation;
+  // A failed deferred graph is handled once ffmpeg runs; unused if it never does.
+  if (typeof filterComplex === 'object') filterComplex.catch(() => {});
   // ffmpeg takes global options anywhere; they go with the first input because fluent-ffmpeg has
   // no place for them. stdin carries the deferred graph, never keystrokes.
   const globalOptions = ['-nostdin', ...(typeof filterComplex === 'object' ? GRAPH_FROM_STDIN : [])];
   invocation.inputs.forEach((input, index) => {
-    command.input(input.path).inputOptions([...(index === 0 ? globalOptions : []), ...(input.options ?? [])]);
+    command.input(input.path);
+    addVerbatim(
+      (...options) => command.inputOptions(...options),
+      [...(index === 0 ? globalOptions : []), ...(input.options ?? [])],
+    );
   });
+  // A graph given as a string reaches ffmpeg as it is (an array of filter objects would be escaped).
   if (typeof filterComplex === 'string') command.complexFilter(filterComplex);
-  for (const output of invocation.outputs) command.output(output.path).outputOptions([...output.options]);
-  const stderrLines: string[] = [];
+  for (const output of invocation.outputs) {
+    command.output(output.path);
+    addVerbatim((...options) => command.outputOptions(...options), output.options);
+  }
+  const stderr = new FfmpegStderr();
+  let reachedOutput = false;
   return new Promise<void>((resolve, reject) => {
     const onAbort = () => command.kill('SIGKILL');
     options.signal.addEventListener('abort', onAbort, { once: true });
@@ -66,7 +67,6 @@ export function runFfmpeg(
     // Set when the deferred graph fails: ffmpeg is killed and the run fails with this once it is gone.
     let graphError: Error | undefined;
     if (typeof filterComplex === 'object') {
-      filterComplex.catch(() => {}); // handled below once ffmpeg runs; unused if it never does
       command.on('start', () => {
         // fluent-ffmpeg keeps the child it spawned here; its typings do not declare it.
         const stdin = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc?.stdin;
@@ -80,24 +80,46 @@ export function runFfmpeg(
       });
     }
     command.on('stderr', (line: string) => {
-      stderrLines.push(line);
-      if (stderrLines.length > 40) stderrLines.shift();
+      stderr.add(line);
       const time = TIME.exec(line);
       if (time && time[1] !== '-') {
+        reachedOutput = true;
         options.onTime?.(Number(time[2]) * 3600 + Number(time[3]) * 60 + Number(time[4]));
       }
     });
     command.on('error', (error: Error) => {
-      const tail = stderrLines
-        .filter((line) => !TIME.test(line))
-        .slice(-8)
-        .join('\n');
-      settle(graphError ?? new FfmpegFailed(error.message.split('\n')[0] ?? 'ffmpeg failed', tail));
+      settle(graphError ?? ffmpegFailure(endOf(error), stderr, reachedOutput));
     });
     command.on('end', () => settle(graphError));
     if (options.signal.aborted) settle(new Error('aborted before ffmpeg started'));
     else command.run();
   });
+}
+
+/**
+ * fluent-ffmpeg's inputOptions/outputOptions split an entry holding exactly one space in two when
+ * the options come as one array (`-var_stream_map "v:0,a:0 v:1,a:1"` reached ffmpeg as two
+ * arguments); given as two or more arguments, they are kept as they are. A lone entry is an option
+ * name (a value comes with its name), which never holds a space; one that did is refused rather
+ * than split. fluent-ffmpeg also adds `-strict experimental` after `-acodec`/`-vcodec` naming an
+ * experimental encoder: the module names codecs with `-c:a`/`-c:v`, which it leaves alone.
+ */
+function addVerbatim(add: (...options: string[]) => unknown, options: readonly string[]): void {
+  if (options.length === 0) return;
+  const [lone] = options;
+  if (options.length === 1 && lone?.split(' ').length === 2) {
+    throw new Error(`fluent-ffmpeg would split the lone ffmpeg option ${JSON.stringify(lone)} in two`);
+  }
+  add(...options);
+}
+
+/** How the run ended, from fluent-ffmpeg's error message (its only report of it). */
+function endOf(error: Error): FfmpegEnd {
+  const code = /^ffmpeg exited with code (\d+)/.exec(error.message)?.[1];
+  if (code !== undefined) return { code: Number(code) };
+  const signal = /^ffmpeg was killed with signal (\w+)/.exec(error.message)?.[1];
+  if (signal !== undefined) return { signal };
+  return { notStarted: error.message.split('\n')[0] ?? 'ffmpeg did not start' };
 }
 
 /**

@@ -1,11 +1,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { BadInputError, InvalidParametersError, TransientJobError } from '../../worker/errors.js';
+import { BadInputError, InvalidParametersError } from '../../worker/errors.js';
 import { defineRun, type JobContext, type ModuleTools } from '../../worker/modules/module-contract.js';
 import { type FfmpegBinaries, resolveBinaries } from './binaries.js';
 import { takesGraphOnStdin } from './deferred-graph.js';
 import { availableEncoders, chooseVideoEncoder, softwareEncoder, type VideoEncoder } from './encoders.js';
-import { FfmpegFailed, type FfmpegInvocation, runFfmpeg } from './fluent.js';
+import { FfmpegRunError } from './ffmpeg-failure.js';
+import { type FfmpegInvocation, runFfmpeg } from './fluent.js';
 import { planConcat } from './operations/concat.js';
 import { planHls } from './operations/hls.js';
 import { planThumbnail } from './operations/thumbnail.js';
@@ -63,15 +64,15 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
       : (await planned).build(staging, encoder);
     durationS = await render(binaries, invocation, () => expectedDurationS, context);
   } catch (error) {
-    const ffmpegFailed = error instanceof TransientJobError; // not a failed probe or plan
+    const ffmpegFailed = error instanceof FfmpegRunError; // not a failed probe or plan
     if (!ffmpegFailed || encoder?.accelerator === undefined || context.signal.aborted || !videoCodec) {
       await fs.rm(staging, { recursive: true, force: true });
       throw error;
     }
-    // A GPU encoder that passed its test can still fail on a real input (memory, a driver fault):
-    // the job is redone on the CPU rather than failed.
+    // A GPU encoder that passed its test can still fail on a real input (memory, a driver fault, an
+    // option it refuses): the job is redone on the CPU rather than failed, retryable or not.
     const software = softwareEncoder(videoCodec, await availableEncoders(binaries));
-    fallbackReason = `${encoder.name} failed mid-job (${(error as Error).message}); re-encoded with ${software.name}`;
+    fallbackReason = `${encoder.name} failed mid-job (${error.message}); re-encoded with ${software.name}`;
     context.log.warn({ encoder: encoder.name, err: error }, 'hardware encode failed; re-encoding on the CPU');
     encoder = software;
     await fs.rm(staging, { recursive: true, force: true });
@@ -161,25 +162,17 @@ async function render(
 ): Promise<number | undefined> {
   const span = PROGRESS_RENDERED - PROGRESS_AFTER_PROBE;
   let lastTime: number | undefined;
-  try {
-    await runFfmpeg(binaries, invocation, {
-      signal: context.signal,
-      onTime: (seconds) => {
-        lastTime = seconds;
-        const expected = expectedDurationS();
-        if (expected <= 0) return;
-        const done = Math.min(1, seconds / expected);
-        context.reportProgress(PROGRESS_AFTER_PROBE + Math.floor(span * done));
-      },
-    });
-    return lastTime;
-  } catch (error) {
-    if (error instanceof FfmpegFailed) {
-      const stderr = error.stderrTail ? `; stderr: ${error.stderrTail}` : '';
-      throw new TransientJobError(`ffmpeg failed: ${error.message}${stderr}`);
-    }
-    throw error;
-  }
+  await runFfmpeg(binaries, invocation, {
+    signal: context.signal,
+    onTime: (seconds) => {
+      lastTime = seconds;
+      const expected = expectedDurationS();
+      if (expected <= 0) return;
+      const done = Math.min(1, seconds / expected);
+      context.reportProgress(PROGRESS_AFTER_PROBE + Math.floor(span * done));
+    },
+  });
+  return lastTime;
 }
 
 /**

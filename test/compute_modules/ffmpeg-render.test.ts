@@ -43,23 +43,34 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
   });
 
   const media = (name: string) => path.join(workspace.dir, name);
+  /** Queues a render whose inputs are copies of `files`, stored under `storageRoot` as `name`. */
+  const addRenderUnder = (
+    storageRoot: string,
+    params: Record<string, unknown>,
+    files: { file: string; name: string }[],
+    options: Record<string, unknown> = {},
+  ) => {
+    const jobId =
+      typeof options.jobId === 'string' ? options.jobId : `render-${Math.random().toString(36).slice(2, 10)}`;
+    const inputFiles = files.map(({ file, name }, index) => {
+      const relative = path.posix.join('jobs', jobId, 'input', name);
+      fs.mkdirSync(path.dirname(path.join(storageRoot, relative)), { recursive: true });
+      fs.copyFileSync(file, path.join(storageRoot, relative));
+      return { path: relative, ...(index === 0 ? { metadata: params } : {}) };
+    });
+    return workspace.addJob('ffmpeg_render', params, { jobId, inputFiles, ...options });
+  };
   const addRender = (
     params: Record<string, unknown>,
     files: string[],
     options: Record<string, unknown> = {},
-  ) => {
-    const jobId = `render-${Math.random().toString(36).slice(2, 10)}`;
-    const inputFiles = files.map((file, index) => ({
-      path: workspace.addInputFile(jobId, path.basename(file), fs.readFileSync(file)),
-      ...(index === 0 ? { metadata: params } : {}),
-    }));
-    if (files.length === 0) inputFiles.push({ path: '', metadata: params });
-    return workspace.addJob('ffmpeg_render', params, {
-      jobId,
-      inputFiles: files.length === 0 ? [] : inputFiles,
-      ...options,
-    });
-  };
+  ) =>
+    addRenderUnder(
+      workspace.storageRoot,
+      params,
+      files.map((file) => ({ file, name: path.basename(file) })),
+      options,
+    );
   const outputOf = (jobId: string, filename: string) =>
     path.join(workspace.storageRoot, 'jobs', jobId, 'output', filename);
   async function completed(jobId: string) {
@@ -391,6 +402,181 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     }
   });
 
+  /** 720 lines tall, so HLS keeps both of its default variants (720p and 480p). */
+  const hlsClip = (name: string, audio = true) =>
+    makeClip(media(name), { seconds: 1, width: 1280, height: 720, fps: 10, audio });
+  const claimsOf = (worker: { logs: Record<string, unknown>[] }, jobId: string) =>
+    worker.logs
+      .filter((line) => line.msg === 'job claimed' && line.job_id === jobId)
+      .map((line) => line.attempt);
+
+  test('every operation completes with its default parameters ({operation} and nothing else), with and without sound', async () => {
+    const clip = hlsClip('clip.mp4');
+    const silent = hlsClip('silent.mp4', false);
+    const jobs = {
+      transcode: await addRender({ operation: 'transcode' }, [clip]),
+      hls: await addRender({ operation: 'hls' }, [clip]),
+      hlsSilent: await addRender({ operation: 'hls' }, [silent]),
+      thumbnail: await addRender({ operation: 'thumbnail' }, [clip]),
+      concat: await addRender({ operation: 'concat' }, [clip, silent]),
+    };
+    await drainBuiltIn(workspace.dir, ['ffmpeg_render']);
+
+    for (const [operation, jobId] of Object.entries(jobs)) {
+      await completed(jobId);
+      assert.equal((await workspace.store.getJob(jobId))?.retry_count, 0, `${operation}: first attempt`);
+    }
+    const transcoded = await completed(jobs.transcode);
+    assert.deepEqual(
+      [transcoded.output.width, transcoded.output.video_codec, transcoded.output.audio_codec],
+      [1280, 'h264', 'aac'],
+    );
+    for (const [jobId, audio] of [
+      [jobs.hls, 'aac'],
+      [jobs.hlsSilent, undefined],
+    ] as const) {
+      const master = fs.readFileSync(outputOf(jobId, 'adaptive.m3u8'), 'utf8');
+      assert.deepEqual(
+        master.match(/RESOLUTION=\d+x\d+/g),
+        ['RESOLUTION=1280x720', 'RESOLUTION=854x480'],
+        master,
+      );
+      for (const variant of ['v0', 'v1']) {
+        const segment = ffprobe(outputOf(jobId, `${variant}/segment_000.ts`));
+        assert.equal(audioStream(segment)?.codec_name, audio, `${variant} of ${jobId}`);
+      }
+    }
+    const thumbnail = await sharp(outputOf(jobs.thumbnail, 'thumbnail.jpg')).metadata();
+    assert.deepEqual([thumbnail.format, thumbnail.width, thumbnail.height], ['jpeg', 1280, 720]);
+    const joined = await completed(jobs.concat);
+    assert.deepEqual([joined.output.audio_codec, joined.output.width], ['aac', 1280]);
+    assert.ok(Math.abs(Number(joined.output.duration) - 2) < 0.2, `duration ${joined.output.duration}`);
+  });
+
+  test('arguments reach ffmpeg as they are: spaces in the storage root and file names, quotes, a one-space var_stream_map', async () => {
+    const recorder = ffmpegWrapper('recorder', []);
+    // One space in the root: fluent-ffmpeg's option arrays split a value holding exactly one.
+    const storageRoot = path.join(workspace.dir, 'storage root');
+    const clip = hlsClip('clip.mp4');
+    const mark = media('mark.png');
+    await sharp({ create: { width: 32, height: 32, channels: 4, background: '#ff0000ff' } })
+      .png()
+      .toFile(mark);
+    const hls = await addRenderUnder(storageRoot, { operation: 'hls' }, [
+      { file: clip, name: 'my clip.mp4' },
+    ]);
+    const odd = `-it's  a "clip".mp4`;
+    const concat = await addRenderUnder(
+      storageRoot,
+      { operation: 'concat', watermark: { input: 1 }, preset: 'ultrafast' },
+      [
+        { file: clip, name: odd },
+        { file: mark, name: 'my mark.png' },
+      ],
+    );
+    // ffmpeg's image muxer would read `%d` in the path as a frame number and write elsewhere.
+    const thumbnail = await addRenderUnder(
+      storageRoot,
+      { operation: 'thumbnail' },
+      [{ file: clip, name: '100%d.mp4' }],
+      { jobId: `thumbnail-%d-${Math.random().toString(36).slice(2, 10)}` },
+    );
+    await drainBuiltIn(workspace.dir, ['ffmpeg_render'], ['--storage', storageRoot], {
+      FFMPEG_BINARY: recorder.binary,
+    });
+
+    await completed(hls);
+    await completed(concat);
+    await completed(thumbnail);
+    const inputOf = (jobId: string, name: string) => path.join(storageRoot, 'jobs', jobId, 'input', name);
+    const outputDir = path.join(storageRoot, 'jobs', hls, 'output');
+    const hlsCalls = recorder.callsMentioning(hls);
+    assert.equal(hlsCalls.length, 1, JSON.stringify(hlsCalls));
+    const [hlsCall] = hlsCalls;
+    assert.equal(argumentAfter(hlsCall, '-i'), inputOf(hls, 'my clip.mp4'));
+    assert.equal(argumentAfter(hlsCall, '-var_stream_map'), 'v:0,a:0 v:1,a:1');
+    const staging = path.dirname(path.dirname(hlsCall?.at(-1) ?? ''));
+    assert.equal(path.dirname(staging), outputDir);
+    assert.equal(hlsCall?.at(-1), path.join(staging, 'v%v', 'index.m3u8'));
+    assert.equal(
+      argumentAfter(hlsCall, '-hls_segment_filename'),
+      path.join(staging, 'v%v', 'segment_%03d.ts'),
+    );
+    assert.deepEqual(
+      hlsCall?.filter((arg) => arg.includes(storageRoot)).length,
+      3,
+      'the input, the segments and the playlist, each one whole argument',
+    );
+    assert.ok(fs.existsSync(path.join(outputDir, 'v1', 'segment_000.ts')));
+
+    const [concatCall] = recorder.callsMentioning(concat);
+    assert.deepEqual(
+      concatCall?.flatMap((arg, index) => (concatCall[index - 1] === '-i' ? [arg] : [])),
+      [inputOf(concat, odd), inputOf(concat, 'my mark.png')],
+    );
+    assert.match(argumentAfter(concatCall, '-filter_complex') ?? '', /^\[0:v\]scale=.*overlay=.*\[vout\]$/);
+    const rendered = concatCall?.at(-1) ?? '';
+    assert.deepEqual(
+      [path.dirname(path.dirname(rendered)), path.basename(rendered)],
+      [path.join(storageRoot, 'jobs', concat, 'output'), 'render.mp4'],
+    );
+
+    const [thumbnailCall] = recorder.callsMentioning(thumbnail);
+    assert.equal(argumentAfter(thumbnailCall, '-i'), inputOf(thumbnail, '100%d.mp4'));
+    const image = await sharp(
+      path.join(storageRoot, 'jobs', thumbnail, 'output', 'thumbnail.jpg'),
+    ).metadata();
+    assert.deepEqual([image.width, image.height], [1280, 720]);
+  });
+
+  test('arguments ffmpeg rejects end the job at once with ffmpeg’s cause first; a crashed ffmpeg is still retried', async () => {
+    const clip = hlsClip('clip.mp4');
+    const small = makeClip(media('small.mp4'), { seconds: 1, width: 320, height: 240 });
+    // The original bug, replayed by the wrapper below: the default HLS map split at its space.
+    const splitMap = await addRender({ operation: 'hls' }, [clip]);
+    // Parameters the schema takes and the mov muxer refuses.
+    const movOpus = await addRender({ container: 'mov', audio_codec: 'opus', preset: 'ultrafast' }, [small]);
+    const unknownOption = await addRender({ preset: 'ultrafast' }, [small]);
+    const crashOnce = await addRender({ preset: 'ultrafast' }, [small]);
+    const crashed = media('crashed-once');
+    const scratch = media('scratch');
+    fs.mkdirSync(scratch);
+    const wrapper = ffmpegWrapper('rejecting', [
+      // Split, `-master_pl_name adaptive.m3u8` is relative to a second output named `v:1,a:1`: it
+      // lands in the working directory, so that is a scratch folder.
+      `  *${splitMap}*) cd '${scratch}'; set -f; exec ffmpeg $* ;;`,
+      `  *${unknownOption}*) exec ffmpeg -no_such_option 1 "$@" ;;`,
+      `  *${crashOnce}*) [ -e '${crashed}' ] || { touch '${crashed}'; kill -KILL $$; } ;;`,
+    ]);
+    // No backoff: a retry, if one were made, would happen within this drain.
+    const worker = await drainBuiltIn(workspace.dir, ['ffmpeg_render'], ['--retry-backoff', '0'], {
+      FFMPEG_BINARY: wrapper.binary,
+    });
+
+    const causes = {
+      [splitMap]: /^ffmpeg rejected its arguments: \[hls\] Unable to find mapping variant stream/,
+      [movOpus]: /^ffmpeg rejected its arguments: \[mov\] opus only supported in MP4\./,
+      [unknownOption]: /^ffmpeg rejected its arguments: Unrecognized option 'no_such_option'\./,
+    };
+    for (const [jobId, cause] of Object.entries(causes)) {
+      const message = await errorMessageOf(workspace.store, jobId, { retried: false });
+      assert.match(message, cause);
+      assert.match(message, /\(exit code 1\)$/);
+      assert.ok(message.length < 500, `short: ${message}`);
+      assert.doesNotMatch(message, /frame=|frame I:|kb\/s|Stream mapping/, 'no statistics');
+      assert.deepEqual(claimsOf(worker, jobId), [1], `${jobId}: one attempt`);
+      assert.deepEqual(fs.readdirSync(path.join(workspace.storageRoot, 'jobs', jobId, 'output')), []);
+    }
+
+    await completed(crashOnce);
+    assert.equal((await workspace.store.getJob(crashOnce))?.retry_count, 1);
+    assert.deepEqual(claimsOf(worker, crashOnce), [1, 2]);
+    const retried = worker.logs.find(
+      (line) => line.msg === 'job failed; will retry' && line.job_id === crashOnce,
+    );
+    assert.match(String(retried?.error), /^ffmpeg failed: .*killed by SIGKILL/);
+  });
+
   test('a timeout, a shutdown and a deleted job each kill ffmpeg itself: no ffmpeg process is left', async () => {
     const clip = makeClip(media('long.mp4'), { seconds: 10, width: 1280, height: 720, audio: false });
     // AV1 at its slowest setting: many minutes for this clip, so only the daemon can end it.
@@ -446,31 +632,52 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
   });
 
   /**
-   * The real ffmpeg behind a shell wrapper that logs every call to `<name>.log`; `cases` are sh
-   * `case` branches on all the arguments, tried before the real ffmpeg runs.
+   * The real ffmpeg behind a shell wrapper that records the exact arguments of every call (each
+   * one as ffmpeg receives it: spaces, quotes and all); `cases` are sh `case` branches on all the
+   * arguments joined, tried before the real ffmpeg runs.
    */
   function ffmpegWrapper(
     name: string,
     cases: string[],
-  ): { binary: string; callsMentioning(marker: string): string[] } {
+  ): { binary: string; callsMentioning(marker: string): string[][] } {
     const binary = media(`${name}/ffmpeg`);
     const log = media(`${name}.log`);
     fs.mkdirSync(path.dirname(binary));
     fs.writeFileSync(
       binary,
-      ['#!/bin/sh', `echo "$*" >> '${log}'`, 'case "$*" in', ...cases, 'esac', 'exec ffmpeg "$@"', ''].join(
-        '\n',
-      ),
+      [
+        '#!/bin/sh',
+        // One record per call: the argument count, then each argument, all NUL-terminated.
+        `printf '%s\\0' "$#" "$@" >> '${log}'`,
+        'case "$*" in',
+        ...cases,
+        'esac',
+        'exec ffmpeg "$@"',
+        '',
+      ].join('\n'),
       { mode: 0o755 },
     );
+    const calls = () => {
+      const fields = fs.readFileSync(log, 'utf8').split('\0');
+      const found: string[][] = [];
+      for (let index = 0; index < fields.length - 1; ) {
+        const count = Number(fields[index]);
+        found.push(fields.slice(index + 1, index + 1 + count));
+        index += 1 + count;
+      }
+      return found;
+    };
     return {
       binary,
-      callsMentioning: (marker) =>
-        fs
-          .readFileSync(log, 'utf8')
-          .split('\n')
-          .filter((line) => line.includes(marker)),
+      callsMentioning: (marker) => calls().filter((call) => call.some((arg) => arg.includes(marker))),
     };
+  }
+
+  /** The argument after `option` in one ffmpeg call. */
+  function argumentAfter(call: readonly string[] | undefined, option: string): string | undefined {
+    const index = call?.indexOf(option) ?? -1;
+    assert.ok(index >= 0, `${option} in ${JSON.stringify(call)}`);
+    return call?.[index + 1];
   }
 
   test('an ffmpeg that does not take its graph on stdin (ffmpeg 9) gets it on the command line', async () => {
@@ -487,7 +694,7 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     assert.deepEqual([written?.width, written?.height], [320, 240]);
     const renders = ffmpeg9.callsMentioning(jobId);
     assert.equal(renders.length, 1, renders.join('\n'));
-    assert.match(renders[0] ?? '', /-filter_complex \[0:v:0\]scale=320:240/);
+    assert.match(argumentAfter(renders[0], '-filter_complex') ?? '', /^\[0:v:0\]scale=320:240/);
   });
 
   test('a GPU encoder that passes its test but fails on the job is redone on the CPU in the same attempt', async () => {
@@ -497,7 +704,8 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
       '  *h264_vaapi*color=size=*|*color=size=*h264_vaapi*) exit 0 ;;',
       '  *h264_vaapi*) echo "[h264_vaapi @ 0x1] Failed to upload frame: -5 (Input/output error)" >&2; exit 1 ;;',
     ]);
-    const renderNode = media('renderD128');
+    // One space: an input option value fluent-ffmpeg's option arrays used to split in two.
+    const renderNode = media('render node');
     fs.writeFileSync(renderNode, '');
     const clip = makeClip(media('clip.mp4'), { seconds: 2, width: 640, height: 480 });
     const jobId = await addRender({ width: 320, hardware: 'vaapi' }, [clip], { maxRetries: 0 });
@@ -515,8 +723,9 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     );
     const renders = gpu.callsMentioning(jobId);
     assert.equal(renders.length, 2, renders.join('\n'));
-    assert.match(renders[0] ?? '', new RegExp(`-vaapi_device ${renderNode}.*-c:v h264_vaapi`));
-    assert.match(renders[1] ?? '', /-c:v libx264/);
+    assert.equal(argumentAfter(renders[0], '-vaapi_device'), renderNode);
+    assert.equal(argumentAfter(renders[0], '-c:v'), 'h264_vaapi');
+    assert.equal(argumentAfter(renders[1], '-c:v'), 'libx264');
     const written = videoStream(ffprobe(outputOf(jobId, 'transcoded.mp4')));
     assert.deepEqual([written?.codec_name, written?.width, written?.height], ['h264', 320, 240]);
   });

@@ -25,6 +25,12 @@ function imageOptions(format: ThumbnailParams['format']): {
   }
 }
 
+/**
+ * One image written to the path as given: without `-update`, ffmpeg's image muxer reads a `%d` in
+ * the path (the storage root, the job id) as a frame number, and warns on every other path.
+ */
+const SINGLE_IMAGE = ['-frames:v', '1', '-update', '1'];
+
 /** One frame at a time or percentage, or a contact sheet of rows × columns frames over the whole input. */
 export function planThumbnail(params: ThumbnailParams, input: MediaInfo): RenderPlan {
   const image = imageOptions(params.format);
@@ -59,8 +65,7 @@ export function planThumbnail(params: ThumbnailParams, input: MediaInfo): Render
               // The first frame from the middle of the first slice, then one per interval.
               `select='isnan(prev_selected_t)*gte(t,${interval / 2})+gte(t-prev_selected_t,${interval})',` +
                 `scale=${frame.width}:${frame.height},tile=${sheet.columns}x${sheet.rows}`,
-              '-frames:v',
-              '1',
+              ...SINGLE_IMAGE,
               ...image.options,
             ],
           },
@@ -84,7 +89,7 @@ export function planThumbnail(params: ThumbnailParams, input: MediaInfo): Render
       outputs: [
         {
           path: path.join(stagingDir, mainOutput),
-          options: ['-vf', `scale=${size.width}:${size.height}`, '-frames:v', '1', ...image.options],
+          options: ['-vf', `scale=${size.width}:${size.height}`, ...SINGLE_IMAGE, ...image.options],
         },
       ],
     }),
