@@ -141,7 +141,6 @@ export class Daemon {
   private async shutDown(graceMs: number): Promise<void> {
     const { log, broadcaster, pool, store } = this.deps;
     this.stopController.abort();
-    this.faults.stop();
     this.wakeUp?.();
     await this.loopDone;
     if (this.running.size > 0) {
@@ -153,6 +152,7 @@ export class Daemon {
       await allDone;
     }
     for (const timer of this.timers) clearInterval(timer);
+    await this.faults.stop();
     await pool.close();
     await broadcaster.stop();
     await store.close();

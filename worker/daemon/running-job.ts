@@ -42,8 +42,11 @@ export class RunningJob {
   /** When the lease in the database runs out (performance.now() clock), as far as the daemon knows. */
   private leaseValidUntil: number;
   private readonly log: Logger;
-  /** The attempt met a worker-side fault: its runner is not given another job. */
-  private workerFault = false;
+  /**
+   * Its runner is not given another job: it met a worker-side fault (its database connection may
+   * be read-only for good), or it gave the job up and is killing itself.
+   */
+  private discardRunner = false;
 
   constructor(
     readonly job: ClaimedJob,
@@ -129,7 +132,7 @@ export class RunningJob {
       // Forget the runner before it goes back to the pool: a late stop() (a renewal that raced
       // with completion) must not kill the runner once it serves another job.
       this.runner = undefined;
-      deps.pool.release(job.taskType, runner, { discard: this.workerFault });
+      deps.pool.release(job.taskType, runner, { discard: this.discardRunner });
     }
   }
 
@@ -174,7 +177,7 @@ export class RunningJob {
 
   /** Not the job's fault: back to the queue without spending a retry, and the daemon pauses. */
   private async recordWorkerFault(reason: string, releasedByRunner: boolean): Promise<void> {
-    this.workerFault = true;
+    this.discardRunner = true;
     let released = releasedByRunner;
     let unreleased: Lease | undefined;
     if (!released) {
@@ -219,6 +222,7 @@ export class RunningJob {
       case 'worker-fault':
         return this.recordWorkerFault(outcome.reason, outcome.released);
       case 'lease-expired': {
+        this.discardRunner = true;
         // The daemon was too slow to renew (it was hung): its fault, so no retry is spent, and
         // nothing is written if another daemon has taken the job meanwhile.
         const released = await this.deps.store.releaseJob(this.job.lease);

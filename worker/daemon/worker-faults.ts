@@ -67,9 +67,18 @@ export class WorkerFaults {
     }
   }
 
-  stop(): void {
+  /** At shutdown: one last try to requeue held jobs, so that none waits out its lease for nothing. */
+  async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    for (const [jobId, lease] of this.unreleased) {
+      try {
+        await this.options.release(lease);
+        this.unreleased.delete(jobId);
+      } catch {
+        // Still failing: the lease expires and the job is taken back.
+      }
+    }
   }
 
   private schedule(): void {

@@ -29,8 +29,9 @@ export class LeaseClock {
     this.timer = setTimeout(() => this.expire(), usableMs);
   }
 
+  /** The runner has given the job up (`onExpired` ran): nothing more may be written or sent for it. */
   get hasExpired(): boolean {
-    return this.expired || performance.now() >= this.deadline;
+    return this.expired;
   }
 
   /** Milliseconds left before the runner gives up. */
