@@ -10,7 +10,12 @@
  * publish settles at the latest when its connection closes (ConnectionClosedError), and what must
  * be resent is the caller's business (TerminalOutbox).
  */
-import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
+import mqtt, {
+  type IClientOptions,
+  type IClientPublishOptions,
+  type IDisconnectPacket,
+  type MqttClient,
+} from 'mqtt';
 import type { Logger } from 'pino';
 import type { BrokerAddress } from './mqtt-options.js';
 import { settleBy } from './settle-by.js';
@@ -52,10 +57,13 @@ export interface MqttConnectionOptions {
 interface Link {
   client: MqttClient;
   open: boolean;
+  retired: boolean;
   unsettled: Set<(error: Error) => void>;
   /** Resolves true on CONNACK, false when the attempt or the connection ends. */
   ready: Promise<boolean>;
   settleReady(up: boolean): void;
+  /** Removes our listeners (mqtt.js's own stay: its 'close' handler clears its timers). */
+  detach(): void;
 }
 
 export class MqttConnection {
@@ -137,14 +145,32 @@ export class MqttConnection {
       settleReady = resolve;
     });
     const client = mqtt.connect(this.options.address.url, this.clientOptions());
-    const link: Link = { client, open: false, unsettled: new Set(), ready, settleReady };
-    this.link = link;
-    client.on('connect', () => this.onConnect(link));
-    client.on('close', () => this.onClose(link));
-    client.on('error', (error) => this.onError(link, error as Error & { code?: number | string }));
-    client.on('disconnect', (packet) => {
+    const onConnect = () => this.onConnect(link);
+    const onClose = () => this.onClose(link);
+    const onError = (error: Error) => this.onError(link, error as Error & { code?: number | string });
+    const onDisconnect = (packet: IDisconnectPacket) => {
       if (link === this.link && packet.reasonCode === SESSION_TAKEN_OVER) this.fatal();
-    });
+    };
+    const detach = () => {
+      client.off('connect', onConnect);
+      client.off('close', onClose);
+      client.off('error', onError);
+      client.off('disconnect', onDisconnect);
+    };
+    const link: Link = {
+      client,
+      open: false,
+      retired: false,
+      unsettled: new Set(),
+      ready,
+      settleReady,
+      detach,
+    };
+    this.link = link;
+    client.on('connect', onConnect);
+    client.on('close', onClose);
+    client.on('error', onError);
+    client.on('disconnect', onDisconnect);
   }
 
   /**
@@ -154,11 +180,13 @@ export class MqttConnection {
    */
   private retire(link: Link): void {
     if (this.link === link) this.link = undefined;
+    if (link.retired) return;
+    link.retired = true;
     link.open = false;
     link.settleReady(false);
     for (const reject of link.unsettled) reject(new ConnectionClosedError('connection closed'));
     link.unsettled.clear();
-    link.client.removeAllListeners();
+    link.detach();
     link.client.on('error', () => {}); // a discarded client may still report errors; they are not ours
     link.client.end(true);
     link.client.stream?.destroy();
