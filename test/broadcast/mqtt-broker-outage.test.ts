@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import {
@@ -31,6 +32,22 @@ function completedJobIds(databasePath: string): string[] {
   } finally {
     db.close();
   }
+}
+
+/** Stands in for a broker on `port`: accepts each connection and closes it at once, counting them. */
+async function refuseConnections(port: number): Promise<{ count: number; close(): Promise<void> }> {
+  const attempts = { count: 0 };
+  const server = net.createServer((socket) => {
+    attempts.count += 1;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  return Object.assign(attempts, {
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  });
 }
 
 /** SIGTERM, then the exit; a daemon still running after HANG_GUARD_MS is killed and the test fails. */
@@ -181,6 +198,36 @@ describe('MQTT across broker outages (real Mosquitto)', () => {
     const lost = worker.logs.filter((line) => line.msg === LOST_EVENTS_LOG);
     assert.equal(lost.length, 1, `one line counts the loss; logs: ${JSON.stringify(worker.logs.slice(-5))}`);
     assert.equal(lost[0]?.dropped, 5, 'the five completed events');
+  });
+
+  test('stopped while reconnecting after a broker crash: it connects once more and clears the announcement the broker restored', async (t) => {
+    broker = await startBroker({ persistence: true });
+    const before = await watch(broker.url, ['inference/workers/#']);
+    const worker = startWorker(workspace.dir, ['--worker-id', 'w-back', '--tasks', 'noop'], mqttEnv());
+    await before.waitFor(isAnnouncement('w-back'), 'the announcement');
+    await before.close();
+    const saves = () =>
+      (broker as Broker).logLines().filter((line) => line.includes('Saving in-memory')).length;
+    const savesBefore = saves();
+    await waitFor(() => saves() > savesBefore, 'an autosave holding the announcement', HANG_GUARD_MS);
+    await broker.crash();
+    await worker.waitForLog((line) => String(line.msg).startsWith('MQTT connection lost'), HANG_GUARD_MS);
+    // Three failed attempts (0.5, 1.5 and 3.5 s after the loss): the next is 4 s away when the
+    // broker comes back, so the stop finds the daemon waiting in its backoff.
+    const attempts = await refuseConnections(broker.port);
+    await waitFor(() => attempts.count >= 3, 'three failed reconnect attempts', HANG_GUARD_MS);
+    await attempts.close();
+    await broker.restart();
+    const { code, stopMs } = await stopWorker(worker);
+    t.diagnostic(`stop took ${stopMs} ms`);
+    assert.equal(code, 0, worker.stderr());
+
+    // The crashed broker restored the announcement from its autosave (no Will was sent): a stop
+    // that did not connect again would leave it there, saying the stopped worker is ready.
+    const after = await watch(broker.url, ['inference/workers/#']);
+    await after.client.publishAsync('inference/workers/~end-marker', 'marker');
+    await after.waitFor((message) => message.topic === 'inference/workers/~end-marker', 'the end marker');
+    assert.deepEqual(after.messages.filter(isAnnouncement('w-back')), [], 'no retained announcement is left');
   });
 
   test('a broker that hangs (SIGSTOP) while the daemon stops: the daemon still exits, and its Will clears the announcement', async (t) => {

@@ -15,6 +15,8 @@ export interface Broker {
   stop(): Promise<void>;
   /** Starts it again on the same port (without `persistence`, retained messages and sessions are gone). */
   restart(): Promise<void>;
+  /** Kills it (SIGKILL) as a crash would: no Wills sent; with `persistence`, the last autosave survives. */
+  crash(): Promise<void>;
   /** Freezes the process (SIGSTOP): connections stay open and nothing is answered, as on a hung broker. */
   pause(): void;
   /** Thaws it (SIGCONT). */
@@ -53,8 +55,8 @@ export interface BrokerOptions {
   tls?: { certFile: string; keyFile: string };
   /**
    * Keep retained messages, sessions and their queued messages across `restart()` (saved on a
-   * graceful stop), with no limit on a session's queue: a subscriber with a persistent session
-   * misses nothing published while it was away.
+   * graceful stop, and every second: see `logLines()` for "Saving"), with no limit on a session's
+   * queue: a subscriber with a persistent session misses nothing published while it was away.
    */
   persistence?: boolean;
 }
@@ -89,7 +91,12 @@ function brokerConfig(port: number, options: BrokerOptions): string {
     const dataDir = path.join(dir, 'data');
     fs.mkdirSync(dataDir);
     fs.chmodSync(dataDir, 0o777);
-    lines.push('persistence true', `persistence_location ${dataDir}/`, 'max_queued_messages 0');
+    lines.push(
+      'persistence true',
+      `persistence_location ${dataDir}/`,
+      'autosave_interval 1',
+      'max_queued_messages 0',
+    );
   }
   const file = path.join(dir, 'mosquitto.conf');
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
@@ -118,21 +125,24 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       (await Promise.race([listening, died])) && started.exitCode === null && started.signalCode === null
     );
   };
-  const stop = async () => {
+  const kill = async () => {
     const running = child;
     if (!running || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise((resolve) => running.once('exit', resolve));
-    // SIGTERM lets a persistent broker save its database (a paused one is thawed first to get it).
-    if (options.persistence) {
-      running.kill('SIGCONT');
-      running.kill('SIGTERM');
-      const killer = setTimeout(() => running.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(killer);
-      return;
-    }
     running.kill('SIGKILL');
     await exited;
+  };
+  const stop = async () => {
+    const running = child;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    if (!options.persistence) return kill();
+    // SIGTERM lets a persistent broker save its database (a paused one is thawed first to get it).
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    running.kill('SIGCONT');
+    running.kill('SIGTERM');
+    const killer = setTimeout(() => running.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(killer);
   };
   let config = brokerConfig(port, options);
   for (let attempt = 0; !(await launch(config)); attempt += 1) {
@@ -149,6 +159,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       return `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`;
     },
     stop,
+    crash: kill,
     async restart() {
       await stop();
       if (!(await launch(config)))

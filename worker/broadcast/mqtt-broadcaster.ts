@@ -95,9 +95,9 @@ export class MqttBroadcaster implements Broadcaster {
   }
 
   /**
-   * Bounded by STOP_TIMEOUT_MS (plus a last connect attempt's share of it): sends the terminal
-   * events still unacknowledged, clears the retained announcement, disconnects, and logs in one
-   * line how many terminal events never reached the broker.
+   * Done within STOP_TIMEOUT_MS plus a short DISCONNECT, whatever the broker does (MqttConnection.stop):
+   * sends the terminal events still unacknowledged, clears the retained announcement, disconnects,
+   * and logs in one line how many terminal events never reached the broker.
    */
   async stop(): Promise<void> {
     this.stopping = true;

@@ -131,6 +131,7 @@ export class MqttConnection {
     const up = (await settleBy(link.ready, deadline)) === true && link.open;
     const confirmed = up && (await settleBy(goodbye(deadline), deadline)) === true;
     if (confirmed && link.open) {
+      link.open = false; // nothing more is sent on it: mqtt.js would refuse it while disconnecting
       await settleBy(
         new Promise<void>((resolve) => link.client.end(false, {}, () => resolve())),
         Date.now() + DISCONNECT_WAIT_MS,
