@@ -58,7 +58,11 @@ const program = new Command('cleanup-mqtt')
       .argParser((value: string, previous: string[]) => [...previous, value])
       .default([]),
   )
-  .option('--timeout <duration>', 'stop collecting after this long without a new retained message', '1s')
+  .option(
+    '--timeout <duration>',
+    'if the end-of-retained marker does not come back, stop collecting after this long without a new retained message',
+    '10s',
+  )
   .option('--yes', "don't ask before clearing a pattern that reaches every topic ('#', '+/…')");
 
 program.action(
@@ -93,6 +97,16 @@ program.action(
       .catch((error: Error) => {
         throw new StartupError(`cannot connect to ${address.url}: ${error.message}`);
       });
+    const collect = async () => {
+      const { messages, complete } = await collectRetained(client, pattern, idleMs);
+      if (!complete) {
+        console.error(
+          `the end-of-retained marker did not come back (may this client publish to 'cleanup-mqtt/#'?); ` +
+            `collected what arrived until ${options.timeout} passed without a new retained message`,
+        );
+      }
+      return messages;
+    };
     try {
       const cutoff = olderThanMs === undefined ? undefined : Date.now() - olderThanMs;
       const selected = (messages: RetainedMessage[]) =>
@@ -102,7 +116,7 @@ program.action(
             (cutoff === undefined || (payloadTimestamp(payload) ?? Number.POSITIVE_INFINITY) < cutoff),
         );
 
-      const targets = selected(await collectRetained(client, pattern, idleMs))
+      const targets = selected(await collect())
         .map((message) => message.topic)
         .sort();
       if (options.dryRun) {
@@ -123,9 +137,7 @@ program.action(
       for (const topic of targets) console.log(`cleared ${topic}`);
 
       const targetSet = new Set(targets);
-      const left = selected(await collectRetained(client, pattern, idleMs)).filter((message) =>
-        targetSet.has(message.topic),
-      );
+      const left = selected(await collect()).filter((message) => targetSet.has(message.topic));
       console.log(
         `cleared ${targets.length - left.length} of ${targets.length} retained message(s) under '${pattern}'`,
       );

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import mqtt from 'mqtt';
-import { type Broker, startBroker, subscribe } from '../helpers/mosquitto.js';
+import { type Broker, HANG_GUARD_MS, startBroker, subscribe } from '../helpers/mosquitto.js';
 import { killLeftoverWorkers, startWorker } from '../helpers/worker-process.js';
 import { createWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
@@ -29,7 +29,8 @@ describe('MQTT credentials, TLS, protocol and draining (real Mosquitto)', () => 
   });
 
   test('refused credentials: jobs still complete, the refusal is logged once, no secret is printed', async () => {
-    broker = await startBroker({ users: { worker: 'right-secret-42' } });
+    const authBroker = await startBroker({ users: { worker: 'right-secret-42' } });
+    broker = authBroker;
     const jobId = await workspace.addJob('noop');
     const refused = startWorker(workspace.dir, ['--worker-id', 'w-auth', '--tasks', 'noop'], {
       BROADCAST_TYPE: 'mqtt',
@@ -40,9 +41,19 @@ describe('MQTT credentials, TLS, protocol and draining (real Mosquitto)', () => 
     await waitFor(
       async () => (await workspace.store.getJob(jobId))?.status === 'completed',
       'the job to complete',
+      HANG_GUARD_MS,
     );
-    await refused.waitForLog((line) => String(line.msg).startsWith('MQTT broker refused the credentials'));
-    await new Promise((resolve) => setTimeout(resolve, 2000)); // a few reconnect attempts
+    await refused.waitForLog(
+      (line) => String(line.msg).startsWith('MQTT broker refused the credentials'),
+      HANG_GUARD_MS,
+    );
+    // Each attempt starts only after the previous one closed, so when the broker has refused three,
+    // the daemon has handled at least two refusals.
+    await waitFor(
+      () => authBroker.logLines().filter((line) => line.includes('disconnected, not authorised')).length >= 3,
+      'three refused connection attempts',
+      HANG_GUARD_MS,
+    );
     refused.child.kill('SIGTERM');
     assert.equal((await refused.exited).code, 0);
     const output = JSON.stringify(refused.logs) + refused.stderr();
@@ -106,6 +117,7 @@ describe('MQTT credentials, TLS, protocol and draining (real Mosquitto)', () => 
     await waitFor(
       () => seen.find((line) => line.startsWith('inference/workers/w-tls {')),
       'the announcement over TLS',
+      HANG_GUARD_MS,
     );
     worker.child.kill('SIGTERM');
     assert.equal((await worker.exited).code, 0);
@@ -147,7 +159,7 @@ describe('MQTT credentials, TLS, protocol and draining (real Mosquitto)', () => 
         MQTT_BROKER: broker.url,
       },
     );
-    await waitFor(() => fs.existsSync(startedFile), 'the job to start');
+    await waitFor(() => fs.existsSync(startedFile), 'the job to start', HANG_GUARD_MS);
     worker.child.kill('SIGTERM');
     await subscriber.waitFor(
       announced('w-drain', (payload) => payload.state === 'draining'),

@@ -6,12 +6,23 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 
+/** How long a test waits for something that should happen before it calls it a hang (not a speed limit). */
+export const HANG_GUARD_MS = 60_000;
+
 export interface Broker {
   port: number;
   url: string;
   stop(): Promise<void>;
-  /** Starts it again on the same port (retained messages are gone: no persistence). */
+  /** Starts it again on the same port (without `persistence`, retained messages and sessions are gone). */
   restart(): Promise<void>;
+  /** Kills it (SIGKILL) as a crash would: no Wills sent; with `persistence`, the last autosave survives. */
+  crash(): Promise<void>;
+  /** Freezes the process (SIGSTOP): connections stay open and nothing is answered, as on a hung broker. */
+  pause(): void;
+  /** Thaws it (SIGCONT). */
+  resume(): void;
+  /** Mosquitto's own log lines so far (connections, refusals), across restarts. */
+  logLines(): string[];
 }
 
 /**
@@ -42,15 +53,20 @@ export interface BrokerOptions {
   users?: Record<string, string>;
   /** Serve TLS only, with this certificate and key (PEM files). */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * Keep retained messages, sessions and their queued messages across `restart()` (saved on a
+   * graceful stop, and every second: see `logLines()` for "Saving"), with no limit on a session's
+   * queue: a subscriber with a persistent session misses nothing published while it was away.
+   */
+  persistence?: boolean;
 }
 
-/** A mosquitto.conf for the options, or undefined when plain `mosquitto -p PORT` will do. */
-function brokerConfig(port: number, options: BrokerOptions): string | undefined {
-  if (!options.users && !options.tls) return undefined;
+/** A mosquitto.conf for the options, in a directory Mosquitto can read (and write, for persistence). */
+function brokerConfig(port: number, options: BrokerOptions): string {
   // Mosquitto started as root drops to its own user before reading these files: keep them readable.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mosquitto-test-'));
   fs.chmodSync(dir, 0o755);
-  const lines = [`listener ${port} 127.0.0.1`];
+  const lines = [`listener ${port} 127.0.0.1`, 'log_dest stderr'];
   if (options.users) {
     const passwordFile = path.join(dir, 'passwd');
     fs.writeFileSync(passwordFile, '');
@@ -71,6 +87,17 @@ function brokerConfig(port: number, options: BrokerOptions): string | undefined 
     fs.chmodSync(keyFile, 0o644);
     lines.push(`certfile ${certFile}`, `keyfile ${keyFile}`);
   }
+  if (options.persistence) {
+    const dataDir = path.join(dir, 'data');
+    fs.mkdirSync(dataDir);
+    fs.chmodSync(dataDir, 0o777);
+    lines.push(
+      'persistence true',
+      `persistence_location ${dataDir}/`,
+      'autosave_interval 1',
+      'max_queued_messages 0',
+    );
+  }
   const file = path.join(dir, 'mosquitto.conf');
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
   return file;
@@ -79,11 +106,17 @@ function brokerConfig(port: number, options: BrokerOptions): string | undefined 
 export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
   let port = randomPort();
   let child: ChildProcess | undefined;
+  const log: string[] = [];
   /** Starts mosquitto on `port`; false when it could not bind (the port is someone else's). */
-  const launch = async (): Promise<boolean> => {
-    const config = brokerConfig(port, options);
-    const started = spawn('mosquitto', config ? ['-c', config] : ['-p', String(port)], { stdio: 'ignore' });
+  const launch = async (config: string): Promise<boolean> => {
+    const started = spawn('mosquitto', ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = started;
+    let partial = '';
+    started.stderr?.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      log.push(...lines);
+    });
     const died = new Promise<false>((resolve) => started.once('exit', () => resolve(false)));
     const listening = waitForPort(port).then(
       () => new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 50)),
@@ -92,17 +125,31 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       (await Promise.race([listening, died])) && started.exitCode === null && started.signalCode === null
     );
   };
-  const stop = async () => {
+  const kill = async () => {
     const running = child;
     if (!running || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise((resolve) => running.once('exit', resolve));
     running.kill('SIGKILL');
     await exited;
   };
-  for (let attempt = 0; !(await launch()); attempt += 1) {
+  const stop = async () => {
+    const running = child;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    if (!options.persistence) return kill();
+    // SIGTERM lets a persistent broker save its database (a paused one is thawed first to get it).
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    running.kill('SIGCONT');
+    running.kill('SIGTERM');
+    const killer = setTimeout(() => running.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(killer);
+  };
+  let config = brokerConfig(port, options);
+  for (let attempt = 0; !(await launch(config)); attempt += 1) {
     await stop();
     if (attempt >= 5) throw new Error('could not start mosquitto on a free port');
     port = randomPort();
+    config = brokerConfig(port, options);
   }
   return {
     get port() {
@@ -112,11 +159,19 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       return `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`;
     },
     stop,
+    crash: kill,
     async restart() {
       await stop();
-      if (!(await launch()))
+      if (!(await launch(config)))
         throw new Error(`mosquitto could not listen on ${port} again (taken by another process)`);
     },
+    pause() {
+      child?.kill('SIGSTOP');
+    },
+    resume() {
+      child?.kill('SIGCONT');
+    },
+    logLines: () => [...log],
   };
 }
 
@@ -131,10 +186,27 @@ export interface Subscriber {
   close(): Promise<void>;
 }
 
+export interface SubscribeOptions {
+  /**
+   * Subscribe at QoS 1 in a persistent session under this client id: what is published while the
+   * subscriber is disconnected (a broker restart with `persistence`) is delivered when it is back.
+   */
+  session?: string;
+}
+
 /** A plain subscriber, as the API service or a dashboard would be. */
-export async function subscribe(url: string, topics: string[]): Promise<Subscriber> {
+export async function subscribe(
+  url: string,
+  topics: string[],
+  { session }: SubscribeOptions = {},
+): Promise<Subscriber> {
+  const qos = session ? 1 : 0;
   const client = await Promise.race([
-    mqtt.connectAsync(url, { reconnectPeriod: 200, resubscribe: true }),
+    mqtt.connectAsync(url, {
+      reconnectPeriod: 200,
+      resubscribe: true,
+      ...(session ? { clientId: session, clean: false } : {}),
+    }),
     new Promise<never>((_, reject) =>
       setTimeout(() => reject(new Error(`subscriber could not connect to ${url}`)), 10_000).unref(),
     ),
@@ -143,12 +215,15 @@ export async function subscribe(url: string, topics: string[]): Promise<Subscrib
   client.on('message', (topic, payload, packet) => {
     messages.push({ topic, payload: payload.toString('utf8'), retain: packet.retain });
   });
-  client.on('connect', () => void client.subscribeAsync(topics, { qos: 0 }));
-  await client.subscribeAsync(topics, { qos: 0 });
+  // A broker that forgot us (restarted without persistence) needs the subscription again.
+  client.on('connect', (connack) => {
+    if (!connack.sessionPresent) void client.subscribeAsync(topics, { qos });
+  });
+  await client.subscribeAsync(topics, { qos });
   return {
     client,
     messages,
-    async waitFor(predicate, what, timeoutMs = 15_000) {
+    async waitFor(predicate, what, timeoutMs = HANG_GUARD_MS) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const found = messages.find(predicate);

@@ -2,7 +2,8 @@
  * Publishes the worker's capabilities (retained, QoS 1, Last Will in the CONNECT) and live job
  * events. The broker is not the database: nothing here blocks or fails job processing. Progress
  * is QoS 0, throttled per job and dropped while disconnected; terminal events are QoS 1 and kept
- * in a bounded buffer while disconnected (oldest dropped first, and counted).
+ * until the broker acknowledges them (TerminalOutbox), so they survive broker outages; only a full
+ * buffer or a stop with the broker unreachable loses them, and the loss is logged with its count.
  */
 import type { Logger } from 'pino';
 import type { Broadcaster, JobEvent } from './broadcaster.js';
@@ -10,9 +11,17 @@ import { MqttConnection } from './mqtt-connection.js';
 import type { BrokerAddress } from './mqtt-options.js';
 import { capabilityPayload, jobEventPayload, type WorkerIdentity, type WorkerState } from './payloads.js';
 import { ProgressThrottle } from './progress-throttle.js';
+import { settleBy } from './settle-by.js';
+import { TerminalOutbox } from './terminal-outbox.js';
 
-const TERMINAL_BUFFER_LIMIT = 1000;
+/** Terminal events kept while the broker is away: about ten seconds of a fast worker. */
+const TERMINAL_BUFFER_LIMIT = 10_000;
+/** Terminal events awaiting their PUBACK at once (Mosquitto's default receive maximum is 20). */
+const TERMINAL_WINDOW = 16;
+/** stop() takes at most about this long, whatever the broker does. */
 const STOP_TIMEOUT_MS = 3000;
+/** Of STOP_TIMEOUT_MS, kept for clearing the announcement after the terminal events. */
+const CLEAR_RESERVE_MS = 1000;
 const WILL_DELAY_S = 2;
 /** Slot changes are announced at most this often (always with the latest value), not per job. */
 const IDLE_ANNOUNCE_COALESCE_MS = 100;
@@ -32,13 +41,13 @@ export class MqttBroadcaster implements Broadcaster {
   private readonly connection: MqttConnection;
   private readonly capabilityTopic: string;
   private readonly throttle: ProgressThrottle;
-  private readonly pendingTerminal: { topic: string; payload: string }[] = [];
-  private droppedTerminal = 0;
+  private readonly outbox: TerminalOutbox;
   private idleCount: number;
   private state: WorkerState = 'ready';
+  private stopping = false;
+  private refusalLogged = false;
   private heartbeat: NodeJS.Timeout | undefined;
   private idleAnnouncement: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
 
   constructor(private readonly options: MqttBroadcasterOptions) {
     this.capabilityTopic = `${options.capabilityTopicPrefix}/${options.identity.workerId}`;
@@ -52,6 +61,11 @@ export class MqttBroadcaster implements Broadcaster {
       log: options.log,
       onConnect: () => this.onConnect(),
       onFatal: options.onFatal,
+    });
+    this.outbox = new TerminalOutbox(this.connection, {
+      limit: TERMINAL_BUFFER_LIMIT,
+      window: TERMINAL_WINDOW,
+      onRefused: (error) => this.onRefused(error),
     });
     this.throttle = new ProgressThrottle((event) => this.send(event));
   }
@@ -80,26 +94,54 @@ export class MqttBroadcaster implements Broadcaster {
     else this.throttle.finish(event);
   }
 
+  /**
+   * Done within STOP_TIMEOUT_MS plus a short DISCONNECT, whatever the broker does (MqttConnection.stop):
+   * sends the terminal events still unacknowledged, clears the retained announcement, disconnects,
+   * and logs in one line how many terminal events never reached the broker.
+   */
   async stop(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.idleAnnouncement);
     this.throttle.close();
-    await this.connection.stop(async () => {
-      await this.flushTerminal();
-      await this.connection.publish(this.capabilityTopic, '', { qos: 1, retain: true });
+    await this.connection.stop(async (deadline) => {
+      await settleBy(this.outbox.whenEmpty(), deadline - CLEAR_RESERVE_MS);
+      const cleared = this.connection
+        .publish(this.capabilityTopic, '', { qos: 1, retain: true })
+        .then(() => true);
+      return (await settleBy(cleared, deadline)) ?? false;
     }, STOP_TIMEOUT_MS);
+    const unacknowledged = this.outbox.size;
+    const overflowed = this.outbox.takeOverflowed();
+    const refused = this.outbox.takeRefused();
+    const dropped = unacknowledged + overflowed + refused;
+    if (dropped > 0) {
+      this.options.log.warn(
+        { dropped, unacknowledged, overflowed, refused },
+        'job events lost: not acknowledged by the broker before stop',
+      );
+    }
   }
 
   private onConnect(): void {
-    this.announce();
-    if (this.droppedTerminal > 0) {
+    if (!this.stopping) this.announce();
+    const overflowed = this.outbox.takeOverflowed();
+    if (overflowed > 0) {
       this.options.log.warn(
-        { dropped: this.droppedTerminal },
-        'job events dropped while the broker was unreachable',
+        { dropped: overflowed },
+        'job events dropped while the broker was unreachable (buffer full)',
       );
-      this.droppedTerminal = 0;
     }
-    void this.flushTerminal();
+    this.outbox.pump();
+  }
+
+  private onRefused(error: Error): void {
+    if (this.refusalLogged) return;
+    this.refusalLogged = true;
+    this.options.log.warn(
+      { error: error.message },
+      'the broker refused a job event; refused events are dropped and counted at stop',
+    );
   }
 
   private announce(): void {
@@ -120,36 +162,8 @@ export class MqttBroadcaster implements Broadcaster {
     const topics = [this.options.eventTopic];
     if (this.options.eventsPerJob) topics.push(`${this.options.eventTopic}/${event.jobId}`);
     for (const topic of topics) {
-      if (event.type === 'processing') {
-        if (this.connection.connected) this.connection.publish(topic, payload, { qos: 0 }).catch(() => {});
-        continue;
-      }
-      this.pendingTerminal.push({ topic, payload });
-      if (this.pendingTerminal.length > TERMINAL_BUFFER_LIMIT) {
-        this.pendingTerminal.shift();
-        this.droppedTerminal += 1;
-      }
-    }
-    if (event.type !== 'processing') void this.flushTerminal();
-  }
-
-  /** One flusher at a time, so a buffered event is never published twice. */
-  private flushTerminal(): Promise<void> {
-    this.flushing ??= this.drainTerminal().finally(() => {
-      this.flushing = undefined;
-    });
-    return this.flushing;
-  }
-
-  private async drainTerminal(): Promise<void> {
-    while (this.connection.connected && this.pendingTerminal.length > 0) {
-      const next = this.pendingTerminal[0] as { topic: string; payload: string };
-      try {
-        await this.connection.publish(next.topic, next.payload, { qos: 1 });
-        if (this.pendingTerminal[0] === next) this.pendingTerminal.shift();
-      } catch {
-        return; // disconnected: kept for the next connect
-      }
+      if (event.type !== 'processing') this.outbox.add(topic, payload);
+      else if (this.connection.connected) this.connection.publish(topic, payload, { qos: 0 }).catch(() => {});
     }
   }
 }

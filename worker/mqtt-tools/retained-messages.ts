@@ -1,40 +1,79 @@
 /**
  * Reading and clearing retained messages. Mosquitto delivers at most about 1,020 retained messages
- * to a QoS >= 1 subscriber, so the subscription is QoS 0. There is no "end of retained" marker:
- * collection ends after an idle time with no new retained message. Our own clears come back as
- * empty non-retained messages and are ignored.
+ * to a QoS >= 1 subscriber, so the subscription is QoS 0. MQTT has no "end of retained" marker, so
+ * we make one: after the subscription is acknowledged we publish to a private topic we also
+ * subscribe to. The broker queues a subscription's retained messages while handling the SUBSCRIBE,
+ * before it reads our later PUBLISH, so when the marker comes back every retained message the
+ * broker sent came before it, however slowly they were read. Only if the marker never comes back
+ * (an ACL forbids it) does collection end after an idle time with no retained message. Our own
+ * clears come back as empty non-retained messages and are ignored.
  */
+import { randomUUID } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
+
+const END_MARKER_PREFIX = 'cleanup-mqtt/end-of-retained';
 
 export interface RetainedMessage {
   topic: string;
   payload: string;
 }
 
+export interface RetainedCollection {
+  messages: RetainedMessage[];
+  /** The end marker came back: every retained message under the pattern is in `messages`. */
+  complete: boolean;
+}
+
 export async function collectRetained(
   client: MqttClient,
   pattern: string,
   idleMs: number,
-): Promise<RetainedMessage[]> {
+): Promise<RetainedCollection> {
+  const marker = `${END_MARKER_PREFIX}/${randomUUID()}`;
   const found = new Map<string, string>();
-  let lastSeen = Date.now();
+  let complete = false;
+  let finished = false;
+  let lastRetainedAt = Date.now();
+  let idle: NodeJS.Timeout | undefined;
+  let ended: () => void = () => {};
+  const end = new Promise<void>((resolve) => {
+    ended = resolve;
+  });
+  const checkIdle = () => {
+    // setImmediate runs after pending I/O is read: a process that was paused longer than idleMs
+    // reads what arrived meanwhile before concluding that nothing did.
+    setImmediate(() => {
+      if (finished) return;
+      const quietMs = Date.now() - lastRetainedAt;
+      if (quietMs >= idleMs) ended();
+      else idle = setTimeout(checkIdle, idleMs - quietMs);
+    });
+  };
   const onMessage = (topic: string, payload: Buffer, packet: { retain: boolean }) => {
+    if (topic === marker) {
+      complete = true;
+      ended();
+      return;
+    }
     if (!packet.retain || payload.length === 0) return;
     found.set(topic, payload.toString('utf8'));
-    lastSeen = Date.now();
+    lastRetainedAt = Date.now();
   };
   client.on('message', onMessage);
   try {
+    await client.subscribeAsync(marker, { qos: 0 });
     await client.subscribeAsync(pattern, { qos: 0 });
-    lastSeen = Date.now();
-    while (Date.now() - lastSeen < idleMs) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(50, idleMs)));
-    }
-    await client.unsubscribeAsync(pattern);
+    lastRetainedAt = Date.now();
+    idle = setTimeout(checkIdle, idleMs);
+    await client.publishAsync(marker, '', { qos: 0 });
+    await end;
+    await client.unsubscribeAsync([pattern, marker]);
   } finally {
+    finished = true;
+    clearTimeout(idle);
     client.off('message', onMessage);
   }
-  return [...found].map(([topic, payload]) => ({ topic, payload }));
+  return { messages: [...found].map(([topic, payload]) => ({ topic, payload })), complete };
 }
 
 /** Publishes an empty retained payload to each topic (QoS 1, so each clear is acknowledged). */
