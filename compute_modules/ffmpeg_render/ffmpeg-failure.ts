@@ -15,14 +15,26 @@ import { JobError } from '../../worker/errors.js';
  */
 export class FfmpegRunError extends JobError {
   override readonly name = 'FfmpegRunError';
+  /**
+   * ENOSPC, EDQUOT or EROFS when ffmpeg could not write because the storage is full or read-only:
+   * the worker's fault, not the job's, which the runner tells by this code as for any file error.
+   */
+  readonly code: string | undefined;
   constructor(
     message: string,
     readonly retryable: boolean,
     readonly reason: string,
   ) {
     super(message);
+    this.code = STORAGE_FAULTS.find(([pattern]) => pattern.test(reason))?.[1];
   }
 }
+
+const STORAGE_FAULTS: readonly [RegExp, string][] = [
+  [/No space left on device/i, 'ENOSPC'],
+  [/Disk quota exceeded/i, 'EDQUOT'],
+  [/Read-only file system/i, 'EROFS'],
+];
 
 /** How the run ended: an exit code, a signal, or ffmpeg not started at all (the message says why). */
 export type FfmpegEnd = { code: number } | { signal: string } | { notStarted: string };

@@ -268,4 +268,34 @@ describe('MQTT broadcasting (real Mosquitto)', () => {
     await perJob.close();
     assert.ok(fs.existsSync(path.join(workspace.dir, 'media_store.db')));
   });
+
+  test('a job_id that is no single topic level gets no per-job topic; its events stay on the main one', async () => {
+    const input = workspace.addInputFile('shared', 'a.txt', 'x');
+    const row = JSON.stringify([{ path: input }]);
+    workspace.addRawJob('a/b', 'noop', row);
+    workspace.addRawJob('x+y', 'noop', row);
+    const last = await workspace.addJob('noop');
+    const all = await subscribe(broker.url, ['inference/events/#']);
+    const worker = startWorker(
+      workspace.dir,
+      ['--tasks', 'noop', '--drain', '--mqtt-events-per-job'],
+      mqttEnv(),
+    );
+    assert.equal((await worker.exited).code, 0);
+    const onMain = (jobId: string, type: string) => (message: { topic: string; payload: string }) =>
+      message.topic === 'inference/events' &&
+      parse(message.payload).job_id === jobId &&
+      parse(message.payload).event_type === type;
+    await all.waitFor(onMain('a/b', 'error'), 'the error of a/b on the main topic');
+    await all.waitFor(onMain('x+y', 'completed'), 'x+y completed on the main topic');
+    // Published after the others on the same connection: once it is here, they would be too.
+    await all.waitFor(
+      (message) =>
+        message.topic === `inference/events/${last}` && parse(message.payload).event_type === 'completed',
+      'the per-job event of the last job',
+    );
+    const perJobTopics = new Set(all.messages.map((message) => message.topic));
+    assert.equal(perJobTopics.has('inference/events/a/b'), false, 'a/b addressed another topic level');
+    await all.close();
+  });
 });

@@ -160,10 +160,19 @@ export class MqttBroadcaster implements Broadcaster {
   private send(event: JobEvent): void {
     const payload = JSON.stringify(jobEventPayload(event, this.options.identity.workerId));
     const topics = [this.options.eventTopic];
-    if (this.options.eventsPerJob) topics.push(`${this.options.eventTopic}/${event.jobId}`);
+    if (this.options.eventsPerJob && isTopicLevel(event.jobId))
+      topics.push(`${this.options.eventTopic}/${event.jobId}`);
     for (const topic of topics) {
       if (event.type !== 'processing') this.outbox.add(topic, payload);
       else if (this.connection.connected) this.connection.publish(topic, payload, { qos: 0 }).catch(() => {});
     }
   }
+}
+
+/**
+ * Whether a job_id can be one level of a topic. A hostile one (`a/b`, `+`, `#`, megabytes long)
+ * would address other topics or be refused; its events still go to the main topic.
+ */
+function isTopicLevel(jobId: string): boolean {
+  return jobId !== '' && !/[/+#]/.test(jobId) && !jobId.includes('\0') && Buffer.byteLength(jobId) <= 1024;
 }

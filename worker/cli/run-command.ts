@@ -9,6 +9,8 @@ import { preflightModules } from '../modules/preflight-modules.js';
 import { RunnerPool } from '../runner/runner-pool.js';
 import { openJobStore } from '../store/open-job-store.js';
 
+const LINGER_LIMIT_MS = 2000;
+
 export async function runWorker(config: Config): Promise<void> {
   const { databaseUrl, storageRoot } = requireStorePaths(config);
   const log = createLogger(config.logLevel, { worker_id: config.workerId });
@@ -75,6 +77,13 @@ export async function runWorker(config: Config): Promise<void> {
   await daemon.start();
   await daemon.finished();
   log.flush();
+  // Everything the daemon opened is closed; should anything still hold the event loop (a socket a
+  // library failed to release), the process exits anyway instead of lingering after "worker stopped".
+  setTimeout(() => {
+    log.warn({ linger_ms: LINGER_LIMIT_MS }, 'exiting: something still held the process after it stopped');
+    log.flush();
+    process.exit();
+  }, LINGER_LIMIT_MS).unref();
   const fatal = daemon.fatalError;
   if (fatal) {
     console.error(`media-worker: ${fatal.message}`);

@@ -12,6 +12,8 @@ const RUNNER_MAIN = fileURLToPath(new URL('./runner-main.js', import.meta.url));
 /** How long a dead runner's group may take to vanish after SIGKILL (a zombie nobody reaps never does). */
 const GROUP_EXIT_WAIT_MS = 1000;
 const STDERR_TAIL_BYTES = 2048;
+/** Loading Node, the module and its warm-up (itself bounded at 30 s in the runner). */
+const READY_LIMIT_MS = 60_000;
 
 const SPAWN_OPTIONS = {
   ipc: true,
@@ -102,20 +104,26 @@ export class RunnerProcess {
       SPAWN_OPTIONS,
     );
     const runner = new RunnerProcess(subprocess, killGraceMs);
-    await new Promise<void>((resolve, reject) => {
-      const onMessage = (message: RunnerToDaemon) => {
-        if (message.type !== 'ready') return;
-        subprocess.off('message', onMessage);
-        resolve();
-      };
-      subprocess.on('message', onMessage);
-      runner.exited.then((exit) => {
-        subprocess.off('message', onMessage);
-        reject(
-          new RunnerCrashedError(`runner for ${init.moduleName} failed to start: ${describeExit(exit)}`),
-        );
+    // A module whose loading hangs must not hold the daemon's start-up or shutdown: past the limit
+    // the runner is killed and counts as failed to start.
+    const slow = setTimeout(() => void runner.kill(), READY_LIMIT_MS);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onMessage = (message: RunnerToDaemon) => {
+          if (message.type !== 'ready') return;
+          subprocess.off('message', onMessage);
+          resolve();
+        };
+        subprocess.on('message', onMessage);
+        runner.exited.then((exit) => {
+          subprocess.off('message', onMessage);
+          const cause = runner.dying ? `not ready within ${READY_LIMIT_MS / 1000} s` : describeExit(exit);
+          reject(new RunnerCrashedError(`runner for ${init.moduleName} failed to start: ${cause}`));
+        });
       });
-    });
+    } finally {
+      clearTimeout(slow);
+    }
     return runner;
   }
 
