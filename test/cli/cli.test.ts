@@ -59,7 +59,7 @@ describe('media-worker CLI', () => {
     assert.equal(result.code, 2);
     assert.match(
       result.stderr,
-      /unknown task type\(s\): nope; available: append, crash, fail, hang, noop, progress, sleep/,
+      /unknown task type\(s\): nope; available: append, crash, fail, gate, hang, noop, progress, sleep/,
     );
   });
 

@@ -26,8 +26,9 @@ test('a frozen daemon’s runner gives its job up before another daemon re-runs 
         const [, pid, at] = line.split(' ');
         return { pid: Number(pid), at: Number(at) };
       });
-  const jobId = await workspace.addJob('sleep', { seconds: 20, started_file: startedFile });
-  const lease = ['--lease-ttl', '3', '--tasks', 'sleep', '--shutdown-grace', '0'];
+  const jobId = await workspace.addJob('sleep', { seconds: 30, started_file: startedFile });
+  // The runner gives up a sixth of the lease (1 s here) before the lease runs out in the database.
+  const lease = ['--lease-ttl', '6', '--tasks', 'sleep', '--shutdown-grace', '0'];
   const frozen = startWorker(workspace.dir, ['--worker-id', 'frozen', ...lease]);
   const [first] = await waitFor(() => (starts().length === 1 ? starts() : undefined), 'the first run');
   frozen.child.kill('SIGSTOP');

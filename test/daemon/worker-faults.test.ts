@@ -47,10 +47,11 @@ describe('worker-side faults never spend a job’s retries', () => {
 
   test('a result that meets a locked database is written once the lock is gone, not recomputed', async () => {
     const startedFile = path.join(workspace.dir, 'started');
-    const jobId = await workspace.addJob('sleep', { seconds: 0.3, started_file: startedFile });
+    const gateFile = path.join(workspace.dir, 'gate');
+    const jobId = await workspace.addJob('gate', { started_file: startedFile, gate_file: gateFile });
     const worker = startWorker(workspace.dir, [
       '--tasks',
-      'sleep',
+      'gate',
       '--drain',
       '--db-busy-timeout',
       '0.2',
@@ -61,6 +62,7 @@ describe('worker-side faults never spend a job’s retries', () => {
     // The API holds a write transaction past the busy timeout while the module finishes.
     const api = new Database(workspace.databasePath);
     api.prepare('BEGIN IMMEDIATE').run();
+    fs.writeFileSync(gateFile, '');
     await worker.waitForLog((line) =>
       String(line.msg).startsWith('database busy; retrying recording the result'),
     );
@@ -103,15 +105,17 @@ describe('worker-side faults never spend a job’s retries', () => {
     const worker = startWorker(workspace.dir, ['--tasks', 'noop'], {}, user);
     await worker.waitForLog((line) => line.msg === 'worker started');
     const jobsDir = path.join(workspace.storageRoot, 'jobs');
-    const jobId = await addJobFor(workspace, user);
-    for (const dir of [jobsDir, path.join(jobsDir, jobId)]) fs.chmodSync(dir, 0o555);
+    // Unwritable before the job exists, so that its runner cannot be quicker than the change.
+    fs.chmodSync(jobsDir, 0o555);
+    const jobId = await workspace.addJob('noop'); // its folder is root's: the daemon cannot write it
     await worker.waitForLog((line) => line.msg === FAULT);
     assert.match(String(logged(worker, FAULT)[0]?.reason), /^storage cannot be written: EACCES/);
     const held = await workspace.store.getJob(jobId);
     assert.equal(held?.status, 'queued');
     assert.equal(held?.retry_count, 0);
 
-    for (const dir of [jobsDir, path.join(jobsDir, jobId)]) fs.chmodSync(dir, 0o755);
+    fs.chmodSync(jobsDir, 0o755);
+    if (user) execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, path.join(jobsDir, jobId)]);
     await waitFor(async () => (await statusOf(workspace, jobId)) === 'completed', 'the held job');
     assert.equal((await workspace.store.getJob(jobId))?.retry_count, 0);
     assert.equal(logged(worker, FAULT).length, 1, 'the fault is said once');

@@ -130,7 +130,7 @@ export class Daemon {
    * without the grace, and let `fatalError` tell the caller to exit non-zero.
    */
   fail(error: Error): Promise<void> {
-    if (!this.stopping) {
+    if (!this.fatal) {
       this.fatal = error;
       this.deps.log.error({ err: error }, `stopping: ${error.message}`);
     }
@@ -149,11 +149,14 @@ export class Daemon {
       const allDone = Promise.all([...this.running.values()].map((job) => job.done));
       await Promise.race([allDone, sleep(graceMs, undefined, { ref: false })]);
       for (const job of this.running.values()) job.stop('shutdown');
-      await allDone;
     }
+    // Closing the pool kills runners still starting too, so that a job waiting for one is
+    // requeued now rather than once the runner is ready.
+    const poolClosed = pool.close();
+    await Promise.all([...this.running.values()].map((job) => job.done));
+    await poolClosed;
     for (const timer of this.timers) clearInterval(timer);
     await this.faults.stop();
-    await pool.close();
     await broadcaster.stop();
     await store.close();
     log.info('worker stopped');
@@ -182,11 +185,8 @@ export class Daemon {
           return;
         }
       } catch (error) {
-        if (error instanceof WorkerFaultError && !(error instanceof DatabaseBusyError)) {
-          this.faults.report(error.message);
-        } else {
-          this.deps.log.error({ err: error }, 'claiming failed; retrying after the poll interval');
-        }
+        if (pausesClaiming(error)) this.faults.report(error.message);
+        else this.deps.log.error({ err: error }, 'claiming failed; retrying after the poll interval');
       }
       await this.waitForWork();
     }
@@ -235,6 +235,7 @@ export class Daemon {
         if (lost.has(jobId)) job.stop('lease-lost');
         else job.leaseRenewed(renewedAt);
       }
+      if (held.length > 0 && !this.faults.paused) await this.faults.releaseHeld();
     } catch (error) {
       this.deps.log.warn({ err: error }, 'lease renewal failed; will try again');
     }
@@ -274,9 +275,13 @@ export class Daemon {
       }
       if (recovered.length > 0) this.wakeUp?.();
     } catch (error) {
-      if (error instanceof WorkerFaultError && !(error instanceof DatabaseBusyError)) {
-        this.faults.report(error.message);
-      } else this.deps.log.warn({ err: error }, 'recovery sweep failed; will try again');
+      if (pausesClaiming(error)) this.faults.report(error.message);
+      else this.deps.log.warn({ err: error }, 'recovery sweep failed; will try again');
     }
   }
+}
+
+/** A worker-side fault that will not clear by itself in a moment, as a busy database does. */
+function pausesClaiming(error: unknown): error is WorkerFaultError {
+  return error instanceof WorkerFaultError && !(error instanceof DatabaseBusyError);
 }

@@ -11,18 +11,18 @@ import {
   type JobError,
   JobTimeoutError,
   RunnerCrashedError,
+  TransientJobError,
   toJobError,
   WorkerFaultError,
 } from '../errors.js';
 import { boundText, QUOTED_VALUE_LIMIT } from '../jobs/bounded-text.js';
-import { jobFolderProblem, parseInputFilesColumn } from '../jobs/job-row.js';
-import { jobTimeoutOverride } from '../runner/job-inputs.js';
+import { jobFolderProblem, jobTimeoutOverride, parseInputFilesColumn } from '../jobs/job-row.js';
 import type { RunnerOutcome } from '../runner/protocol.js';
 import type { RunnerPool } from '../runner/runner-pool.js';
 import { describeExit, type RunnerProcess } from '../runner/runner-process.js';
-import type { ClaimedJob, JobStore, Lease, RetryDelay } from '../store/job-store.js';
+import type { ClaimedJob, JobStore, RetryDelay } from '../store/job-store.js';
 import type { InputFile } from '../store/schema.js';
-import type { WorkerFaults } from './worker-faults.js';
+import { FREE_FAULTS_PER_JOB, type WorkerFaults } from './worker-faults.js';
 
 export type StopReason = 'timeout' | 'lease-lost' | 'shutdown';
 
@@ -62,8 +62,8 @@ export class RunningJob {
       attempt: job.attempt,
     });
     this.done = this.execute().catch((error: unknown) => {
-      // Only the store can throw here (a database locked past busy_timeout, or read-only): the
-      // lease will expire and any daemon takes the job back, so log and let the slot go.
+      // A bug, or a store failure no path above expected: the lease will expire and any daemon
+      // takes the job back, so log and let the slot go.
       this.log.error({ err: error }, 'could not record the outcome of the job; its lease will expire');
     });
   }
@@ -96,6 +96,7 @@ export class RunningJob {
     try {
       runner = await deps.pool.acquire(job.taskType);
     } catch (error) {
+      if (this.stopReason) return this.recordExit('stopped before it started', timeoutS);
       return this.recordWorkerFault(`no runner: ${(error as Error).message}`, false);
     }
     if (this.stopReason) {
@@ -155,7 +156,7 @@ export class RunningJob {
         );
         return;
       case 'shutdown': {
-        const released = await this.deps.store.releaseJob(this.job.lease);
+        const released = await this.releaseOrHold();
         this.log.info({ released }, 'job requeued at shutdown without spending a retry');
         return;
       }
@@ -170,39 +171,55 @@ export class RunningJob {
       outcome = await this.deps.store.failAttempt(this.job.lease, failure, this.deps.retryDelay);
     } catch (error) {
       if (!(error instanceof WorkerFaultError)) throw error;
-      return this.recordWorkerFault(error.message, false);
+      // The failure could not be written: hold the lease so that it is not taken back with a
+      // retry spent for the database's fault; the attempt is redone once the fault clears.
+      this.discardRunner = true;
+      this.deps.faults.hold(this.job.lease);
+      this.deps.faults.report(error.message);
+      return;
     }
     await this.reportOutcome(outcome, failure.message);
   }
 
-  /** Not the job's fault: back to the queue without spending a retry, and the daemon pauses. */
+  /**
+   * Not the job's fault: back to the queue without spending a retry, and the daemon pauses. A job
+   * that meets such faults again and again is charged for it in the end (WorkerFaults.letOff).
+   */
   private async recordWorkerFault(reason: string, releasedByRunner: boolean): Promise<void> {
     this.discardRunner = true;
-    let released = releasedByRunner;
-    let unreleased: Lease | undefined;
-    if (!released) {
-      try {
-        released = await this.deps.store.releaseJob(this.job.lease);
-      } catch {
-        unreleased = this.job.lease; // held until the fault clears (WorkerFaults)
-      }
+    if (!this.deps.faults.letOff(this.job.jobId)) {
+      return this.recordFailure(
+        new TransientJobError(`worker-side fault met ${FREE_FAULTS_PER_JOB + 1} times in a row: ${reason}`),
+      );
     }
+    const released = releasedByRunner || (await this.releaseOrHold());
     this.log.warn(
       { reason, released },
       'worker-side fault; the job goes back to the queue without spending a retry',
     );
-    this.deps.faults.report(reason, unreleased);
+    this.deps.faults.report(reason);
+  }
+
+  /** Requeues the job without spending a retry; when the store cannot, the lease is held for later. */
+  private async releaseOrHold(): Promise<boolean> {
+    try {
+      return await this.deps.store.releaseJob(this.job.lease);
+    } catch (error) {
+      if (!(error instanceof WorkerFaultError)) throw error;
+      this.deps.faults.hold(this.job.lease);
+      return false;
+    }
   }
 
   private async reportOutcome(outcome: RunnerOutcome, message: string | undefined): Promise<void> {
     switch (outcome.kind) {
       case 'completed':
-        this.deps.faults.recordHealthy();
+        this.deps.faults.recordHealthy(this.job.jobId);
         this.log.info('job completed');
         this.publish({ type: 'completed', outputFiles: outcome.outputFiles });
         return;
       case 'retrying':
-        this.deps.faults.recordHealthy();
+        this.deps.faults.recordHealthy(this.job.jobId);
         this.log.warn({ error: message, retry_in_ms: outcome.delayMs }, 'job failed; will retry');
         this.publish({
           type: 'retrying',
@@ -212,7 +229,7 @@ export class RunningJob {
         });
         return;
       case 'failed':
-        this.deps.faults.recordHealthy();
+        this.deps.faults.recordHealthy(this.job.jobId);
         this.log.warn({ error: outcome.errorMessage }, 'job failed');
         this.publish({ type: 'error', error: outcome.errorMessage });
         return;
@@ -222,10 +239,19 @@ export class RunningJob {
       case 'worker-fault':
         return this.recordWorkerFault(outcome.reason, outcome.released);
       case 'lease-expired': {
+        // Most likely this daemon was frozen and did not renew: its fault, so no retry is spent,
+        // and nothing is written if another daemon has taken the job meanwhile. A module that
+        // keeps its runner's event loop busy past the lease looks the same; the fault count
+        // charges it after a few rounds.
         this.discardRunner = true;
-        // The daemon was too slow to renew (it was hung): its fault, so no retry is spent, and
-        // nothing is written if another daemon has taken the job meanwhile.
-        const released = await this.deps.store.releaseJob(this.job.lease);
+        if (!this.deps.faults.letOff(this.job.jobId)) {
+          return this.recordFailure(
+            new RunnerCrashedError(
+              `runner gave the job up ${FREE_FAULTS_PER_JOB + 1} times in a row: no lease renewal reached it in time`,
+            ),
+          );
+        }
+        const released = await this.releaseOrHold();
         this.log.warn(
           { released },
           'the runner gave the job up: its lease ran out with no renewal (was this daemon hung?)',

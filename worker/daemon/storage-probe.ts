@@ -5,10 +5,11 @@ import { WorkerFaultError } from '../errors.js';
 
 export async function probeStorageWritable(storageRoot: string): Promise<void> {
   const jobsDir = path.join(storageRoot, 'jobs');
-  const probe = path.join(jobsDir, `.media-worker-probe-${process.pid}`);
+  let probe: string | undefined;
   try {
     await fs.mkdir(jobsDir, { recursive: true });
-    await fs.mkdir(probe, { recursive: true });
+    // mkdtemp picks a name no folder had, so the probe never touches a job's own folder.
+    probe = await fs.mkdtemp(path.join(jobsDir, '.media-worker-probe-'));
     await fs.writeFile(path.join(probe, 'probe'), '');
   } catch (error) {
     const { code } = error as NodeJS.ErrnoException;
@@ -19,6 +20,6 @@ export async function probeStorageWritable(storageRoot: string): Promise<void> {
       },
     );
   } finally {
-    await fs.rm(probe, { recursive: true, force: true }).catch(() => {});
+    if (probe) await fs.rm(probe, { recursive: true, force: true }).catch(() => {});
   }
 }

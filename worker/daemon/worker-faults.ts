@@ -9,6 +9,11 @@ import type { Lease } from '../store/job-store.js';
 
 const FIRST_CHECK_MS = 1000;
 const LONGEST_CHECK_MS = 60_000;
+/**
+ * Worker-side faults in a row one job may meet before the next is charged to it: a fault the check
+ * cannot see (its own output fills the disk, its module cannot start) must not loop for ever.
+ */
+export const FREE_FAULTS_PER_JOB = 3;
 
 export interface WorkerFaultsOptions {
   /** Throws, saying what is wrong, while the fault lasts. */
@@ -28,6 +33,8 @@ export class WorkerFaults {
   private stopped = false;
   /** Jobs caught by the fault that could not be requeued yet (the database itself was the fault). */
   private readonly unreleased = new Map<string, Lease>();
+  /** Worker-side faults in a row, per job, since its last real outcome. */
+  private readonly faultsInARow = new Map<string, number>();
 
   constructor(private readonly options: WorkerFaultsOptions) {}
 
@@ -41,8 +48,35 @@ export class WorkerFaults {
     return [...this.unreleased.values()];
   }
 
+  /**
+   * Counts a worker-side fault against a job; true while the job is still let off (see
+   * FREE_FAULTS_PER_JOB), false when this one must be charged to it (the count starts again).
+   */
+  letOff(jobId: string): boolean {
+    const count = (this.faultsInARow.get(jobId) ?? 0) + 1;
+    if (count > FREE_FAULTS_PER_JOB) {
+      this.faultsInARow.delete(jobId);
+      return false;
+    }
+    this.faultsInARow.set(jobId, count);
+    return true;
+  }
+
+  /** A job that could not be requeued: held (its lease renewed) until a release gets through. */
+  hold(lease: Lease): void {
+    this.unreleased.set(lease.jobId, lease);
+  }
+
+  /** Tries the held releases again (from the renewal timer, while not paused). */
+  async releaseHeld(): Promise<void> {
+    for (const [jobId, lease] of this.unreleased) {
+      await this.options.release(lease);
+      this.unreleased.delete(jobId);
+    }
+  }
+
   report(reason: string, unreleased?: Lease): void {
-    if (unreleased) this.unreleased.set(unreleased.jobId, unreleased);
+    if (unreleased) this.hold(unreleased);
     if (this.stopped || this.reason !== undefined) return;
     this.reason = reason;
     this.pausedAt = Date.now();
@@ -54,7 +88,8 @@ export class WorkerFaults {
   }
 
   /** A job ran to a real outcome: the worker works, so the next fault is checked soon again. */
-  recordHealthy(): void {
+  recordHealthy(jobId: string): void {
+    this.faultsInARow.delete(jobId);
     if (this.reason === undefined) this.nextCheckMs = FIRST_CHECK_MS;
   }
 
@@ -91,10 +126,7 @@ export class WorkerFaults {
   private async recheck(): Promise<void> {
     try {
       await this.options.check();
-      for (const [jobId, lease] of this.unreleased) {
-        await this.options.release(lease);
-        this.unreleased.delete(jobId);
-      }
+      await this.releaseHeld();
     } catch (error) {
       this.reason = (error as Error).message;
       this.options.log.debug({ reason: this.reason }, 'worker-side fault persists');

@@ -5,7 +5,8 @@
  * every time) and never reaches a runner.
  */
 import path from 'node:path';
-import { BadInputError } from '../errors.js';
+import { MAX_TIMER_S } from '../config/timer-limit.js';
+import { BadInputError, InvalidParametersError } from '../errors.js';
 import type { InputFile } from '../store/schema.js';
 import { boundText, quoteValue } from './bounded-text.js';
 
@@ -39,6 +40,21 @@ export function parseInputFilesColumn(text: string): InputFile[] {
     }
   });
   return parsed as InputFile[];
+}
+
+/**
+ * `metadata.timeout_s`: undefined when absent, the number of seconds when valid; anything else is
+ * refused, so a job never runs under a timeout it did not ask for.
+ */
+export function jobTimeoutOverride(inputFiles: readonly InputFile[]): number | undefined {
+  const metadata = inputFiles[0]?.metadata;
+  const value = typeof metadata === 'object' && metadata !== null ? metadata.timeout_s : undefined;
+  if (value === undefined) return undefined;
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= MAX_TIMER_S) return value;
+  throw new InvalidParametersError(
+    `Invalid parameters: timeout_s: expected a number of seconds > 0 and at most ${MAX_TIMER_S} ` +
+      `(about 24.8 days), got ${quoteValue(value)}`,
+  );
 }
 
 /** Why this job_id cannot be a folder name under `<storage>/jobs/`, or undefined when it can. */

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { MAX_TIMER_S } from '../config/timer-limit.js';
 import { StartupError } from '../errors.js';
 import type { ModuleManifest, ModuleRun, ModuleWarmUp } from './module-contract.js';
 
@@ -73,8 +74,9 @@ function checkManifest(name: string, manifest: ModuleManifest): void {
   const problems: string[] = [];
   if (typeof manifest.description !== 'string') problems.push('description is not a string');
   if (typeof manifest.params?.safeParse !== 'function') problems.push('params is not a zod schema');
-  if (!(typeof manifest.defaultTimeoutS === 'number' && manifest.defaultTimeoutS > 0)) {
-    problems.push('defaultTimeoutS is not a number > 0');
+  const timeout = manifest.defaultTimeoutS;
+  if (!(typeof timeout === 'number' && timeout > 0 && timeout <= MAX_TIMER_S)) {
+    problems.push(`defaultTimeoutS is not a number of seconds > 0 and <= ${MAX_TIMER_S}`);
   }
   if (problems.length > 0) throw new StartupError(`module ${name}: manifest invalid: ${problems.join('; ')}`);
 }

@@ -6,9 +6,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { z } from 'zod';
-import { MAX_TIMER_S } from '../config/timer-limit.js';
 import { BadInputError, InvalidParametersError } from '../errors.js';
-import { boundText, QUOTED_VALUE_LIMIT, quoteValue } from '../jobs/bounded-text.js';
+import { boundText, QUOTED_VALUE_LIMIT } from '../jobs/bounded-text.js';
 import { RESERVED_PARAMS } from '../modules/module-contract.js';
 import type { InputFile } from '../store/schema.js';
 
@@ -30,21 +29,6 @@ export function readParams<Params>(schema: z.ZodType<Params>, inputFiles: readon
   const parts = verbatim.map((issue) => issue.message);
   if (named.length > 0) parts.push(`Invalid parameters: ${named.join('; ')}`);
   throw new InvalidParametersError(parts.join('; '));
-}
-
-/**
- * `metadata.timeout_s`: undefined when absent, the number of seconds when valid; anything else is
- * refused, so a job never runs under a timeout it did not ask for.
- */
-export function jobTimeoutOverride(inputFiles: readonly InputFile[]): number | undefined {
-  const metadata = inputFiles[0]?.metadata;
-  const value = typeof metadata === 'object' && metadata !== null ? metadata.timeout_s : undefined;
-  if (value === undefined) return undefined;
-  if (typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= MAX_TIMER_S) return value;
-  throw new InvalidParametersError(
-    `Invalid parameters: timeout_s: expected a number of seconds > 0 and at most ${MAX_TIMER_S} ` +
-      `(about 24.8 days), got ${quoteValue(value)}`,
-  );
 }
 
 /**

@@ -30,6 +30,7 @@ import { asStorageFault } from './storage-faults.js';
 const WARM_UP_LIMIT_MS = 30_000;
 /** After telling the daemon its lease ran out, the runner kills itself even if the message is stuck. */
 const GIVE_UP_SEND_WAIT_MS = 1000;
+const RUNNER_BUSY_TIMEOUT_MS = 1000;
 
 const init = RunnerInitSchema.parse(JSON.parse(process.argv[2] ?? '{}'));
 const log = createLogger(init.logLevel, {
@@ -60,10 +61,12 @@ if (warmUp) {
   if (outcome === 'slow')
     log.warn({ limit_ms: WARM_UP_LIMIT_MS }, 'module warm-up is slow; not waiting for it');
 }
+// A runner's writes are retried while the lease lasts (writeWithinLease); a short busy timeout
+// keeps each wait from blocking the event loop that must hear lease renewals and abort signals.
 const store = openJobStore(init.databaseUrl, {
   ensureSchema: false,
   mustExist: true,
-  busyTimeoutMs: init.busyTimeoutMs,
+  busyTimeoutMs: Math.min(init.busyTimeoutMs, RUNNER_BUSY_TIMEOUT_MS),
 });
 const retryDelay = exponentialBackoff(init.retryBackoffMs, init.retryBackoffMaxMs);
 let current: { jobId: string; controller: AbortController; lease: LeaseClock } | undefined;

@@ -92,12 +92,11 @@ export class RunnerPool {
     }
   }
 
-  /** Kills every runner, busy or idle; used at shutdown once jobs are finished or given up. */
+  /** Kills every runner, busy, idle or still starting; used at shutdown. */
   async close(): Promise<void> {
     this.closed = true;
-    const warming = [...this.warming.values()].map((starting) => starting.catch(() => undefined));
-    await Promise.all(warming);
     this.idle.length = 0;
+    this.warming.clear();
     await Promise.all([...this.live].map((runner) => runner.kill()));
   }
 
@@ -137,12 +136,20 @@ export class RunnerPool {
   private async spawn(taskType: string): Promise<RunnerProcess> {
     const module = this.options.modules.get(taskType);
     if (!module) throw new Error(`no module for task type ${taskType}`);
-    const runner = await RunnerProcess.spawn({
+    if (this.closed) throw new Error('runner pool is closed');
+    const { runner, ready } = RunnerProcess.spawn({
       init: { ...this.options.runnerInit, moduleName: module.name, moduleDirectory: module.directory },
       killGraceMs: this.options.killGraceMs,
       maxMemoryMb: this.options.maxMemoryMb,
     });
+    // Live from the start, so that close() kills it even before it is ready.
     this.live.add(runner);
+    try {
+      await ready;
+    } catch (error) {
+      this.live.delete(runner);
+      throw error;
+    }
     if (this.closed) {
       await this.retire(runner);
       throw new Error('runner pool is closed');

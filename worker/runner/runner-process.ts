@@ -95,8 +95,14 @@ export class RunnerProcess {
     return this.exitInfo === undefined && !this.dying;
   }
 
-  /** Starts a runner and waits until its module is loaded; rejects with the reason it died. */
-  static async spawn({ init, killGraceMs, maxMemoryMb }: RunnerProcessOptions): Promise<RunnerProcess> {
+  /**
+   * Starts a runner; `ready` resolves once its module is loaded, or rejects with the reason it died
+   * (killing it while it starts rejects it too).
+   */
+  static spawn({ init, killGraceMs, maxMemoryMb }: RunnerProcessOptions): {
+    runner: RunnerProcess;
+    ready: Promise<RunnerProcess>;
+  } {
     const nodeOptions = maxMemoryMb ? [`--max-old-space-size=${maxMemoryMb}`] : [];
     const subprocess = execa(
       process.execPath,
@@ -107,24 +113,20 @@ export class RunnerProcess {
     // A module whose loading hangs must not hold the daemon's start-up or shutdown: past the limit
     // the runner is killed and counts as failed to start.
     const slow = setTimeout(() => void runner.kill(), READY_LIMIT_MS);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const onMessage = (message: RunnerToDaemon) => {
-          if (message.type !== 'ready') return;
-          subprocess.off('message', onMessage);
-          resolve();
-        };
-        subprocess.on('message', onMessage);
-        runner.exited.then((exit) => {
-          subprocess.off('message', onMessage);
-          const cause = runner.dying ? `not ready within ${READY_LIMIT_MS / 1000} s` : describeExit(exit);
-          reject(new RunnerCrashedError(`runner for ${init.moduleName} failed to start: ${cause}`));
-        });
+    const ready = new Promise<RunnerProcess>((resolve, reject) => {
+      const onMessage = (message: RunnerToDaemon) => {
+        if (message.type !== 'ready') return;
+        subprocess.off('message', onMessage);
+        resolve(runner);
+      };
+      subprocess.on('message', onMessage);
+      runner.exited.then((exit) => {
+        subprocess.off('message', onMessage);
+        const cause = runner.dying ? 'stopped before it was ready' : describeExit(exit);
+        reject(new RunnerCrashedError(`runner for ${init.moduleName} failed to start: ${cause}`));
       });
-    } finally {
-      clearTimeout(slow);
-    }
-    return runner;
+    }).finally(() => clearTimeout(slow));
+    return { runner, ready };
   }
 
   /** Sends the job; resolves with the runner's report, or with its exit if it died first. */

@@ -16,7 +16,7 @@ import {
   SqliteQueryCompiler,
   sql,
 } from 'kysely';
-import { DatabaseLostError, WorkerFaultError } from '../errors.js';
+import { DatabaseBusyError, DatabaseLostError, WorkerFaultError } from '../errors.js';
 import { describeFinalFailure, lastErrorOf } from '../jobs/final-error.js';
 import type {
   AttemptFailure,
@@ -530,7 +530,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async forgetLease(lease: Lease): Promise<void> {
-    this.guarded(() => this.statements.forgetLease.run({ jobId: lease.jobId, token: lease.token }));
+    await this.guarded(() => this.statements.forgetLease.run({ jobId: lease.jobId, token: lease.token }));
   }
 
   async recoverAbandonedJobs({ orphanAgeMs, retryDelay }: RecoveryRequest): Promise<RecoveredJob[]> {
@@ -612,7 +612,14 @@ export class SqliteJobStore implements JobStore {
     }
     let probe: BetterSqlite3.Database | undefined;
     try {
-      probe = openSqlite(this.file.path, { ...this.options, ensureSchema: false, mustExist: true }).sqlite;
+      // Busy is not a fault here (another process writes, so the file is writable), and waiting
+      // for the lock would block the daemon: no busy timeout.
+      probe = openSqlite(this.file.path, {
+        ...this.options,
+        ensureSchema: false,
+        mustExist: true,
+        busyTimeoutMs: 0,
+      }).sqlite;
       probe
         .transaction(() => {
           probe?.prepare('DELETE FROM worker_job_state WHERE job_id = ?').run('\u0000media-worker-probe');
@@ -620,6 +627,7 @@ export class SqliteJobStore implements JobStore {
         .immediate();
     } catch (error) {
       const translated = translateSqliteError(error);
+      if (translated instanceof DatabaseBusyError) return;
       if (translated instanceof WorkerFaultError) throw translated;
       throw new WorkerFaultError(`database cannot be used: ${(error as Error).message}`, { cause: error });
     } finally {
