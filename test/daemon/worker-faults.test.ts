@@ -101,10 +101,11 @@ describe('worker-side faults never spend a job’s retries', () => {
   });
 
   test('a storage root that cannot be written: claiming stops, no retry is spent, work resumes', async () => {
+    const jobsDir = path.join(workspace.storageRoot, 'jobs');
+    fs.mkdirSync(jobsDir, { recursive: true });
     const user = handOver(workspace);
     const worker = startWorker(workspace.dir, ['--tasks', 'noop'], {}, user);
     await worker.waitForLog((line) => line.msg === 'worker started');
-    const jobsDir = path.join(workspace.storageRoot, 'jobs');
     // Unwritable before the job exists, so that its runner cannot be quicker than the change.
     fs.chmodSync(jobsDir, 0o555);
     const jobId = await workspace.addJob('noop'); // its folder is root's: the daemon cannot write it
@@ -121,6 +122,28 @@ describe('worker-side faults never spend a job’s retries', () => {
     assert.equal(logged(worker, FAULT).length, 1, 'the fault is said once');
     worker.child.kill('SIGTERM');
     assert.equal((await worker.exited).code, 0);
+  });
+
+  test('a fault the check cannot see (one job’s own folder) is charged to the job after 3 free rounds', async () => {
+    // The job's folder is root's and the rest of the storage the daemon's: the check passes, the job
+    // cannot write its output.
+    const jobId = await workspace.addJob('noop', {}, { maxRetries: 0 });
+    const healthy = await workspace.addJob('noop');
+    const user = handOver(workspace);
+    const jobDir = path.join(workspace.storageRoot, 'jobs', jobId);
+    if (user) execFileSync('chown', ['-R', '0:0', jobDir]);
+    else fs.chmodSync(jobDir, 0o555);
+    const worker = startWorker(workspace.dir, ['--tasks', 'noop', '--drain'], {}, user);
+    assert.equal((await worker.exited).code, 0, worker.stderr());
+    const job = await workspace.store.getJob(jobId);
+    assert.equal(job?.status, 'error');
+    assert.match(
+      job?.error_message ?? '',
+      /^Failed after 1 attempt; last error: worker-side fault met 4 times in a row: storage cannot be written: EACCES/,
+    );
+    const claims = worker.logs.filter((line) => line.msg === 'job claimed' && line.job_id === jobId);
+    assert.equal(claims.length, 4, 'three free rounds, then charged');
+    assert.equal((await workspace.store.getJob(healthy))?.status, 'completed');
   });
 
   test('a database the daemon cannot write at start-up: it refuses to start, saying why', async () => {

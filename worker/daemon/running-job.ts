@@ -97,7 +97,7 @@ export class RunningJob {
       runner = await deps.pool.acquire(job.taskType);
     } catch (error) {
       if (this.stopReason) return this.recordExit('stopped before it started', timeoutS);
-      return this.recordWorkerFault(`no runner: ${(error as Error).message}`, false);
+      return this.recordWorkerFault(`no runner: ${(error as Error).message}`);
     }
     if (this.stopReason) {
       // Stopped while waiting for a runner: the job never started, so record the stop and give
@@ -185,14 +185,14 @@ export class RunningJob {
    * Not the job's fault: back to the queue without spending a retry, and the daemon pauses. A job
    * that meets such faults again and again is charged for it in the end (WorkerFaults.letOff).
    */
-  private async recordWorkerFault(reason: string, releasedByRunner: boolean): Promise<void> {
+  private async recordWorkerFault(reason: string): Promise<void> {
     this.discardRunner = true;
     if (!this.deps.faults.letOff(this.job.jobId)) {
       return this.recordFailure(
         new TransientJobError(`worker-side fault met ${FREE_FAULTS_PER_JOB + 1} times in a row: ${reason}`),
       );
     }
-    const released = releasedByRunner || (await this.releaseOrHold());
+    const released = await this.releaseOrHold();
     this.log.warn(
       { reason, released },
       'worker-side fault; the job goes back to the queue without spending a retry',
@@ -237,7 +237,7 @@ export class RunningJob {
         this.log.warn('job was taken back, deleted or finished elsewhere; its outcome was not written');
         return;
       case 'worker-fault':
-        return this.recordWorkerFault(outcome.reason, outcome.released);
+        return this.recordWorkerFault(outcome.reason);
       case 'lease-expired': {
         // Most likely this daemon was frozen and did not renew: its fault, so no retry is spent,
         // and nothing is written if another daemon has taken the job meanwhile. A module that

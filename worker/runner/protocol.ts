@@ -41,8 +41,8 @@ export type DaemonToRunner =
 export type RunnerOutcome =
   | { kind: 'completed'; outputFiles: OutputFile[] }
   | FailureOutcome
-  /** The worker, not the job, failed (database or storage); `released`: requeued without a retry. */
-  | { kind: 'worker-fault'; reason: string; released: boolean }
+  /** The worker, not the job, failed (database or storage); the daemon decides what follows. */
+  | { kind: 'worker-fault'; reason: string }
   /** The lease ran out with no renewal from the daemon: the runner gave up and kills itself. */
   | { kind: 'lease-expired' };
 

@@ -131,7 +131,9 @@ async function attempt(
     try {
       result = await runModule(job, controller, progress, jobLog);
     } catch (error) {
-      if (error instanceof WorkerFaultError) return await releaseForFault(job, error, write);
+      // The daemon decides what becomes of the job (requeued, or charged after repeated faults).
+      if (error instanceof WorkerFaultError)
+        return { outcome: { kind: 'worker-fault', reason: error.message } };
       const failure = toJobError(error);
       const outcome = await write('recording the failure', () =>
         store.failAttempt(job.lease, failure, retryDelay),
@@ -144,7 +146,7 @@ async function attempt(
     return { outcome: held ? { kind: 'completed', outputFiles: result.outputFiles } : { kind: 'fenced' } };
   } catch (error) {
     if (!(error instanceof WorkerFaultError)) throw error;
-    return { outcome: { kind: 'worker-fault', reason: error.message, released: false } };
+    return { outcome: { kind: 'worker-fault', reason: error.message } };
   }
 }
 
@@ -174,16 +176,6 @@ async function runModule(
   } catch (error) {
     throw asStorageFault(error, outputDir) ?? error;
   }
-}
-
-/** A worker-side fault: the job goes back to the queue as it was, without spending a retry. */
-async function releaseForFault(
-  job: RunnerJob,
-  fault: WorkerFaultError,
-  write: <T>(what: string, step: () => Promise<T>) => Promise<T>,
-): Promise<AttemptEnd> {
-  const released = await write('requeueing it', () => store.releaseJob(job.lease)).catch(() => false);
-  return { outcome: { kind: 'worker-fault', reason: fault.message, released } };
 }
 
 /**
