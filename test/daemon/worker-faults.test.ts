@@ -39,6 +39,29 @@ async function statusOf(workspace: Workspace, jobId: string) {
   return (await workspace.store.getJob(jobId))?.status;
 }
 
+/** Once the fault is logged: the job is back in the queue and no retry was spent on it. */
+async function assertHeldWithoutRetry(
+  worker: WorkerProcess,
+  workspace: Workspace,
+  jobId: string,
+  reason: RegExp,
+) {
+  await worker.waitForLog((line) => line.msg === FAULT);
+  assert.match(String(logged(worker, FAULT)[0]?.reason), reason);
+  const held = await workspace.store.getJob(jobId);
+  assert.equal(held?.status, 'queued');
+  assert.equal(held?.retry_count, 0);
+}
+
+/** After the fault clears: the job completes, still without a retry, and the fault was said once. */
+async function assertResumed(worker: WorkerProcess, workspace: Workspace, jobId: string) {
+  await waitFor(async () => (await statusOf(workspace, jobId)) === 'completed', 'the held job');
+  assert.equal((await workspace.store.getJob(jobId))?.retry_count, 0);
+  assert.equal(logged(worker, FAULT).length, 1, 'the fault is said once');
+  worker.child.kill('SIGTERM');
+  assert.equal((await worker.exited).code, 0);
+}
+
 describe('worker-side faults never spend a job’s retries', () => {
   let workspace: Workspace;
   useWorkspace((created) => {
@@ -85,19 +108,10 @@ describe('worker-side faults never spend a job’s retries', () => {
     const first = await addJobFor(workspace, user);
     await waitFor(async () => (await statusOf(workspace, first)) === 'completed', 'the first job');
     const second = await addJobFor(workspace, user);
-    await worker.waitForLog((line) => line.msg === FAULT);
-    assert.match(String(logged(worker, FAULT)[0]?.reason), /attempt to write a readonly database/);
-    const held = await workspace.store.getJob(second);
-    assert.equal(held?.status, 'queued');
-    assert.equal(held?.retry_count, 0);
-
+    await assertHeldWithoutRetry(worker, workspace, second, /attempt to write a readonly database/);
     fs.chmodSync(workspace.databasePath, 0o644);
     await worker.waitForLog((line) => line.msg === CLEARED);
-    await waitFor(async () => (await statusOf(workspace, second)) === 'completed', 'the held job');
-    assert.equal((await workspace.store.getJob(second))?.retry_count, 0);
-    assert.equal(logged(worker, FAULT).length, 1, 'the fault is said once');
-    worker.child.kill('SIGTERM');
-    assert.equal((await worker.exited).code, 0);
+    await assertResumed(worker, workspace, second);
   });
 
   test('a storage root that cannot be written: claiming stops, no retry is spent, work resumes', async () => {
@@ -109,19 +123,10 @@ describe('worker-side faults never spend a job’s retries', () => {
     // Unwritable before the job exists, so that its runner cannot be quicker than the change.
     fs.chmodSync(jobsDir, 0o555);
     const jobId = await workspace.addJob('noop'); // its folder is root's: the daemon cannot write it
-    await worker.waitForLog((line) => line.msg === FAULT);
-    assert.match(String(logged(worker, FAULT)[0]?.reason), /^storage cannot be written: EACCES/);
-    const held = await workspace.store.getJob(jobId);
-    assert.equal(held?.status, 'queued');
-    assert.equal(held?.retry_count, 0);
-
+    await assertHeldWithoutRetry(worker, workspace, jobId, /^storage cannot be written: EACCES/);
     fs.chmodSync(jobsDir, 0o755);
     if (user) execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, path.join(jobsDir, jobId)]);
-    await waitFor(async () => (await statusOf(workspace, jobId)) === 'completed', 'the held job');
-    assert.equal((await workspace.store.getJob(jobId))?.retry_count, 0);
-    assert.equal(logged(worker, FAULT).length, 1, 'the fault is said once');
-    worker.child.kill('SIGTERM');
-    assert.equal((await worker.exited).code, 0);
+    await assertResumed(worker, workspace, jobId);
   });
 
   test('a fault the check cannot see (one job’s own folder) is charged to the job after 3 free rounds', async () => {

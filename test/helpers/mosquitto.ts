@@ -140,6 +140,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     const exited = new Promise((resolve) => running.once('exit', resolve));
     running.kill('SIGCONT');
     running.kill('SIGTERM');
+    // Not an assertion: a broker that does not save and exit on SIGTERM is killed rather than left
+    // to hold the test (it then loses what it had not saved, which no test relies on).
     const killer = setTimeout(() => running.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(killer);

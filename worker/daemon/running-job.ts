@@ -15,8 +15,8 @@ import {
   toJobError,
   WorkerFaultError,
 } from '../errors.js';
-import { boundText, QUOTED_VALUE_LIMIT } from '../jobs/bounded-text.js';
 import { jobFolderProblem, jobTimeoutOverride, parseInputFilesColumn } from '../jobs/job-row.js';
+import { boundedChild } from '../logging/logger.js';
 import type { RunnerOutcome } from '../runner/protocol.js';
 import type { RunnerPool } from '../runner/runner-pool.js';
 import { describeExit, type RunnerProcess } from '../runner/runner-process.js';
@@ -56,11 +56,7 @@ export class RunningJob {
     private readonly deps: RunningJobDeps,
   ) {
     this.leaseValidUntil = leaseGrantedAt + leaseMs;
-    this.log = deps.log.child({
-      job_id: boundText(job.jobId, QUOTED_VALUE_LIMIT),
-      task_type: job.taskType,
-      attempt: job.attempt,
-    });
+    this.log = boundedChild(deps.log, { job_id: job.jobId, task_type: job.taskType, attempt: job.attempt });
     this.done = this.execute().catch((error: unknown) => {
       // A bug, or a store failure no path above expected: the lease will expire and any daemon
       // takes the job back, so log and let the slot go.

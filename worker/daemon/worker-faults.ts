@@ -75,8 +75,7 @@ export class WorkerFaults {
     }
   }
 
-  report(reason: string, unreleased?: Lease): void {
-    if (unreleased) this.hold(unreleased);
+  report(reason: string): void {
     if (this.stopped || this.reason !== undefined) return;
     this.reason = reason;
     this.pausedAt = Date.now();

@@ -9,6 +9,7 @@ import { MAX_TIMER_S } from '../config/timer-limit.js';
 import { BadInputError, InvalidParametersError } from '../errors.js';
 import type { InputFile } from '../store/schema.js';
 import { boundText, quoteValue } from './bounded-text.js';
+import { isWithin } from './path-within.js';
 
 /** Deeper values are refused: a runner receives the row over IPC, whose JSON encoder recurses. */
 export const MAX_INPUT_FILES_DEPTH = 64;
@@ -75,7 +76,7 @@ export function jobOutputDir(storageRoot: string, jobId: string): string {
   if (problem) throw new BadInputError(problem);
   const jobsDir = path.resolve(storageRoot, 'jobs');
   const outputDir = path.join(jobsDir, jobId, 'output');
-  if (path.dirname(path.dirname(outputDir)) !== jobsDir) {
+  if (!isWithin(outputDir, jobsDir)) {
     throw new BadInputError(`job_id ${quoteValue(jobId, 120)} escapes the storage root`);
   }
   return outputDir;

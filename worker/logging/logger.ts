@@ -9,6 +9,8 @@ import { boundText } from '../jobs/bounded-text.js';
 export type { Logger };
 
 const LOGGED_STRING_LIMIT = 4096;
+/** Bound into every line of a job's logger, so kept short. */
+const BINDING_STRING_LIMIT = 200;
 const LOGGED_DEPTH_LIMIT = 6;
 const LOGGED_ENTRIES_LIMIT = 50;
 
@@ -16,8 +18,7 @@ export function createLogger(level: string, base: Record<string, unknown> = {}):
   const options = {
     level,
     base: { pid: process.pid, ...base },
-    // pino does not format a child's bindings: row data bound into a child (a job_id) is bounded
-    // by whoever makes the child (boundText).
+    // pino does not format a child's bindings: children that bind row data come from boundedChild.
     formatters: { log: (object: Record<string, unknown>) => boundLogged(object) as Record<string, unknown> },
     serializers: { err: (error: unknown) => boundLogged(pino.stdSerializers.err(error as Error)) },
   };
@@ -28,6 +29,15 @@ export function createLogger(level: string, base: Record<string, unknown> = {}):
     });
   }
   return pino(options, pino.destination({ dest: 1, sync: false }));
+}
+
+/** A child logger whose bindings (row data such as a job_id) are bounded like every logged value. */
+export function boundedChild(log: Logger, bindings: Record<string, unknown>): Logger {
+  const bounded = Object.entries(bindings).map(([key, value]) => [
+    key,
+    typeof value === 'string' ? boundText(value, BINDING_STRING_LIMIT) : boundLogged(value),
+  ]);
+  return log.child(Object.fromEntries(bounded));
 }
 
 /** Errors are left to the `err` serializer, which bounds what it makes of them. */

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { BadInputError, InvalidParametersError } from '../errors.js';
 import { boundText, QUOTED_VALUE_LIMIT } from '../jobs/bounded-text.js';
+import { isWithin } from '../jobs/path-within.js';
 import { RESERVED_PARAMS } from '../modules/module-contract.js';
 import type { InputFile } from '../store/schema.js';
 
@@ -52,7 +53,7 @@ export async function resolveInputPaths(
         );
       }
       const resolved = path.resolve(root, stored);
-      if (!resolved.startsWith(root + path.sep)) {
+      if (!isWithin(resolved, root)) {
         throw new BadInputError(`Input path refused (escapes the storage root): ${shown(stored)}`);
       }
       await checkReadableFile(resolved, stored);

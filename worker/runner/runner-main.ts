@@ -9,9 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { exponentialBackoff } from '../daemon/retry-policy.js';
 import { DatabaseBusyError, toJobError, WorkerFaultError } from '../errors.js';
-import { boundText, QUOTED_VALUE_LIMIT } from '../jobs/bounded-text.js';
 import { jobOutputDir } from '../jobs/job-row.js';
-import { createLogger } from '../logging/logger.js';
+import { boundedChild, createLogger } from '../logging/logger.js';
 import { loadManifest, loadModuleRun } from '../modules/discover-modules.js';
 import type { JobResult } from '../store/job-store.js';
 import { openJobStore } from '../store/open-job-store.js';
@@ -89,7 +88,7 @@ interface AttemptEnd {
 }
 
 async function runJob(job: RunnerJob): Promise<void> {
-  const jobLog = log.child({ job_id: boundText(job.jobId, QUOTED_VALUE_LIMIT), attempt: job.attempt });
+  const jobLog = boundedChild(log, { job_id: job.jobId, attempt: job.attempt });
   const controller = new AbortController();
   const lease = new LeaseClock(job.leaseValidForMs, () => giveUp(job, controller, jobLog));
   current = { jobId: job.jobId, controller, lease };

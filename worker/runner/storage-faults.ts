@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { WorkerFaultError } from '../errors.js';
+import { isWithin } from '../jobs/path-within.js';
 
 /** Whatever path they name, these mean the storage itself is unusable. */
 const STORAGE_WIDE = new Set(['EROFS', 'ENOSPC', 'EDQUOT']);
@@ -25,9 +26,5 @@ export function asStorageFault(error: unknown, outputDir: string): WorkerFaultEr
 /** The output folder, something inside it, or a folder on the way to it (mkdir -p). */
 function onOutputSide(failedPath: string, outputDir: string): boolean {
   const failed = path.resolve(failedPath);
-  const inside = (child: string, parent: string) => {
-    const relative = path.relative(parent, child);
-    return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
-  };
-  return inside(failed, outputDir) || inside(outputDir, failed);
+  return failed === path.resolve(outputDir) || isWithin(failed, outputDir) || isWithin(outputDir, failed);
 }

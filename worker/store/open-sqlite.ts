@@ -2,10 +2,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { StartupError } from '../errors.js';
+import { DatabaseBusyError, StartupError, WorkerFaultError } from '../errors.js';
 import type { StoreOpenOptions } from './job-store.js';
 import { JOBS_COLUMNS } from './schema.js';
 import { API_TABLES_DDL, WORKER_TABLES_DDL } from './sqlite-ddl.js';
+import { translateSqliteError } from './sqlite-errors.js';
+import { type DatabaseFileIdentity, identifyFile, writeNothing } from './sqlite-file.js';
 
 export const BUSY_TIMEOUT_MS = 15_000;
 
@@ -22,22 +24,6 @@ export function sqlitePathFromUrl(databaseUrl: string): string {
 }
 
 export type OpenSqliteOptions = StoreOpenOptions;
-
-/** Which file was opened, so that a file deleted or replaced under the worker is noticed. */
-export interface DatabaseFileIdentity {
-  path: string;
-  dev: number;
-  ino: number;
-}
-
-export function statIdentity(file: string): { dev: number; ino: number } | undefined {
-  try {
-    const { dev, ino } = fs.statSync(file);
-    return { dev, ino };
-  } catch {
-    return undefined;
-  }
-}
 
 export function openSqlite(
   databasePath: string,
@@ -65,8 +51,7 @@ export function openSqlite(
     ensureSchema(sqlite);
     checkWritable(sqlite, databasePath);
   }
-  const identity = inMemory ? undefined : statIdentity(databasePath);
-  return { sqlite, file: identity && { path: path.resolve(databasePath), ...identity } };
+  return { sqlite, file: inMemory ? undefined : identifyFile(databasePath) };
 }
 
 /**
@@ -75,18 +60,15 @@ export function openSqlite(
  */
 function checkWritable(sqlite: Database.Database, databasePath: string): void {
   try {
-    sqlite
-      .transaction(() => sqlite.prepare('DELETE FROM worker_job_state WHERE job_id = ?').run(''))
-      .immediate();
+    writeNothing(sqlite);
   } catch (error) {
-    const code = (error as { code?: string }).code ?? '';
-    if (/^SQLITE_(READONLY|CANTOPEN|PERM|AUTH)/.test(code)) {
-      sqlite.close();
-      throw new StartupError(
-        `database ${databasePath} cannot be written (${(error as Error).message}); check its permissions`,
-      );
-    }
-    if (!/^SQLITE_BUSY/.test(code)) throw error;
+    const fault = translateSqliteError(error);
+    if (fault instanceof DatabaseBusyError) return;
+    if (!(fault instanceof WorkerFaultError)) throw error;
+    sqlite.close();
+    throw new StartupError(
+      `database ${databasePath} cannot be written (${(error as Error).message}); check its permissions`,
+    );
   }
 }
 

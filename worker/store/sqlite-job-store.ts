@@ -4,8 +4,6 @@
  * that a read followed by a write never meets SQLITE_BUSY halfway (a deferred transaction would).
  */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import {
   DummyDriver,
@@ -16,7 +14,6 @@ import {
   SqliteQueryCompiler,
   sql,
 } from 'kysely';
-import { DatabaseBusyError, DatabaseLostError, WorkerFaultError } from '../errors.js';
 import { describeFinalFailure, lastErrorOf } from '../jobs/final-error.js';
 import type {
   AttemptFailure,
@@ -32,16 +29,11 @@ import type {
   RecoveryRequest,
   RetryDelay,
 } from './job-store.js';
-import {
-  type DatabaseFileIdentity,
-  type OpenSqliteOptions,
-  openSqlite,
-  sqlitePathFromUrl,
-  statIdentity,
-} from './open-sqlite.js';
+import { type OpenSqliteOptions, openSqlite, sqlitePathFromUrl } from './open-sqlite.js';
 import { type PreparedStatement, param, prepareCompiled } from './prepared-statement.js';
 import { type Database, DEFAULT_PRIORITY } from './schema.js';
 import { translateSqliteError } from './sqlite-errors.js';
+import { checkIdentity, type DatabaseFileIdentity, probeWritable } from './sqlite-file.js';
 
 const queryBuilder = new Kysely<Database>({
   dialect: {
@@ -597,55 +589,12 @@ export class SqliteJobStore implements JobStore {
 
   async probeWritable(): Promise<void> {
     if (!this.file) return;
-    // What a runner starting now would get. Permissions first: within this process SQLite reuses a
-    // descriptor it already holds for the file, so a new connection here can still write a file
-    // that was made read-only since.
-    for (const target of [this.file.path, path.dirname(this.file.path)]) {
-      try {
-        fs.accessSync(target, fs.constants.W_OK);
-      } catch (error) {
-        const { code } = error as NodeJS.ErrnoException;
-        throw new WorkerFaultError(`database cannot be written: ${code ?? String(error)} on ${target}`, {
-          cause: error,
-        });
-      }
-    }
-    let probe: BetterSqlite3.Database | undefined;
-    try {
-      // Busy is not a fault here (another process writes, so the file is writable), and waiting
-      // for the lock would block the daemon: no busy timeout.
-      probe = openSqlite(this.file.path, {
-        ...this.options,
-        ensureSchema: false,
-        mustExist: true,
-        busyTimeoutMs: 0,
-      }).sqlite;
-      probe
-        .transaction(() => {
-          probe?.prepare('DELETE FROM worker_job_state WHERE job_id = ?').run('\u0000media-worker-probe');
-        })
-        .immediate();
-    } catch (error) {
-      const translated = translateSqliteError(error);
-      if (translated instanceof DatabaseBusyError) return;
-      if (translated instanceof WorkerFaultError) throw translated;
-      throw new WorkerFaultError(`database cannot be used: ${(error as Error).message}`, { cause: error });
-    } finally {
-      probe?.close();
-    }
+    const options = { ...this.options, ensureSchema: false, mustExist: true, busyTimeoutMs: 0 };
+    probeWritable(this.file, () => openSqlite(this.file?.path as string, options).sqlite);
   }
 
   async checkIdentity(): Promise<void> {
-    if (!this.file) return;
-    const now = statIdentity(this.file.path);
-    if (now === undefined) {
-      throw new DatabaseLostError(`the database file ${this.file.path} was deleted under the running worker`);
-    }
-    if (now.dev !== this.file.dev || now.ino !== this.file.ino) {
-      throw new DatabaseLostError(
-        `the database file ${this.file.path} was replaced by another file under the running worker`,
-      );
-    }
+    if (this.file) checkIdentity(this.file);
   }
 
   async close(): Promise<void> {
