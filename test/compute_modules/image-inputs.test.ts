@@ -118,7 +118,7 @@ describe('hostile and broken image inputs (both modules, through the daemon)', (
     );
     db.close();
     await drainBuiltIn(workspace.dir, ['image_resize', 'image_conversion']);
-    const { SqliteJobStore } = await import('../../worker/store/sqlite-job-store.js');
+    const { SqliteJobStore } = await import('../../worker/store/sqlite/sqlite-job-store.js');
     const store = SqliteJobStore.open(workspace.databasePath, { ensureSchema: false });
     try {
       const traversalJob = await store.getJob(traversal);

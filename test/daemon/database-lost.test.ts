@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { SqliteJobStore } from '../../worker/store/sqlite-job-store.js';
+import { SqliteJobStore } from '../../worker/store/sqlite/sqlite-job-store.js';
 import { startWorker } from '../helpers/worker-process.js';
 import { useWorkspace, type Workspace } from '../helpers/workspace.js';
 

@@ -7,7 +7,7 @@ import { afterEach, beforeEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { JobStore, NewJob } from '../../worker/store/job-store.js';
-import { SqliteJobStore } from '../../worker/store/sqlite-job-store.js';
+import { SqliteJobStore } from '../../worker/store/sqlite/sqlite-job-store.js';
 import { killLeftoverWorkers } from './worker-process.js';
 
 export interface Workspace {

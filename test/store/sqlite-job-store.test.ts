@@ -1,206 +1,95 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { StartupError } from '../../worker/errors.js';
-import { API_TABLES_DDL } from '../../worker/store/sqlite-ddl.js';
-import { SqliteJobStore } from '../../worker/store/sqlite-job-store.js';
+import { API_TABLES_DDL } from '../../worker/store/sqlite/ddl.js';
+import { SqliteJobStore } from '../../worker/store/sqlite/sqlite-job-store.js';
 import { repoFile, useWorkspace, type Workspace } from '../helpers/workspace.js';
+import { type ApiJob, type ApiSide, describeJobStoreContract } from './job-store-contract.js';
 
 /** The API service's DDL, as the contract documents it (docs/media_store-v1.sql). */
 const CONTRACT_DDL = fs.readFileSync(repoFile('docs/media_store-v1.sql'), 'utf8');
-const noDelay = () => 0;
-const claim = (workspace: Workspace, taskTypes = ['t']) =>
-  workspace.store.claimNextJob({ workerId: 'w', taskTypes, leaseMs: 60_000 });
 
-describe('SqliteJobStore', () => {
+/** The API service's writes, on a connection of its own with SQLite's default settings. */
+function apiConnection(databasePath: string): ApiSide & { close(): void } {
+  const db = new Database(databasePath, { timeout: 15_000 });
+  db.pragma('journal_mode = WAL');
+  const insertJob = db.prepare(
+    `INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files, output_files,
+       status, progress, created_at, started_at, completed_at, task_output, error_message, retry_count,
+       max_retries, created_by)
+     VALUES (@jobId, @taskType, 'upload', 'in.txt', '[{"path":"in.txt"}]', '[]', 'queued', 0, @createdAt,
+       NULL, NULL, NULL, NULL, 0, @maxRetries, NULL)`,
+  );
+  const insertEntry = db.prepare(
+    'INSERT INTO queue_entries (job_id, priority, enqueued_at) VALUES (?, ?, ?)',
+  );
+  const insertOne = (job: ApiJob) => {
+    insertJob.run({
+      jobId: job.jobId,
+      taskType: job.taskType,
+      createdAt: job.createdAt ?? Date.now(),
+      maxRetries: job.maxRetries ?? 3,
+    });
+    if (job.priority !== null) insertEntry.run(job.jobId, job.priority ?? 5, Date.now());
+  };
+  return {
+    async insertJob(job) {
+      insertOne(job);
+    },
+    async insertJobs(jobs) {
+      db.transaction(() => {
+        for (const job of jobs) insertOne(job);
+      })();
+    },
+    async addQueueEntry(jobId, priority) {
+      insertEntry.run(jobId, priority, Date.now());
+    },
+    async setPriority(jobId, priority) {
+      db.prepare('UPDATE queue_entries SET priority = ? WHERE job_id = ?').run(priority, jobId);
+    },
+    async deleteQueueEntry(jobId) {
+      db.prepare('DELETE FROM queue_entries WHERE job_id = ?').run(jobId);
+    },
+    async deleteJob(jobId) {
+      db.transaction(() => {
+        db.prepare('DELETE FROM queue_entries WHERE job_id = ?').run(jobId);
+        db.prepare('DELETE FROM jobs WHERE job_id = ?').run(jobId);
+      })();
+    },
+    async setStatus(jobId, status) {
+      db.prepare('UPDATE jobs SET status = ? WHERE job_id = ?').run(status, jobId);
+    },
+    close: () => db.close(),
+  };
+}
+
+describeJobStoreContract('SqliteJobStore', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-store-'));
+  const databasePath = path.join(dir, 'media_store.db');
+  const store = SqliteJobStore.open(databasePath, { ensureSchema: true });
+  const api = apiConnection(databasePath);
+  return {
+    store,
+    api,
+    async openAnotherStore() {
+      return SqliteJobStore.open(databasePath, { ensureSchema: true });
+    },
+    async close() {
+      api.close();
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('SqliteJobStore on SQLite', () => {
   let workspace: Workspace;
   useWorkspace((created) => {
     workspace = created;
-  });
-
-  test('claims by priority (higher first), then created_at, then id', async () => {
-    const low = await workspace.addJob('t', {}, { priority: 1 });
-    const firstNormal = await workspace.addJob('t');
-    const secondNormal = await workspace.addJob('t');
-    const urgent = await workspace.addJob('t', {}, { priority: 9 });
-    const order = [];
-    for (let i = 0; i < 4; i += 1) order.push((await claim(workspace))?.jobId);
-    assert.deepEqual(order, [urgent, firstNormal, secondNormal, low]);
-    assert.equal(await claim(workspace), undefined);
-  });
-
-  test('claims only its own task types and marks the job claimed with a lease', async () => {
-    await workspace.addJob('other');
-    const mine = await workspace.addJob('t');
-    const claimed = await claim(workspace);
-    assert.equal(claimed?.jobId, mine);
-    assert.equal(claimed?.attempt, 1);
-    const row = await workspace.store.getJob(mine);
-    assert.equal(row?.status, 'claimed');
-    assert.equal(row?.worker?.worker_id, 'w');
-    assert.ok((row?.worker?.lease_expires_at ?? 0) > Date.now());
-    assert.equal(await claim(workspace), undefined);
-  });
-
-  test('a job in retry backoff is not claimed before its time', async () => {
-    const jobId = await workspace.addJob('t');
-    const first = await claim(workspace);
-    assert.ok(first);
-    const outcome = await workspace.store.failAttempt(
-      first.lease,
-      { message: 'flaky', retryable: true },
-      () => 60_000,
-    );
-    assert.equal(outcome.kind, 'retrying');
-    assert.equal(await claim(workspace), undefined, 'claimed during backoff');
-    assert.equal(await workspace.store.hasQueuedJobs(['t']), true);
-    const row = await workspace.store.getJob(jobId);
-    assert.equal(row?.status, 'queued');
-    assert.equal(row?.retry_count, 1);
-    assert.equal(row?.worker?.last_error, 'flaky');
-  });
-
-  test('retryable failures requeue until max_retries, then error names the attempts and the cause', async () => {
-    const jobId = await workspace.addJob('t', {}, { maxRetries: 2 });
-    const outcomes = [];
-    for (let attempt = 1; attempt <= 3; attempt += 1) {
-      const claimed = await claim(workspace);
-      assert.equal(claimed?.attempt, attempt);
-      assert.ok(claimed);
-      outcomes.push(
-        await workspace.store.failAttempt(
-          claimed.lease,
-          { message: `boom ${attempt}`, retryable: true },
-          noDelay,
-        ),
-      );
-    }
-    assert.deepEqual(
-      outcomes.map((outcome) => outcome.kind),
-      ['retrying', 'retrying', 'failed'],
-    );
-    const row = await workspace.store.getJob(jobId);
-    assert.equal(row?.status, 'error');
-    assert.equal(row?.error_message, 'Failed after 3 attempts; last error: boom 3');
-    assert.ok(row?.completed_at);
-    assert.equal(row?.worker, null);
-  });
-
-  test('a non-retryable failure ends in error at once', async () => {
-    const jobId = await workspace.addJob('t');
-    const claimed = await claim(workspace);
-    assert.ok(claimed);
-    await workspace.store.failAttempt(
-      claimed.lease,
-      { message: 'Invalid parameters: width: too small', retryable: false },
-      noDelay,
-    );
-    const row = await workspace.store.getJob(jobId);
-    assert.equal(row?.status, 'error');
-    assert.equal(row?.retry_count, 0);
-    assert.equal(row?.error_message, 'Invalid parameters: width: too small');
-  });
-
-  test('a fenced runner (lease taken back) writes nothing', async () => {
-    const jobId = await workspace.addJob('t');
-    const stale = await claim(workspace);
-    assert.ok(stale);
-    assert.equal(await workspace.store.markProcessing(stale.lease), true);
-    // The lease is taken back (as after expiry) and the job claimed again with a new token.
-    assert.equal(await workspace.store.releaseJob(stale.lease), true);
-    const fresh = await claim(workspace);
-    assert.ok(fresh);
-    assert.notEqual(fresh.lease.token, stale.lease.token);
-
-    assert.equal(await workspace.store.markProcessing(stale.lease), false);
-    assert.equal(await workspace.store.reportProgress(stale.lease, 50), false);
-    assert.equal(
-      await workspace.store.completeJob(stale.lease, { outputFiles: [], taskOutput: { stale: true } }),
-      false,
-    );
-    assert.deepEqual(
-      await workspace.store.failAttempt(stale.lease, { message: 'x', retryable: true }, noDelay),
-      { kind: 'fenced' },
-    );
-    assert.equal(await workspace.store.releaseJob(stale.lease), false);
-    const row = await workspace.store.getJob(jobId);
-    assert.equal(row?.status, 'claimed');
-    assert.equal(row?.progress, 0);
-    assert.equal(row?.task_output, null);
-
-    assert.equal(
-      await workspace.store.completeJob(fresh.lease, { outputFiles: [], taskOutput: { fresh: true } }),
-      true,
-    );
-    const done = await workspace.store.getJob(jobId);
-    assert.equal(done?.status, 'completed');
-    assert.equal(done?.progress, 100);
-    assert.deepEqual(done?.task_output, { fresh: true });
-  });
-
-  test('progress is stored at most 99 until completion', async () => {
-    const jobId = await workspace.addJob('t');
-    const claimed = await claim(workspace);
-    assert.ok(claimed);
-    await workspace.store.markProcessing(claimed.lease);
-    await workspace.store.reportProgress(claimed.lease, 100);
-    assert.equal((await workspace.store.getJob(jobId))?.progress, 99);
-    const row = await workspace.store.getJob(jobId);
-    assert.equal(row?.status, 'processing');
-    assert.ok(row?.started_at);
-  });
-
-  test('renewLeases reports jobs that were deleted or finished by someone else', async () => {
-    const kept = await workspace.addJob('t');
-    const deleted = await workspace.addJob('t');
-    const cancelled = await workspace.addJob('t');
-    const leases = [];
-    for (let i = 0; i < 3; i += 1) leases.push((await claim(workspace))?.lease);
-    const raw = new Database(workspace.databasePath);
-    raw.prepare('DELETE FROM jobs WHERE job_id = ?').run(deleted);
-    raw
-      .prepare("UPDATE jobs SET status = 'error', error_message = 'cancelled by user' WHERE job_id = ?")
-      .run(cancelled);
-    raw.close();
-    const lost = await workspace.store.renewLeases(
-      leases.filter((lease) => lease !== undefined),
-      60_000,
-    );
-    assert.deepEqual(lost.sort(), [deleted, cancelled].sort());
-    assert.equal((await workspace.store.getJob(kept))?.status, 'claimed');
-  });
-
-  test('recovers jobs whose lease expired, and lease-less orphans older than the orphan age', async () => {
-    const expired = await workspace.addJob('t', {}, { maxRetries: 3 });
-    await workspace.store.claimNextJob({ workerId: 'dead', taskTypes: ['t'], leaseMs: -1 });
-    const orphan = await workspace.addJob('t', {}, { maxRetries: 0 });
-    const youngOrphan = await workspace.addJob('t');
-    const raw = new Database(workspace.databasePath);
-    raw
-      .prepare("UPDATE jobs SET status = 'processing', started_at = ? WHERE job_id = ?")
-      .run(Date.now() - 7_200_000, orphan);
-    raw
-      .prepare("UPDATE jobs SET status = 'processing', started_at = ? WHERE job_id = ?")
-      .run(Date.now(), youngOrphan);
-    raw.close();
-    const recovered = await workspace.store.recoverAbandonedJobs({
-      orphanAgeMs: 3_600_000,
-      retryDelay: noDelay,
-    });
-    assert.deepEqual(recovered.map((job) => job.jobId).sort(), [expired, orphan].sort());
-    const expiredRow = await workspace.store.getJob(expired);
-    assert.equal(expiredRow?.status, 'queued');
-    assert.equal(expiredRow?.retry_count, 1);
-    assert.match(expiredRow?.worker?.last_error ?? '', /worker dead stopped renewing its lease/);
-    const orphanRow = await workspace.store.getJob(orphan);
-    assert.equal(orphanRow?.status, 'error');
-    assert.match(
-      orphanRow?.error_message ?? '',
-      /Failed after 1 attempt; last error: left in 'processing' with no lease/,
-    );
-    assert.equal((await workspace.store.getJob(youngOrphan))?.status, 'processing');
   });
 
   test('a job inserted exactly as the contract does (no queue entry, no worker tables) is claimed', async () => {
@@ -225,6 +114,76 @@ describe('SqliteJobStore', () => {
       assert.deepEqual(JSON.parse(claimed?.inputFilesJson ?? ''), [{ path: 'jobs/api-job/input/a.png' }]);
     } finally {
       await store.close();
+    }
+  });
+
+  test('a backlog queued before the worker’s ready index existed is claimed in order, retries in backoff kept', async () => {
+    const databasePath = path.join(workspace.dir, 'upgraded.db');
+    const old = new Database(databasePath);
+    old.pragma('journal_mode = WAL');
+    old.exec(CONTRACT_DDL);
+    // What the previous worker version left: its state table, with one retry still in backoff.
+    old.exec(`CREATE TABLE worker_job_state (job_id VARCHAR NOT NULL PRIMARY KEY, worker_id VARCHAR,
+      lease_token VARCHAR, lease_expires_at BIGINT, not_before BIGINT, last_error TEXT) WITHOUT ROWID`);
+    const api = apiConnection(databasePath);
+    const base = Date.now() - 60_000;
+    const jobs: ApiJob[] = [];
+    for (let i = 0; i < 12_000; i += 1) {
+      jobs.push({ jobId: `old-${i}`, taskType: 't', createdAt: base + i, priority: i === 7_000 ? 9 : 5 });
+    }
+    await api.insertJobs(jobs);
+    old
+      .prepare('INSERT INTO worker_job_state (job_id, not_before) VALUES (?, ?)')
+      .run('old-0', Date.now() + 3_600_000);
+    api.close();
+    old.close();
+    const store = SqliteJobStore.open(databasePath, { ensureSchema: true });
+    try {
+      const claimOne = async () =>
+        (await store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 }))?.jobId;
+      assert.deepEqual(
+        [await claimOne(), await claimOne(), await claimOne()],
+        ['old-7000', 'old-1', 'old-2'],
+      );
+      assert.equal(await store.hasQueuedJobs(['t']), true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a migration that rebuilds jobs drops the triggers: they come back and the index is rebuilt before a claim', async () => {
+    const api = apiConnection(workspace.databasePath);
+    const raw = new Database(workspace.databasePath);
+    try {
+      const base = Date.now() - 60_000;
+      await api.insertJob({ jobId: 'before', taskType: 't', createdAt: base, priority: 5 });
+      // SQLite's ALTER TABLE by copy, as Alembic's batch mode does it: triggers go with the old table.
+      const jobsDdl = CONTRACT_DDL.slice(CONTRACT_DDL.indexOf('CREATE TABLE IF NOT EXISTS jobs'));
+      raw.exec(`BEGIN;
+        ${jobsDdl.slice(0, jobsDdl.indexOf(';')).replace('IF NOT EXISTS jobs', '_alembic_tmp_jobs')};
+        INSERT INTO _alembic_tmp_jobs SELECT * FROM jobs;
+        DROP TABLE jobs;
+        ALTER TABLE _alembic_tmp_jobs RENAME TO jobs;
+        COMMIT;`);
+      raw.exec(API_TABLES_DDL);
+      const triggers = () =>
+        raw
+          .prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'jobs'")
+          .pluck()
+          .get();
+      assert.equal(triggers(), 0, 'the rebuild should have dropped the triggers on jobs');
+      await api.insertJob({ jobId: 'after', taskType: 't', createdAt: base + 1, priority: 9 });
+      const order = [];
+      for (let i = 0; i < 3; i += 1) {
+        order.push(
+          (await workspace.store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 }))?.jobId,
+        );
+      }
+      assert.deepEqual(order, ['after', 'before', undefined]);
+      assert.equal(triggers(), 3);
+    } finally {
+      raw.close();
+      api.close();
     }
   });
 

@@ -1,6 +1,7 @@
 /**
- * The worker loop. While slots are free it claims jobs and hands each to a RunningJob; when a slot
- * frees it claims again at once, otherwise it waits for the poll interval. Beside the loop, three
+ * The worker loop. While slots are free it claims jobs and hands each to a RunningJob; it claims
+ * again as soon as a slot frees or the store reports that another process changed the queue
+ * (JobStore.watchQueue), and otherwise after the poll interval. Beside the loop, three
  * timers: lease renewal for the jobs it runs, recovery of jobs whose daemon died, and a check that
  * the database file it opened is still the one at its path.
  *
@@ -51,6 +52,8 @@ export class Daemon {
   private readonly defaultTimeouts: ReadonlyMap<string, number>;
   private readonly stopController = new AbortController();
   private wakeUp: (() => void) | undefined;
+  /** Something may have changed since the claim loop last looked: it looks again before waiting. */
+  private wakePending = false;
   private timers: NodeJS.Timeout[] = [];
   private loopDone: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
@@ -70,7 +73,7 @@ export class Daemon {
       release: (lease) => deps.store.releaseJob(lease),
       onCleared: () => {
         deps.pool.recycleIdle();
-        this.wakeUp?.();
+        this.wake();
       },
       log: deps.log,
     });
@@ -105,9 +108,15 @@ export class Daemon {
       setInterval(() => void this.recoverAbandonedJobs(), Math.max(500, leaseMs / 2)),
       setInterval(() => void this.checkDatabase(), DATABASE_CHECK_MS),
     ];
+    const watching = this.deps.store.watchQueue(() => this.wake(), this.stopController.signal);
     this.deps.broadcaster.publishCapabilities(this.idleSlots);
     this.deps.log.info(
-      { tasks: this.taskTypes, concurrency: this.options.concurrency, drain: this.options.drain },
+      {
+        tasks: this.taskTypes,
+        concurrency: this.options.concurrency,
+        drain: this.options.drain,
+        new_jobs_noticed: watching ? 'at once' : `by polling every ${this.options.pollIntervalMs / 1000} s`,
+      },
       'worker started',
     );
     this.loopDone = this.claimLoop();
@@ -141,7 +150,7 @@ export class Daemon {
   private async shutDown(graceMs: number): Promise<void> {
     const { log, broadcaster, pool, store } = this.deps;
     this.stopController.abort();
-    this.wakeUp?.();
+    this.wake();
     await this.loopDone;
     if (this.running.size > 0) {
       log.info({ running: this.running.size, grace_s: graceMs / 1000 }, 'stopping: waiting for running jobs');
@@ -165,6 +174,7 @@ export class Daemon {
   private async claimLoop(): Promise<void> {
     const signal = this.stopController.signal;
     while (!signal.aborted) {
+      this.wakePending = false;
       try {
         while (this.idleSlots > 0 && !signal.aborted && !this.faults.paused) {
           const claimStartedAt = performance.now();
@@ -205,20 +215,27 @@ export class Daemon {
     void runningJob.done.then(() => {
       this.running.delete(job.jobId);
       this.deps.broadcaster.publishCapabilities(this.idleSlots);
-      this.wakeUp?.();
+      this.wake();
     });
   }
 
-  /** The poll interval, cut short by a freed slot or by stop(). */
+  private wake(): void {
+    this.wakePending = true;
+    this.wakeUp?.();
+  }
+
+  /** The poll interval, cut short by wake() (a freed slot, a change to the queue) or by stop(). */
   private waitForWork(): Promise<void> {
+    if (this.wakePending) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, this.options.pollIntervalMs);
       const signal = this.stopController.signal;
-      function done() {
+      const done = () => {
+        this.wakeUp = undefined;
         clearTimeout(timer);
         signal.removeEventListener('abort', done);
         resolve();
-      }
+      };
+      const timer = setTimeout(done, this.options.pollIntervalMs);
       this.wakeUp = done;
       signal.addEventListener('abort', done);
     });
@@ -273,7 +290,7 @@ export class Daemon {
           });
         }
       }
-      if (recovered.length > 0) this.wakeUp?.();
+      if (recovered.length > 0) this.wake();
     } catch (error) {
       if (pausesClaiming(error)) this.faults.report(error.message);
       else this.deps.log.warn({ err: error }, 'recovery sweep failed; will try again');

@@ -1,6 +1,8 @@
 /**
  * What the daemon, the runners and the CLI need from a job store. The SQLite store implements it
- * today; a PostgreSQL store implements the same interface, so nothing outside worker/store changes.
+ * today; a PostgreSQL store implements the same interface, so nothing outside worker/store changes,
+ * and test/store/job-store-contract.ts is the suite every implementation passes. What a failure
+ * leads to is decided outside any store (worker/jobs/attempt-lifecycle.ts); a store writes it.
  * Every method that writes on behalf of a running attempt takes its Lease and changes nothing when
  * that lease is no longer the job's (the job was taken back, deleted or finished by someone else).
  */
@@ -119,6 +121,12 @@ export interface JobStore {
   recoverAbandonedJobs(request: RecoveryRequest): Promise<RecoveredJob[]>;
   /** Whether any job of these types is queued, including jobs waiting out a retry backoff. */
   hasQueuedJobs(taskTypes: readonly string[]): Promise<boolean>;
+  /**
+   * Calls `onChange` soon after another process may have queued work, until `signal` aborts. A
+   * hint: a change may be reported that brings nothing to claim. Returns false when this store
+   * cannot report changes; the daemon's poll interval is then all there is.
+   */
+  watchQueue(onChange: () => void, signal: AbortSignal): boolean;
   insertJob(job: NewJob): Promise<void>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
   /**

@@ -2,7 +2,7 @@
  * The one typed description of every table the worker touches. `jobs` and `queue_entries` belong
  * to the API service (their DDL is docs/media_store-v1.sql and never changes; docs/contract.md says
  * who writes what); `worker_job_state` is ours: leases, retry schedule and the last failure of each
- * in-flight job.
+ * in-flight job; so is `media_worker_ready`, the queued jobs in claim order.
  */
 import type { Generated } from 'kysely';
 
@@ -48,10 +48,24 @@ export interface WorkerJobStateTable {
   last_error: string | null;
 }
 
+/** One row per queued job, kept in step with `jobs` and `queue_entries` by the store. */
+export interface ReadyTable {
+  job_id: string;
+  /** `jobs.id`, the last tie-break of the queue order. */
+  id: number;
+  task_type: string;
+  /** From `queue_entries`, DEFAULT_PRIORITY when the job has no entry. */
+  priority: number;
+  created_at: number;
+  /** Set while a retry waits out its backoff; null once the job may be claimed. */
+  not_before: number | null;
+}
+
 export interface Database {
   jobs: JobsTable;
   queue_entries: QueueEntriesTable;
   worker_job_state: WorkerJobStateTable;
+  media_worker_ready: ReadyTable;
 }
 
 /** Columns the API's `jobs` table has; a database whose `jobs` lacks one is refused. */

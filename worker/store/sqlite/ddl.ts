@@ -38,16 +38,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS ix_queue_entries_job_id ON queue_entries (job_
 `;
 
 /**
- * The worker's own objects. `media_worker_jobs_queued` (status and task_type as its leading
- * equality columns, so the planner prefers it to ix_jobs_status) and the covering index on
- * queue_entries make a claim read only index pages: its cost grows with the queued backlog of the
- * worker's own task types, never with finished jobs or other types' backlog.
+ * The worker's own table. `worker_job_state` keeps, per job it touched, the lease and the retry
+ * schedule (WITHOUT ROWID: it is only ever reached by job_id).
  */
 export const WORKER_TABLES_DDL = `
-CREATE INDEX IF NOT EXISTS media_worker_jobs_queued
-  ON jobs (status, task_type, created_at, id, job_id) WHERE status = 'queued';
-CREATE INDEX IF NOT EXISTS media_worker_queue_priority ON queue_entries (job_id, priority);
-
 CREATE TABLE IF NOT EXISTS worker_job_state (
 	job_id VARCHAR NOT NULL PRIMARY KEY,
 	worker_id VARCHAR,
@@ -56,4 +50,18 @@ CREATE TABLE IF NOT EXISTS worker_job_state (
 	not_before BIGINT,
 	last_error TEXT
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS media_worker_meta (
+	name VARCHAR NOT NULL PRIMARY KEY,
+	value VARCHAR
+) WITHOUT ROWID;
+`;
+
+/**
+ * Indexes an earlier version of the worker created for a claim that read every queued job. The
+ * ready index replaced them; left in place they would only slow the API's inserts.
+ */
+export const RETIRED_DDL = `
+DROP INDEX IF EXISTS media_worker_jobs_queued;
+DROP INDEX IF EXISTS media_worker_queue_priority;
 `;

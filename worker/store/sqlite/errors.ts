@@ -3,7 +3,7 @@
  * lock past busy_timeout) may clear by itself; a read-only, full, corrupt or vanished database will
  * not, and is the worker's fault, never the job's. Anything else (a constraint, a bug) passes as is.
  */
-import { DatabaseBusyError, WorkerFaultError } from '../errors.js';
+import { DatabaseBusyError, WorkerFaultError } from '../../errors.js';
 
 const BUSY = /^SQLITE_(BUSY|LOCKED)/;
 const WORKER_SIDE = /^SQLITE_(READONLY|IOERR|CANTOPEN|FULL|CORRUPT|NOTADB|PERM|AUTH)/;

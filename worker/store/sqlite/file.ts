@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { DatabaseBusyError, DatabaseLostError, WorkerFaultError } from '../errors.js';
-import { translateSqliteError } from './sqlite-errors.js';
+import { DatabaseBusyError, DatabaseLostError, WorkerFaultError } from '../../errors.js';
+import { translateSqliteError } from './errors.js';
 
 /** Which file was opened, so that a file deleted or replaced under the worker is noticed. */
 export interface DatabaseFileIdentity {

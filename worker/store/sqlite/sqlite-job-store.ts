@@ -1,0 +1,285 @@
+/**
+ * The job store on media_store.db. The statements live in statements.ts, the claim in claim.ts and
+ * the ready index it reads in ready-index.ts; what a failure leads to is decided outside any store
+ * (worker/jobs/attempt-lifecycle.ts) and only written here. Each multi-statement step runs in a
+ * BEGIN IMMEDIATE transaction so that a read followed by a write never meets SQLITE_BUSY halfway
+ * (a deferred transaction would).
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import {
+  type AttemptEnd,
+  boundProgress,
+  decideAttemptEnd,
+  outcomeOf,
+  recoveryReason,
+} from '../../jobs/attempt-lifecycle.js';
+import type {
+  AttemptFailure,
+  ClaimedJob,
+  ClaimRequest,
+  FailureOutcome,
+  JobRecord,
+  JobResult,
+  JobStore,
+  Lease,
+  NewJob,
+  RecoveredJob,
+  RecoveryRequest,
+  RetryDelay,
+} from '../job-store.js';
+import { watchDatabaseChanges } from './change-watch.js';
+import { SqliteClaimer } from './claim.js';
+import { translateSqliteError } from './errors.js';
+import { checkIdentity, type DatabaseFileIdentity, probeWritable } from './file.js';
+import { type OpenSqliteOptions, openSqlite, sqlitePathFromUrl } from './open.js';
+import { ReadyIndexGuard } from './ready-index.js';
+import { buildStatements, type InFlightJob, type Statements } from './statements.js';
+
+function parseJson(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+export class SqliteJobStore implements JobStore {
+  private readonly statements: Statements;
+  private readonly claimer: SqliteClaimer;
+  private readonly readyIndex: ReadyIndexGuard;
+  private readonly watchers = new Set<AbortController>();
+
+  private constructor(
+    private readonly sqlite: BetterSqlite3.Database,
+    private readonly file: DatabaseFileIdentity | undefined,
+    private readonly options: OpenSqliteOptions,
+  ) {
+    this.statements = buildStatements(sqlite);
+    this.readyIndex = new ReadyIndexGuard(sqlite);
+    this.claimer = new SqliteClaimer(sqlite, this.statements, this.readyIndex);
+  }
+
+  /** `ensureSchema` creates missing tables and refuses a `jobs` table of another shape. */
+  static open(databaseUrl: string, options: OpenSqliteOptions): SqliteJobStore {
+    const { sqlite, file } = openSqlite(sqlitePathFromUrl(databaseUrl), options);
+    return new SqliteJobStore(sqlite, file, options);
+  }
+
+  async claimNextJob(request: ClaimRequest): Promise<ClaimedJob | undefined> {
+    return this.guarded(() => this.claimer.claim(request));
+  }
+
+  async renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]> {
+    if (leases.length === 0) return [];
+    return this.guarded(() =>
+      this.sqlite
+        .transaction(() => {
+          const expiresAt = Date.now() + leaseMs;
+          const lost: string[] = [];
+          for (const lease of leases) {
+            const { changes } = this.statements.renewLease.run({
+              jobId: lease.jobId,
+              token: lease.token,
+              expiresAt,
+            });
+            if (changes === 0) lost.push(lease.jobId);
+          }
+          return lost;
+        })
+        .immediate(),
+    );
+  }
+
+  async markProcessing(lease: Lease): Promise<boolean> {
+    return this.guarded(
+      () =>
+        this.statements.markProcessing.run({ jobId: lease.jobId, token: lease.token, now: Date.now() })
+          .changes === 1,
+    );
+  }
+
+  async reportProgress(lease: Lease, progress: number): Promise<boolean> {
+    const bounded = boundProgress(progress);
+    return this.guarded(
+      () =>
+        this.statements.reportProgress.run({ jobId: lease.jobId, token: lease.token, progress: bounded })
+          .changes === 1,
+    );
+  }
+
+  async completeJob(lease: Lease, result: JobResult): Promise<boolean> {
+    const outputFiles = JSON.stringify(result.outputFiles);
+    const taskOutput = JSON.stringify(result.taskOutput);
+    return this.guarded(() =>
+      this.sqlite
+        .transaction(() => {
+          const { changes } = this.statements.completeJob.run({
+            jobId: lease.jobId,
+            token: lease.token,
+            outputFiles,
+            taskOutput,
+            now: Date.now(),
+          });
+          if (changes === 0) return false;
+          this.statements.dropState.run({ jobId: lease.jobId });
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  async failAttempt(lease: Lease, failure: AttemptFailure, retryDelay: RetryDelay): Promise<FailureOutcome> {
+    return this.guarded(() =>
+      this.sqlite
+        .transaction((): FailureOutcome => {
+          const job = this.statements.heldJob.get({ jobId: lease.jobId, token: lease.token });
+          if (!job) return { kind: 'fenced' };
+          return this.endAttempt(job, failure, retryDelay);
+        })
+        .immediate(),
+    );
+  }
+
+  /** Writes what decideAttemptEnd says. Runs inside the caller's transaction. */
+  private endAttempt(
+    job: InFlightJob,
+    failure: AttemptFailure,
+    retryDelay: RetryDelay,
+  ): Exclude<FailureOutcome, { kind: 'fenced' }> {
+    const now = Date.now();
+    const end: AttemptEnd = decideAttemptEnd(
+      { retryCount: job.retry_count, maxRetries: job.max_retries },
+      failure,
+      retryDelay,
+      now,
+    );
+    if (end.kind === 'retry') {
+      // The schedule first: the trigger that puts the job back in the ready index copies it.
+      this.statements.scheduleRetry.run({
+        jobId: job.job_id,
+        notBefore: end.notBefore,
+        lastError: end.lastError,
+      });
+      this.statements.requeue.run({ jobId: job.job_id, retryIncrement: 1 });
+    } else {
+      this.statements.failJob.run({ jobId: job.job_id, errorMessage: end.errorMessage, now });
+      this.statements.dropState.run({ jobId: job.job_id });
+    }
+    return outcomeOf(end);
+  }
+
+  async releaseJob(lease: Lease): Promise<boolean> {
+    return this.guarded(() =>
+      this.sqlite
+        .transaction(() => {
+          const job = this.statements.heldJob.get({ jobId: lease.jobId, token: lease.token });
+          if (!job) return false;
+          this.statements.scheduleRetry.run({ jobId: lease.jobId, notBefore: null, lastError: null });
+          this.statements.requeue.run({ jobId: lease.jobId, retryIncrement: 0 });
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  async forgetLease(lease: Lease): Promise<void> {
+    await this.guarded(() => this.statements.forgetLease.run({ jobId: lease.jobId, token: lease.token }));
+  }
+
+  async recoverAbandonedJobs({ orphanAgeMs, retryDelay }: RecoveryRequest): Promise<RecoveredJob[]> {
+    return this.guarded(() =>
+      this.sqlite
+        .transaction(() => {
+          const now = Date.now();
+          const abandoned = this.statements.abandonedJobs.all({ now, orphanBefore: now - orphanAgeMs });
+          return abandoned.map((job): RecoveredJob => {
+            const reason = recoveryReason(
+              { status: job.status, workerId: job.worker_id, leaseExpiresAt: job.lease_expires_at },
+              orphanAgeMs,
+            );
+            return {
+              jobId: job.job_id,
+              taskType: job.task_type,
+              attempt: job.retry_count + 1,
+              reason,
+              outcome: this.endAttempt(job, { message: reason, retryable: true }, retryDelay),
+            };
+          });
+        })
+        .immediate(),
+    );
+  }
+
+  async hasQueuedJobs(taskTypes: readonly string[]): Promise<boolean> {
+    return this.guarded(() => {
+      this.readyIndex.check();
+      return this.claimer.hasQueuedJobs(taskTypes);
+    });
+  }
+
+  async insertJob(job: NewJob): Promise<void> {
+    const now = Date.now();
+    this.sqlite
+      .transaction(() => {
+        this.statements.insertJob.run({
+          jobId: job.jobId,
+          taskType: job.taskType,
+          source: job.inputFileSource,
+          inputFilePath: job.inputFiles[0]?.path ?? '',
+          inputFiles: JSON.stringify(job.inputFiles),
+          now,
+          maxRetries: job.maxRetries,
+          createdBy: job.createdBy,
+        });
+        this.statements.insertQueueEntry.run({ jobId: job.jobId, priority: job.priority, now });
+      })
+      .immediate();
+  }
+
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    const row = this.statements.jobById.get({ jobId });
+    if (!row) return undefined;
+    const { worker_id, lease_expires_at, not_before, last_error, has_state, ...job } = row;
+    return {
+      ...job,
+      input_files: parseJson(row.input_files),
+      output_files: parseJson(row.output_files),
+      task_output: parseJson(row.task_output),
+      worker: has_state === null ? null : { worker_id, lease_expires_at, not_before, last_error },
+    };
+  }
+
+  async probeWritable(): Promise<void> {
+    if (!this.file) return;
+    const options = { ...this.options, ensureSchema: false, mustExist: true, busyTimeoutMs: 0 };
+    probeWritable(this.file, () => openSqlite(this.file?.path as string, options).sqlite);
+  }
+
+  async checkIdentity(): Promise<void> {
+    if (this.file) checkIdentity(this.file);
+  }
+
+  watchQueue(onChange: () => void, signal: AbortSignal): boolean {
+    if (!this.file || signal.aborted) return false;
+    const watcher = new AbortController();
+    this.watchers.add(watcher);
+    signal.addEventListener('abort', () => watcher.abort(), { once: true, signal: watcher.signal });
+    watcher.signal.addEventListener('abort', () => this.watchers.delete(watcher), { once: true });
+    return watchDatabaseChanges(this.sqlite, this.file.path, onChange, watcher.signal);
+  }
+
+  async close(): Promise<void> {
+    for (const watcher of this.watchers) watcher.abort();
+    this.sqlite.close();
+  }
+
+  /** Runs a synchronous step and gives SQLite's failures the worker's meaning (sqlite-errors.ts). */
+  private guarded<T>(step: () => T): Promise<T> {
+    try {
+      return Promise.resolve(step());
+    } catch (error) {
+      return Promise.reject(translateSqliteError(error));
+    }
+  }
+}
