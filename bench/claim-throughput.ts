@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { SqliteJobStore } from '../worker/store/sqlite-job-store.js';
+import { SqliteJobStore } from '../worker/store/sqlite/sqlite-job-store.js';
 
 const JOBS = Number(process.env.BENCH_CLAIM_JOBS ?? 20_000);
 const OTHER_TYPE_BACKLOG = 10_000;

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { SqliteJobStore } from '../../worker/store/sqlite-job-store.js';
+import { SqliteJobStore } from '../../worker/store/sqlite/sqlite-job-store.js';
 
 const CLI = fileURLToPath(new URL('../../worker/cli/main.js', import.meta.url));
 export const BUILT_IN_MODULES = fileURLToPath(new URL('../../compute_modules', import.meta.url));
