@@ -348,20 +348,34 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
         assert.ok(row?.started_at);
       });
 
-      test('renewLeases reports jobs that were deleted or finished by someone else', async () => {
+      test('renewLeases tells jobs taken by someone else from attempts that already ended', async () => {
         const kept = await addJob();
         const deleted = await addJob();
         const cancelled = await addJob();
-        const leases = [];
-        for (let i = 0; i < 3; i += 1) leases.push((await claim())?.lease);
+        const completed = await addJob();
+        const retried = await addJob();
+        const stolen = await addJob();
+        const leases = new Map<string, ClaimedJob['lease']>();
+        for (let i = 0; i < 6; i += 1) {
+          const job = await claim();
+          assert.ok(job);
+          leases.set(job.jobId, job.lease);
+        }
+        const leaseOf = (jobId: string) => leases.get(jobId) as ClaimedJob['lease'];
         await api.deleteJob(deleted);
         await api.setStatus(cancelled, 'error');
-        const lost = await store.renewLeases(
-          leases.filter((lease) => lease !== undefined),
-          LEASE_MS,
-        );
-        assert.deepEqual(lost.sort(), [deleted, cancelled].sort());
+        // Its runner recorded the outcome itself, a moment before the daemon renews.
+        assert.equal(await store.completeJob(leaseOf(completed), { outputFiles: [], taskOutput: {} }), true);
+        await store.failAttempt(leaseOf(retried), { message: 'flaky', retryable: true }, () => 60_000);
+        // Taken back and claimed by another worker.
+        assert.equal(await store.releaseJob(leaseOf(stolen)), true);
+        assert.equal((await claimFrom(store, ['t'], 'other'))?.jobId, stolen);
+
+        const renewal = await store.renewLeases([...leases.values()], LEASE_MS);
+        assert.deepEqual(renewal.lost.sort(), [deleted, cancelled, stolen].sort());
+        assert.deepEqual(renewal.ended.sort(), [completed, retried].sort());
         assert.equal((await store.getJob(kept))?.status, 'claimed');
+        assert.ok(((await store.getJob(kept))?.worker?.lease_expires_at ?? 0) > Date.now() + LEASE_MS / 2);
       });
     });
 

@@ -58,6 +58,8 @@ export class Daemon {
   private loopDone: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private readonly faults: WorkerFaults;
+  /** Jobs whose attempt the last renewal found ended before their runner reported it. */
+  private endedAtLastRenewal = new Set<string>();
   /** Set by fail(): the daemon stopped because it cannot go on; the process exits non-zero. */
   private fatal: Error | undefined;
 
@@ -247,11 +249,17 @@ export class Daemon {
     try {
       const leases = [...[...this.running.values()].map((job) => job.job.lease), ...held];
       const renewedAt = performance.now();
-      const lost = new Set(await this.deps.store.renewLeases(leases, this.options.leaseMs));
+      const { lost, ended } = await this.deps.store.renewLeases(leases, this.options.leaseMs);
+      const lostIds = new Set(lost);
+      const endedIds = new Set(ended);
       for (const [jobId, job] of this.running) {
-        if (lost.has(jobId)) job.stop('lease-lost');
-        else job.leaseRenewed(renewedAt);
+        if (lostIds.has(jobId)) job.stop('lease-lost');
+        // Its runner's report of the outcome it wrote is due; still none a renewal later, stop it.
+        else if (endedIds.has(jobId)) {
+          if (this.endedAtLastRenewal.has(jobId)) job.stop('lease-lost');
+        } else job.leaseRenewed(renewedAt);
       }
+      this.endedAtLastRenewal = endedIds;
       if (held.length > 0 && !this.faults.paused) await this.faults.releaseHeld();
     } catch (error) {
       this.deps.log.warn({ err: error }, 'lease renewal failed; will try again');

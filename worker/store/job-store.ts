@@ -32,6 +32,19 @@ export interface ClaimRequest {
   leaseMs: number;
 }
 
+export interface LeaseRenewal {
+  /**
+   * Job ids taken from this worker: the job was deleted or changed by someone else, or another
+   * worker holds it now. The attempt must stop.
+   */
+  lost: string[];
+  /**
+   * Job ids whose attempt already ended with no one else holding the job: its runner recorded the
+   * outcome itself (and its report to the daemon is on its way), or the job was requeued.
+   */
+  ended: string[];
+}
+
 export interface JobResult {
   outputFiles: OutputFile[];
   taskOutput: Record<string, unknown>;
@@ -106,8 +119,8 @@ export interface JobRecord {
 export interface JobStore {
   /** Atomically takes the best runnable job of these task types and leases it to the worker. */
   claimNextJob(request: ClaimRequest): Promise<ClaimedJob | undefined>;
-  /** Extends the leases; returns the job ids whose lease is lost or whose job is gone or finished. */
-  renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]>;
+  /** Extends the leases that are still held; says which are not, and why. */
+  renewLeases(leases: readonly Lease[], leaseMs: number): Promise<LeaseRenewal>;
   markProcessing(lease: Lease): Promise<boolean>;
   reportProgress(lease: Lease, progress: number): Promise<boolean>;
   completeJob(lease: Lease, result: JobResult): Promise<boolean>;

@@ -22,6 +22,7 @@ import type {
   JobResult,
   JobStore,
   Lease,
+  LeaseRenewal,
   NewJob,
   RecoveredJob,
   RecoveryRequest,
@@ -70,22 +71,26 @@ export class SqliteJobStore implements JobStore {
     return this.guarded(() => this.claimer.claim(request));
   }
 
-  async renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]> {
-    if (leases.length === 0) return [];
+  async renewLeases(leases: readonly Lease[], leaseMs: number): Promise<LeaseRenewal> {
+    if (leases.length === 0) return { lost: [], ended: [] };
     return this.guarded(() =>
       this.sqlite
         .transaction(() => {
           const expiresAt = Date.now() + leaseMs;
-          const lost: string[] = [];
+          const renewal: LeaseRenewal = { lost: [], ended: [] };
           for (const lease of leases) {
             const { changes } = this.statements.renewLease.run({
               jobId: lease.jobId,
               token: lease.token,
               expiresAt,
             });
-            if (changes === 0) lost.push(lease.jobId);
+            if (changes === 1) continue;
+            // The token still ours (the job itself changed) or another's: taken. No token at all:
+            // the attempt was ended by whoever held it, most likely its own runner.
+            const token = this.statements.leaseTokenOf.get({ jobId: lease.jobId })?.lease_token ?? null;
+            (token === null ? renewal.ended : renewal.lost).push(lease.jobId);
           }
-          return lost;
+          return renewal;
         })
         .immediate(),
     );

@@ -109,6 +109,9 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
           ),
         ),
     ),
+    leaseTokenOf: prepare<{ lease_token: string | null }, { jobId: string }>(
+      db.selectFrom('worker_job_state').select('lease_token').where('job_id', '=', param('jobId')),
+    ),
     markProcessing: prepare<never, { jobId: string; token: string; now: number }>(
       db
         .updateTable('jobs')
