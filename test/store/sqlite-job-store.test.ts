@@ -154,9 +154,11 @@ describe('SqliteJobStore on SQLite', () => {
   test('a migration that rebuilds jobs drops the triggers: they come back and the index is rebuilt before a claim', async () => {
     const api = apiConnection(workspace.databasePath);
     const raw = new Database(workspace.databasePath);
+    const claimOne = async () =>
+      (await workspace.store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 }))?.jobId;
     try {
-      const base = Date.now() - 60_000;
-      await api.insertJob({ jobId: 'before', taskType: 't', createdAt: base, priority: 5 });
+      await api.insertJob({ jobId: 'before', taskType: 't', priority: 5 });
+      assert.deepEqual([await claimOne(), await claimOne()], ['before', undefined]);
       // SQLite's ALTER TABLE by copy, as Alembic's batch mode does it: triggers go with the old table.
       const jobsDdl = CONTRACT_DDL.slice(CONTRACT_DDL.indexOf('CREATE TABLE IF NOT EXISTS jobs'));
       raw.exec(`BEGIN;
@@ -172,14 +174,13 @@ describe('SqliteJobStore on SQLite', () => {
           .pluck()
           .get();
       assert.equal(triggers(), 0, 'the rebuild should have dropped the triggers on jobs');
-      await api.insertJob({ jobId: 'after', taskType: 't', createdAt: base + 1, priority: 9 });
-      const order = [];
-      for (let i = 0; i < 3; i += 1) {
-        order.push(
-          (await workspace.store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 }))?.jobId,
-        );
-      }
-      assert.deepEqual(order, ['after', 'before', undefined]);
+      const base = Date.now() - 60_000;
+      await api.insertJob({ jobId: 'second', taskType: 't', createdAt: base, priority: 5 });
+      await api.insertJob({ jobId: 'first', taskType: 't', createdAt: base + 1, priority: 9 });
+      assert.deepEqual(
+        [await claimOne(), await claimOne(), await claimOne()],
+        ['first', 'second', undefined],
+      );
       assert.equal(triggers(), 3);
     } finally {
       raw.close();

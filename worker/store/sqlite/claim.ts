@@ -121,7 +121,12 @@ export class SqliteClaimer {
   claim({ workerId, taskTypes, leaseMs }: ClaimRequest): ClaimedJob | undefined {
     if (taskTypes.length === 0) return undefined;
     const claim = this.statementsFor(taskTypes);
-    if (this.lastFoundNothing && !claim.anythingToClaim.get({ now: Date.now() })) return undefined;
+    if (this.lastFoundNothing) {
+      // The look reads the ready index, so the index must be whole first (a migration may have
+      // dropped its triggers since).
+      this.readyIndex.check();
+      if (!claim.anythingToClaim.get({ now: Date.now() })) return undefined;
+    }
     const claimed = this.sqlite
       .transaction((): ClaimedJob | undefined => {
         this.readyIndex.check();
