@@ -66,6 +66,7 @@ const store = openJobStore(init.databaseUrl, {
   ensureSchema: false,
   mustExist: true,
   busyTimeoutMs: Math.min(init.busyTimeoutMs, RUNNER_BUSY_TIMEOUT_MS),
+  upkeep: true,
 });
 const retryDelay = exponentialBackoff(init.retryBackoffMs, init.retryBackoffMaxMs);
 let current: { jobId: string; controller: AbortController; lease: LeaseClock } | undefined;

@@ -159,4 +159,10 @@ export interface StoreOpenOptions {
   mustExist?: boolean;
   /** How long a write waits for another process's write lock before failing as busy. */
   busyTimeoutMs?: number;
+  /**
+   * Take on the upkeep the database needs after writes (SQLite: checkpoint the WAL early, in small
+   * steps), so that the API's own writes rarely have to. Runners do; the daemon, whose event loop
+   * serves every runner, does not.
+   */
+  upkeep?: boolean;
 }

@@ -14,7 +14,7 @@ import { type DatabaseFileIdentity, identifyFile, writeNothing } from './file.js
 import { ensureReadyIndex } from './ready-index.js';
 
 export const BUSY_TIMEOUT_MS = 15_000;
-const WAL_CHECKPOINT_PAGES = 250;
+const UPKEEP_CHECKPOINT_PAGES = 250;
 
 /** Accepts SQLAlchemy-style `sqlite:////abs/path.db` and `sqlite:///relative.db`, or a plain path. */
 export function sqlitePathFromUrl(databaseUrl: string): string {
@@ -55,10 +55,10 @@ export function openSqlite(
   // A statement that fires a trigger inside a transaction keeps a statement journal: in memory,
   // not in a temporary file (measured: 4× faster writes inside a transaction; docs/design.md).
   sqlite.pragma('temp_store = MEMORY');
-  // The worker writes most of the WAL, so it checkpoints it early and in small steps: the API's
+  // Runners write most of the WAL, so they checkpoint it early and in small steps: the API's
   // connection (SQLite's default, 1,000 pages) then rarely finds it full at its commit and almost
   // never pays for a checkpoint, which was the slowest 1 % of its inserts (docs/design.md).
-  sqlite.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+  if (options.upkeep) sqlite.pragma(`wal_autocheckpoint = ${UPKEEP_CHECKPOINT_PAGES}`);
   if (options.ensureSchema) {
     try {
       ensureSchema(sqlite);
