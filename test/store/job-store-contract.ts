@@ -163,9 +163,26 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
       test('the highest job id deleted and a new job inserted (SQLite may reuse the id): the new one is claimed', async () => {
         const first = await addJob();
         const last = await addJob();
+        // A claim of another task type reads everything so far, the last job included.
+        assert.equal(await claim(['nothing-queued']), undefined);
         await api.deleteJob(last);
         const replacement = await addJob();
         assert.deepEqual(await drainOrder(), [first, replacement]);
+      });
+    });
+
+    describe('ids the database gives again', () => {
+      test('the newest queue entry deleted, then another job’s entry inserted: its priority counts', async () => {
+        const base = Date.now() - 10_000;
+        const first = await addJob({ createdAt: base });
+        const dropped = await addJob({ createdAt: base + 1 });
+        // A claim of another task type reads everything so far, the dropped job's entry included.
+        assert.equal(await claim(['nothing-queued']), undefined);
+        await api.deleteQueueEntry(dropped);
+        const urgent = await addJob({ priority: null, createdAt: base + 2 });
+        assert.equal(await claim(['nothing-queued']), undefined);
+        await api.addQueueEntry(urgent, 9);
+        assert.deepEqual(await drainOrder(), [urgent, first, dropped]);
       });
     });
 

@@ -156,7 +156,14 @@ describe('SqliteJobStore on SQLite', () => {
     const raw = new Database(workspace.databasePath);
     const claimOne = async () =>
       (await workspace.store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 }))?.jobId;
+    const triggers = () =>
+      raw
+        .prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'jobs'")
+        .pluck()
+        .get();
     try {
+      const ours = triggers();
+      assert.ok(ours, 'the worker keeps triggers on jobs');
       await api.insertJob({ jobId: 'before', taskType: 't', priority: 5 });
       assert.deepEqual([await claimOne(), await claimOne()], ['before', undefined]);
       // SQLite's ALTER TABLE by copy, as Alembic's batch mode does it: triggers go with the old table.
@@ -168,11 +175,6 @@ describe('SqliteJobStore on SQLite', () => {
         ALTER TABLE _alembic_tmp_jobs RENAME TO jobs;
         COMMIT;`);
       raw.exec(API_TABLES_DDL);
-      const triggers = () =>
-        raw
-          .prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'jobs'")
-          .pluck()
-          .get();
       assert.equal(triggers(), 0, 'the rebuild should have dropped the triggers on jobs');
       const base = Date.now() - 60_000;
       await api.insertJob({ jobId: 'second', taskType: 't', createdAt: base, priority: 5 });
@@ -181,7 +183,7 @@ describe('SqliteJobStore on SQLite', () => {
         [await claimOne(), await claimOne(), await claimOne()],
         ['first', 'second', undefined],
       );
-      assert.equal(triggers(), 3);
+      assert.equal(triggers(), ours);
     } finally {
       raw.close();
       api.close();

@@ -10,11 +10,13 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import type { ClaimedJob, ClaimRequest } from '../job-store.js';
 import { type PreparedStatement, param, prepareCompiled } from './prepared-statement.js';
-import type { ReadyIndexGuard } from './ready-index.js';
+import type { ReadyIndex } from './ready-index.js';
 import { queryBuilder, type Statements } from './statements.js';
 
 /** Ready rows a claim drops when their job is no longer queued (only if the triggers were bypassed). */
 const MAX_STALE_PER_CLAIM = 100;
+/** The claim found the ready index behind the tables: catch up outside the lock first. */
+const BEHIND = Symbol('behind');
 
 interface ClaimStatements {
   /** Whether a claim could find anything: a job ready now, or a retry whose backoff is over. */
@@ -32,6 +34,7 @@ function headOf(taskType: string) {
     .select(['job_id', 'id', 'priority', 'created_at'])
     .where('task_type', '=', sql.lit(taskType))
     .where('not_before', 'is', null)
+    .where('priority', 'is not', null)
     .orderBy('priority', 'desc')
     .orderBy('created_at')
     .orderBy('id')
@@ -69,20 +72,24 @@ function buildClaimStatements(sqlite: BetterSqlite3.Database, taskTypes: readonl
   const anythingToClaim = queryBuilder
     .selectNoFrom(sql.lit(1).as('found'))
     .where((eb) => eb.or([eb.exists(best), eb.exists(due)]));
-  // Retries in backoff are read through media_worker_ready_delayed: few, and only --drain asks.
+  // Retries in backoff (media_worker_ready_delayed) and jobs whose priority is still to be looked
+  // up (media_worker_ready_unranked): few, and only --drain asks.
+  const types = taskTypes.map((type) => sql.lit(type));
   const waiting = queryBuilder
     .selectFrom('media_worker_ready')
     .select(sql.lit(1).as('waiting'))
     .where('not_before', 'is not', null)
-    .where(
-      'task_type',
-      'in',
-      taskTypes.map((type) => sql.lit(type)),
-    )
+    .where('task_type', 'in', types)
+    .limit(sql.lit(1));
+  const unranked = queryBuilder
+    .selectFrom('media_worker_ready')
+    .select(sql.lit(1).as('unranked'))
+    .where('priority', 'is', null)
+    .where('task_type', 'in', types)
     .limit(sql.lit(1));
   const anyQueued = queryBuilder
     .selectNoFrom(sql.lit(1).as('queued'))
-    .where((eb) => eb.or([eb.exists(best), eb.exists(waiting)]));
+    .where((eb) => eb.or([eb.exists(best), eb.exists(waiting), eb.exists(unranked)]));
   return {
     anythingToClaim: prepareCompiled(sqlite, anythingToClaim.compile()),
     best: prepareCompiled(sqlite, best.compile()),
@@ -101,7 +108,7 @@ export class SqliteClaimer {
   constructor(
     private readonly sqlite: BetterSqlite3.Database,
     private readonly statements: Statements,
-    private readonly readyIndex: ReadyIndexGuard,
+    private readonly readyIndex: ReadyIndex,
   ) {
     this.promoteDue = prepareCompiled<never, { now: number }>(
       sqlite,
@@ -118,18 +125,32 @@ export class SqliteClaimer {
     );
   }
 
-  claim({ workerId, taskTypes, leaseMs }: ClaimRequest): ClaimedJob | undefined {
-    if (taskTypes.length === 0) return undefined;
-    const claim = this.statementsFor(taskTypes);
+  claim(request: ClaimRequest): ClaimedJob | undefined {
+    if (request.taskTypes.length === 0) return undefined;
+    const claim = this.statementsFor(request.taskTypes);
     if (this.lastFoundNothing) {
-      // The look reads the ready index, so the index must be whole first (a migration may have
-      // dropped its triggers since).
-      this.readyIndex.check();
+      this.readyIndex.catchUp();
       if (!claim.anythingToClaim.get({ now: Date.now() })) return undefined;
     }
-    const claimed = this.sqlite
-      .transaction((): ClaimedJob | undefined => {
-        this.readyIndex.check();
+    let claimed = this.claimInTransaction(request, claim, { unlessBehind: true });
+    if (claimed === BEHIND) {
+      // Many jobs arrived since the last look (an import): read them outside the lock, in chunks,
+      // then claim from what is there (an import still going on does not hold the claim back).
+      this.readyIndex.catchUp();
+      claimed = this.claimInTransaction(request, claim, { unlessBehind: false });
+    }
+    this.lastFoundNothing = claimed === undefined;
+    return claimed === BEHIND ? undefined : claimed;
+  }
+
+  private claimInTransaction(
+    { workerId, leaseMs }: ClaimRequest,
+    claim: ClaimStatements,
+    { unlessBehind }: { unlessBehind: boolean },
+  ): ClaimedJob | undefined | typeof BEHIND {
+    return this.sqlite
+      .transaction((): ClaimedJob | undefined | typeof BEHIND => {
+        if (unlessBehind && !this.readyIndex.keepUpWithin()) return BEHIND;
         const now = Date.now();
         this.promoteDue.run({ now });
         for (let stale = 0; stale <= MAX_STALE_PER_CLAIM; stale += 1) {
@@ -156,12 +177,11 @@ export class SqliteClaimer {
         return undefined;
       })
       .immediate();
-    this.lastFoundNothing = claimed === undefined;
-    return claimed;
   }
 
   hasQueuedJobs(taskTypes: readonly string[]): boolean {
     if (taskTypes.length === 0) return false;
+    this.readyIndex.catchUp();
     return this.statementsFor(taskTypes).anyQueued.get({}) !== undefined;
   }
 

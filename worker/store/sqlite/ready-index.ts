@@ -3,33 +3,42 @@
  * them (task type, priority descending, created_at, id), so a claim is one index seek whatever the
  * backlog. Priority lives in the API's `queue_entries`, so no index on `jobs` alone has that order.
  *
- * Triggers of ours on the API's tables keep it in step inside the very transaction that changes a
- * job or its queue entry: an insert, a queue entry committed before or after its job, a priority
- * changed, a job deleted or cancelled, a job put back to `queued` by anyone. The worker's own
- * requeues go through the same triggers, which copy the retry schedule
- * (`worker_job_state.not_before`) so a job in backoff waits outside the claim order.
+ * How it follows the API's tables:
+ * - **New rows** (a job, a queue entry) are read by the worker itself, past high-water marks on
+ *   the two tables' ids (`media_worker_marks`), in chunks of its own transactions before a claim.
+ *   The API's inserts fire nothing of ours, so they cost the API what they always did, a bulk
+ *   import in one transaction included.
+ * - **Changes and deletes** are caught by triggers of ours, in the transaction that makes them: a
+ *   job that becomes queued (a retry, a shutdown, the API putting a finished job back) or stops
+ *   being queued (claimed, cancelled, deleted), a priority changed or an entry deleted. A job that
+ *   becomes queued is written without its priority, which the next claim looks up. Deleting the
+ *   newest row lowers the mark, since SQLite then gives its id to the next insert.
  *
  * Two rules keep the triggers from ever hurting the API:
- * - A trigger reads and writes only the worker's own tables, never the other API table: SQLite
- *   refuses `ALTER TABLE … RENAME` (the last step of a migration that rebuilds a table, as
- *   Alembic's batch mode does) while any trigger names a table that is missing at that moment.
- *   So the priorities are mirrored into `media_worker_priority` by the triggers on `queue_entries`,
- *   and the triggers on `jobs` read the mirror.
+ * - A trigger reads and writes only the worker's tables and the table it is on, never the other
+ *   API table: SQLite refuses `ALTER TABLE … RENAME` (the last step of a migration that rebuilds a
+ *   table, as Alembic's batch mode does) while any trigger names a table that is missing then.
  * - Trigger bodies only delete, update or `INSERT OR REPLACE` into tables with no constraint that
  *   can fail, so they never make an API write fail.
  *
  * A migration that rebuilds `jobs` or `queue_entries` drops that table's triggers with it. The
- * store notices through `PRAGMA schema_version`, puts them back and rebuilds the index and the
- * mirror in short chunks before it claims again.
+ * store notices through `PRAGMA schema_version`, puts them back and rebuilds the index before it
+ * claims again, the same way a first start builds it: from the marks at the lowest id.
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { DEFAULT_PRIORITY } from '../schema.js';
 
-const priorityOf = (jobId: string) =>
-  `coalesce((SELECT priority FROM media_worker_priority WHERE job_id = ${jobId}), ${DEFAULT_PRIORITY})`;
+/** Jobs or queue entries read per transaction while catching up, so the API is never held up long. */
+const CATCH_UP_CHUNK = 1000;
+/** As many read inside a claim's transaction, which must stay short. */
+const IN_CLAIM_CHUNK = 32;
+/** Below every id: where the marks start when the index is built. */
+const BEFORE_ANY_ID = Number.MIN_SAFE_INTEGER;
+/** The layout of the objects below: a daemon that finds another one rebuilds them. */
+const LAYOUT = 'ready index, layout 2';
 
-export const READY_TABLE_DDL = `
-CREATE TABLE IF NOT EXISTS media_worker_ready (
+const READY_DDL = `
+CREATE TABLE media_worker_ready (
 	job_id VARCHAR NOT NULL PRIMARY KEY,
 	id INTEGER,
 	task_type VARCHAR,
@@ -37,25 +46,24 @@ CREATE TABLE IF NOT EXISTS media_worker_ready (
 	created_at BIGINT,
 	not_before BIGINT
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS media_worker_ready_order
-	ON media_worker_ready (task_type, priority DESC, created_at, id) WHERE not_before IS NULL;
-CREATE INDEX IF NOT EXISTS media_worker_ready_delayed
-	ON media_worker_ready (not_before, task_type) WHERE not_before IS NOT NULL;
-CREATE TABLE IF NOT EXISTS media_worker_priority (
-	job_id VARCHAR NOT NULL PRIMARY KEY,
-	priority INTEGER
+CREATE INDEX media_worker_ready_order ON media_worker_ready (task_type, priority DESC, created_at, id)
+	WHERE not_before IS NULL AND priority IS NOT NULL;
+CREATE INDEX media_worker_ready_delayed ON media_worker_ready (not_before, task_type)
+	WHERE not_before IS NOT NULL;
+CREATE INDEX media_worker_ready_unranked ON media_worker_ready (task_type) WHERE priority IS NULL;
+CREATE TABLE IF NOT EXISTS media_worker_marks (
+	name VARCHAR NOT NULL PRIMARY KEY,
+	seen INTEGER
 ) WITHOUT ROWID;
 `;
 
+/** After a delete: if the newest rows are gone, the next insert reuses their ids, so see them again. */
+const lowerMark = (mark: 'jobs' | 'entries', table: string) => `
+  UPDATE media_worker_marks SET seen = (SELECT coalesce(max(id), ${BEFORE_ANY_ID}) FROM ${table})
+  WHERE name = '${mark}' AND seen > (SELECT coalesce(max(id), ${BEFORE_ANY_ID}) FROM ${table});`;
+
 /** Each trigger with the API table it is on. */
 const TRIGGERS: Readonly<Record<string, { table: 'jobs' | 'queue_entries'; body: string }>> = {
-  media_worker_ready_job_added: {
-    table: 'jobs',
-    body: `AFTER INSERT ON jobs WHEN NEW.status = 'queued' BEGIN
-  INSERT OR REPLACE INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
-  VALUES (NEW.job_id, NEW.id, NEW.task_type, ${priorityOf('NEW.job_id')}, NEW.created_at, NULL);
-END`,
-  },
   media_worker_ready_job_changed: {
     table: 'jobs',
     body: `AFTER UPDATE OF status, job_id, task_type, created_at ON jobs
@@ -63,136 +71,164 @@ WHEN OLD.status = 'queued' OR NEW.status = 'queued' BEGIN
   DELETE FROM media_worker_ready
   WHERE job_id = OLD.job_id AND (NEW.status <> 'queued' OR NEW.job_id <> OLD.job_id);
   INSERT OR REPLACE INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
-  SELECT NEW.job_id, NEW.id, NEW.task_type, ${priorityOf('NEW.job_id')}, NEW.created_at,
+  SELECT NEW.job_id, NEW.id, NEW.task_type, NULL, NEW.created_at,
     (SELECT not_before FROM worker_job_state WHERE job_id = NEW.job_id)
   WHERE NEW.status = 'queued';
 END`,
   },
   media_worker_ready_job_removed: {
     table: 'jobs',
-    body: `AFTER DELETE ON jobs WHEN OLD.status = 'queued' BEGIN
-  DELETE FROM media_worker_ready WHERE job_id = OLD.job_id;
-END`,
-  },
-  media_worker_ready_entry_added: {
-    table: 'queue_entries',
-    body: `AFTER INSERT ON queue_entries BEGIN
-  INSERT OR REPLACE INTO media_worker_priority (job_id, priority) VALUES (NEW.job_id, NEW.priority);
-  UPDATE media_worker_ready SET priority = NEW.priority WHERE job_id = NEW.job_id;
+    body: `AFTER DELETE ON jobs BEGIN
+  DELETE FROM media_worker_ready WHERE job_id = OLD.job_id;${lowerMark('jobs', 'jobs')}
 END`,
   },
   media_worker_ready_entry_changed: {
     table: 'queue_entries',
     body: `AFTER UPDATE OF job_id, priority ON queue_entries BEGIN
-  DELETE FROM media_worker_priority WHERE job_id = OLD.job_id;
-  UPDATE media_worker_ready SET priority = ${DEFAULT_PRIORITY} WHERE job_id = OLD.job_id;
-  INSERT OR REPLACE INTO media_worker_priority (job_id, priority) VALUES (NEW.job_id, NEW.priority);
-  UPDATE media_worker_ready SET priority = NEW.priority WHERE job_id = NEW.job_id;
+  UPDATE media_worker_ready SET priority = NULL WHERE job_id = OLD.job_id OR job_id = NEW.job_id;
 END`,
   },
   media_worker_ready_entry_removed: {
     table: 'queue_entries',
     body: `AFTER DELETE ON queue_entries BEGIN
-  DELETE FROM media_worker_priority WHERE job_id = OLD.job_id;
-  UPDATE media_worker_ready SET priority = ${DEFAULT_PRIORITY} WHERE job_id = OLD.job_id;
+  UPDATE media_worker_ready SET priority = NULL WHERE job_id = OLD.job_id;${lowerMark('entries', 'queue_entries')}
 END`,
   },
 };
 
 export const READY_TRIGGER_NAMES = Object.keys(TRIGGERS);
 
-/** Queued jobs copied per transaction while the index is (re)built, so the API is never held up long. */
-const BUILD_CHUNK = 5000;
-/** The layout of the tables and triggers above: a daemon that finds another one builds its own. */
-const LAYOUT = 1;
-const BUILT = `built, layout ${LAYOUT}`;
-const BUILDING = `building, layout ${LAYOUT}`;
-
 /**
- * Creates the ready index and its triggers when missing and fills it from the queued jobs; cheap
- * when everything is in place. Safe to run from several daemons at once.
+ * Keeps the ready index of one connection in step: `catchUp()` before a claim when idle or far
+ * behind, `keepUpWithin()` inside the claim's transaction for what arrived since.
  */
-export function ensureReadyIndex(sqlite: BetterSqlite3.Database): void {
-  if (isInPlace(sqlite)) return;
-  const doneMeanwhile = sqlite
-    .transaction((): boolean => {
-      // Looked at again under the write lock: another daemon may have done it meanwhile.
-      if (isInPlace(sqlite)) return true;
-      // A daemon that stopped half-way through a build of this layout leaves it to be finished;
-      // anything else (a first start, another layout, a trigger lost) starts from scratch.
-      if (buildState(sqlite) !== BUILDING || missingTriggers(sqlite).length > 0) {
-        for (const name of Object.keys(TRIGGERS)) sqlite.exec(`DROP TRIGGER IF EXISTS ${name}`);
-        sqlite.exec('DROP TABLE IF EXISTS media_worker_ready; DROP TABLE IF EXISTS media_worker_priority;');
-        sqlite.exec(READY_TABLE_DDL);
-        for (const [name, { body }] of Object.entries(TRIGGERS))
-          sqlite.exec(`CREATE TRIGGER ${name} ${body}`);
-      }
-      setBuildState(sqlite, BUILDING);
-      return false;
-    })
-    .immediate();
-  if (doneMeanwhile) return;
-  fillPriorityMirror(sqlite);
-  fillFromQueuedJobs(sqlite);
-  sqlite.transaction(() => setBuildState(sqlite, BUILT)).immediate();
-}
+export class ReadyIndex {
+  private readonly schemaVersion: BetterSqlite3.Statement<[], number>;
+  private checkedSchemaVersion: number | undefined;
+  private statements: ReturnType<typeof prepareCatchUp> | undefined;
 
-function isInPlace(sqlite: BetterSqlite3.Database): boolean {
-  return missingTriggers(sqlite).length === 0 && buildState(sqlite) === BUILT;
-}
+  constructor(private readonly sqlite: BetterSqlite3.Database) {
+    this.schemaVersion = sqlite.prepare('PRAGMA schema_version').pluck() as BetterSqlite3.Statement<
+      [],
+      number
+    >;
+  }
 
-/**
- * Runs `copy(after, last)` over the ids of `source` in chunks of BUILD_CHUNK rows, one transaction
- * each. The triggers are already in place, so a row that changes between chunks is kept in step by
- * them, and the copies use `OR IGNORE` to leave a row the triggers wrote alone.
- */
-function copyInChunks(
-  sqlite: BetterSqlite3.Database,
-  idsInOrder: string,
-  copy: BetterSqlite3.Statement<[number, number]>,
-): void {
-  const chunkEnd = sqlite
-    .prepare(`SELECT max(id) FROM (${idsInOrder} LIMIT ${BUILD_CHUNK})`)
-    .pluck() as BetterSqlite3.Statement<[number], number | null>;
-  let after = Number.MIN_SAFE_INTEGER;
-  for (;;) {
-    const end = sqlite
-      .transaction((): number | null => {
-        const last = chunkEnd.get(after) ?? null;
-        if (last !== null) copy.run(after, last);
-        return last;
-      })
-      .immediate();
-    if (end === null) return;
-    after = end;
+  /** Builds the index if it is missing or its triggers were lost, then reads what is new. */
+  catchUp(): void {
+    const statements = this.ensureInPlace();
+    while (statements.behind.get()) {
+      this.sqlite.transaction(() => this.step(statements, CATCH_UP_CHUNK)).immediate();
+    }
+  }
+
+  /**
+   * Inside the claim's transaction: reads what arrived since the last look when it is a little
+   * (the usual case: a job or two), and returns false when there is more, to be read by catchUp()
+   * outside the lock.
+   */
+  keepUpWithin(): boolean {
+    if (this.schemaVersion.get() !== this.checkedSchemaVersion || !this.statements) return false;
+    if (this.statements.behind.get() === undefined) return true;
+    this.step(this.statements, IN_CLAIM_CHUNK);
+    return this.statements.behind.get() === undefined;
+  }
+
+  private ensureInPlace(): ReturnType<typeof prepareCatchUp> {
+    const version = this.schemaVersion.get();
+    if (version === this.checkedSchemaVersion && this.statements) return this.statements;
+    ensureReadyIndex(this.sqlite);
+    this.statements = prepareCatchUp(this.sqlite);
+    this.checkedSchemaVersion = this.schemaVersion.get();
+    return this.statements;
+  }
+
+  /** One chunk of each: new jobs copied, new queue entries applied, missing priorities looked up. */
+  private step(statements: ReturnType<typeof prepareCatchUp>, chunk: number): void {
+    const jobsSeen = statements.mark.get('jobs') ?? BEFORE_ANY_ID;
+    const jobsEnd = statements.jobsChunkEnd.get(jobsSeen, chunk);
+    if (jobsEnd !== null && jobsEnd !== undefined) {
+      statements.copyJobs.run(jobsSeen, jobsEnd);
+      statements.setMark.run({ name: 'jobs', seen: jobsEnd });
+    }
+    const entriesSeen = statements.mark.get('entries') ?? BEFORE_ANY_ID;
+    const entriesEnd = statements.entriesChunkEnd.get(entriesSeen, chunk);
+    if (entriesEnd !== null && entriesEnd !== undefined) {
+      statements.rankEntries.run(entriesSeen, entriesEnd);
+      statements.setMark.run({ name: 'entries', seen: entriesEnd });
+    }
+    statements.rank.run(chunk);
   }
 }
 
-function fillPriorityMirror(sqlite: BetterSqlite3.Database): void {
-  copyInChunks(
-    sqlite,
-    'SELECT id FROM queue_entries WHERE id > ? ORDER BY id',
-    sqlite.prepare(
-      `INSERT OR IGNORE INTO media_worker_priority (job_id, priority)
-       SELECT job_id, priority FROM queue_entries WHERE id > ? AND id <= ?`,
+function prepareCatchUp(sqlite: BetterSqlite3.Database) {
+  const chunkEnd = (table: string) =>
+    sqlite
+      .prepare(`SELECT max(id) FROM (SELECT id FROM ${table} WHERE id > ? ORDER BY id LIMIT ?)`)
+      .pluck() as BetterSqlite3.Statement<[number, number], number | null>;
+  const seen = (mark: string) => `(SELECT seen FROM media_worker_marks WHERE name = '${mark}')`;
+  return {
+    behind: sqlite.prepare(
+      `SELECT 1 WHERE (SELECT max(id) FROM jobs) > ${seen('jobs')}
+         OR (SELECT max(id) FROM queue_entries) > ${seen('entries')}
+         OR EXISTS (SELECT 1 FROM media_worker_ready WHERE priority IS NULL)`,
     ),
-  );
+    mark: sqlite
+      .prepare('SELECT seen FROM media_worker_marks WHERE name = ?')
+      .pluck() as BetterSqlite3.Statement<[string], number>,
+    setMark: sqlite.prepare('UPDATE media_worker_marks SET seen = @seen WHERE name = @name'),
+    jobsChunkEnd: chunkEnd('jobs'),
+    entriesChunkEnd: chunkEnd('queue_entries'),
+    copyJobs: sqlite.prepare(
+      `INSERT OR IGNORE INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
+       SELECT j.job_id, j.id, j.task_type, coalesce(q.priority, ${DEFAULT_PRIORITY}), j.created_at, s.not_before
+       FROM jobs j
+       LEFT JOIN queue_entries q ON q.job_id = j.job_id
+       LEFT JOIN worker_job_state s ON s.job_id = j.job_id
+       WHERE j.id > ? AND j.id <= ? AND j.status = 'queued'`,
+    ),
+    rankEntries: sqlite.prepare(
+      `UPDATE media_worker_ready
+       SET priority = coalesce((SELECT q.priority FROM queue_entries q WHERE q.job_id = media_worker_ready.job_id), ${DEFAULT_PRIORITY})
+       WHERE job_id IN (SELECT job_id FROM queue_entries WHERE id > ? AND id <= ?)`,
+    ),
+    rank: sqlite.prepare(
+      `UPDATE media_worker_ready
+       SET priority = coalesce((SELECT q.priority FROM queue_entries q WHERE q.job_id = media_worker_ready.job_id), ${DEFAULT_PRIORITY})
+       WHERE priority IS NULL
+         AND job_id IN (SELECT job_id FROM media_worker_ready WHERE priority IS NULL LIMIT ?)`,
+    ),
+  };
 }
 
-/** Queued jobs, in id order; ix_jobs_status holds them in that order. */
-function fillFromQueuedJobs(sqlite: BetterSqlite3.Database): void {
-  copyInChunks(
-    sqlite,
-    "SELECT id FROM jobs WHERE status = 'queued' AND id > ? ORDER BY id",
-    sqlite.prepare(
-      `INSERT OR IGNORE INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
-       SELECT j.job_id, j.id, j.task_type, coalesce(p.priority, ${DEFAULT_PRIORITY}), j.created_at, s.not_before
-       FROM jobs j
-       LEFT JOIN media_worker_priority p ON p.job_id = j.job_id
-       LEFT JOIN worker_job_state s ON s.job_id = j.job_id
-       WHERE j.status = 'queued' AND j.id > ? AND j.id <= ?`,
-    ),
-  );
+/**
+ * Creates the ready index, its marks and its triggers when they are missing, lost or of another
+ * layout, with the marks at the lowest id so that the next catch-up reads every job. Cheap when
+ * everything is in place; safe to run from several daemons at once.
+ */
+export function ensureReadyIndex(sqlite: BetterSqlite3.Database): void {
+  if (isInPlace(sqlite)) return;
+  sqlite
+    .transaction(() => {
+      // Looked at again under the write lock: another daemon may have done it meanwhile.
+      if (isInPlace(sqlite)) return;
+      for (const name of Object.keys(TRIGGERS)) sqlite.exec(`DROP TRIGGER IF EXISTS ${name}`);
+      sqlite.exec('DROP TABLE IF EXISTS media_worker_ready; DROP TABLE IF EXISTS media_worker_marks;');
+      sqlite.exec(READY_DDL);
+      for (const [name, { body }] of Object.entries(TRIGGERS)) sqlite.exec(`CREATE TRIGGER ${name} ${body}`);
+      // Entries older than now are read with their jobs; only later ones need applying.
+      sqlite.exec(`INSERT INTO media_worker_marks (name, seen) VALUES
+        ('jobs', ${BEFORE_ANY_ID}),
+        ('entries', (SELECT coalesce(max(id), ${BEFORE_ANY_ID}) FROM queue_entries))`);
+      sqlite
+        .prepare("INSERT OR REPLACE INTO media_worker_meta (name, value) VALUES ('ready_index', ?)")
+        .run(LAYOUT);
+    })
+    .immediate();
+}
+
+function isInPlace(sqlite: BetterSqlite3.Database): boolean {
+  return missingTriggers(sqlite).length === 0 && layoutOf(sqlite) === LAYOUT;
 }
 
 /** Triggers of ours that are missing, or that a rename left on another table. */
@@ -211,7 +247,7 @@ function missingTriggers(sqlite: BetterSqlite3.Database): string[] {
     .map(([name]) => name);
 }
 
-function buildState(sqlite: BetterSqlite3.Database): string | undefined {
+function layoutOf(sqlite: BetterSqlite3.Database): string | undefined {
   const exists = sqlite
     .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'media_worker_meta'")
     .get();
@@ -219,30 +255,4 @@ function buildState(sqlite: BetterSqlite3.Database): string | undefined {
   return sqlite.prepare("SELECT value FROM media_worker_meta WHERE name = 'ready_index'").pluck().get() as
     | string
     | undefined;
-}
-
-function setBuildState(sqlite: BetterSqlite3.Database, state: string): void {
-  sqlite
-    .prepare("INSERT OR REPLACE INTO media_worker_meta (name, value) VALUES ('ready_index', ?)")
-    .run(state);
-}
-
-/**
- * Re-runs ensureReadyIndex when the schema changed since the last look (a migration may have
- * dropped the triggers): one `PRAGMA schema_version` per call otherwise.
- */
-export class ReadyIndexGuard {
-  private readonly schemaVersion: BetterSqlite3.Statement;
-  private checkedAt: number | undefined;
-
-  constructor(private readonly sqlite: BetterSqlite3.Database) {
-    this.schemaVersion = sqlite.prepare('PRAGMA schema_version').pluck();
-  }
-
-  check(): void {
-    const version = this.schemaVersion.get() as number;
-    if (version === this.checkedAt) return;
-    ensureReadyIndex(this.sqlite);
-    this.checkedAt = this.schemaVersion.get() as number;
-  }
 }

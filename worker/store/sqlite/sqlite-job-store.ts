@@ -33,7 +33,7 @@ import { SqliteClaimer } from './claim.js';
 import { translateSqliteError } from './errors.js';
 import { checkIdentity, type DatabaseFileIdentity, probeWritable } from './file.js';
 import { type OpenSqliteOptions, openSqlite, sqlitePathFromUrl } from './open.js';
-import { ReadyIndexGuard } from './ready-index.js';
+import { ReadyIndex } from './ready-index.js';
 import { buildStatements, type InFlightJob, type Statements } from './statements.js';
 
 function parseJson(text: string | null): unknown {
@@ -48,7 +48,7 @@ function parseJson(text: string | null): unknown {
 export class SqliteJobStore implements JobStore {
   private readonly statements: Statements;
   private readonly claimer: SqliteClaimer;
-  private readonly readyIndex: ReadyIndexGuard;
+  private readonly readyIndex: ReadyIndex;
   private readonly watchers = new Set<AbortController>();
 
   private constructor(
@@ -57,7 +57,7 @@ export class SqliteJobStore implements JobStore {
     private readonly options: OpenSqliteOptions,
   ) {
     this.statements = buildStatements(sqlite);
-    this.readyIndex = new ReadyIndexGuard(sqlite);
+    this.readyIndex = new ReadyIndex(sqlite);
     this.claimer = new SqliteClaimer(sqlite, this.statements, this.readyIndex);
   }
 
@@ -217,10 +217,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async hasQueuedJobs(taskTypes: readonly string[]): Promise<boolean> {
-    return this.guarded(() => {
-      this.readyIndex.check();
-      return this.claimer.hasQueuedJobs(taskTypes);
-    });
+    return this.guarded(() => this.claimer.hasQueuedJobs(taskTypes));
   }
 
   async insertJob(job: NewJob): Promise<void> {
