@@ -190,6 +190,62 @@ describe('SqliteJobStore on SQLite', () => {
     }
   });
 
+  test('an API statement with its own conflict clause on a queued job succeeds, and the index follows it', async () => {
+    const api = apiConnection(workspace.databasePath);
+    const raw = new Database(workspace.databasePath);
+    const claimOne = async (taskType: string) =>
+      (await workspace.store.claimNextJob({ workerId: 'w', taskTypes: [taskType], leaseMs: 60_000 }))?.jobId;
+    try {
+      await api.insertJob({ jobId: 'resubmitted', taskType: 't' });
+      await api.insertJob({ jobId: 'moved', taskType: 't' });
+      assert.equal(await claimOne('nothing-queued'), undefined); // the store has read both
+      // A trigger statement that met a conflict would take the API statement's conflict clause.
+      raw
+        .prepare(
+          `INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files, output_files,
+             status, progress, created_at, retry_count, max_retries)
+           VALUES ('resubmitted', 't', 'upload', '', '[]', '[]', 'queued', 0, 0, 0, 3)
+           ON CONFLICT (job_id) DO UPDATE SET status = 'queued'`,
+        )
+        .run();
+      raw.prepare("UPDATE OR ABORT jobs SET status = 'queued' WHERE job_id = 'resubmitted'").run();
+      raw.prepare("UPDATE OR IGNORE jobs SET task_type = 'u' WHERE job_id = 'moved'").run();
+      assert.deepEqual(
+        [await claimOne('u'), await claimOne('t'), await claimOne('t')],
+        ['moved', 'resubmitted', undefined],
+      );
+    } finally {
+      raw.close();
+      api.close();
+    }
+  });
+
+  test('a job the API rewrites with INSERT OR REPLACE under its old id is found by an idle daemon', async () => {
+    const api = apiConnection(workspace.databasePath);
+    const raw = new Database(workspace.databasePath);
+    try {
+      await api.insertJob({ jobId: 'rewritten', taskType: 't' });
+      const first = await workspace.store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 });
+      assert.ok(first);
+      await workspace.store.completeJob(first.lease, { outputFiles: [], taskOutput: {} });
+      // REPLACE's implicit delete fires no delete trigger, and the id is one the store has read.
+      raw.exec(`INSERT OR REPLACE INTO jobs SELECT id, job_id, task_type, input_file_source, input_file_path,
+        input_files, '[]', 'queued', 0, created_at, NULL, NULL, NULL, NULL, 0, max_retries, created_by
+        FROM jobs WHERE job_id = 'rewritten'`);
+      // A daemon that has just started sweeps on its first idle look; others within a minute.
+      const daemon = SqliteJobStore.open(workspace.databasePath, { ensureSchema: true });
+      try {
+        const again = await daemon.claimNextJob({ workerId: 'w2', taskTypes: ['t'], leaseMs: 60_000 });
+        assert.equal(again?.jobId, 'rewritten');
+      } finally {
+        await daemon.close();
+      }
+    } finally {
+      raw.close();
+      api.close();
+    }
+  });
+
   test('refuses a jobs table of another shape, naming the missing columns', () => {
     const databasePath = path.join(workspace.dir, 'other.db');
     const other = new Database(databasePath);

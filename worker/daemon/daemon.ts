@@ -58,7 +58,7 @@ export class Daemon {
   private loopDone: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private readonly faults: WorkerFaults;
-  /** Jobs whose attempt the last renewal found ended before their runner reported it. */
+  /** Leases whose attempt the last renewal found ended before their runner reported it. */
   private endedAtLastRenewal = new Set<string>();
   /** Set by fail(): the daemon stopped because it cannot go on; the process exits non-zero. */
   private fatal: Error | undefined;
@@ -252,14 +252,18 @@ export class Daemon {
       const { lost, ended } = await this.deps.store.renewLeases(leases, this.options.leaseMs);
       const lostIds = new Set(lost);
       const endedIds = new Set(ended);
+      const endedNow = new Set<string>();
       for (const [jobId, job] of this.running) {
+        const { token } = job.job.lease;
         if (lostIds.has(jobId)) job.stop('lease-lost');
         // Its runner's report of the outcome it wrote is due; still none a renewal later, stop it.
+        // By lease, not job: the same job may be claimed again meanwhile, as a new attempt.
         else if (endedIds.has(jobId)) {
-          if (this.endedAtLastRenewal.has(jobId)) job.stop('lease-lost');
+          if (this.endedAtLastRenewal.has(token)) job.stop('lease-lost');
+          endedNow.add(token);
         } else job.leaseRenewed(renewedAt);
       }
-      this.endedAtLastRenewal = endedIds;
+      this.endedAtLastRenewal = endedNow;
       if (held.length > 0 && !this.faults.paused) await this.faults.releaseHeld();
     } catch (error) {
       this.deps.log.warn({ err: error }, 'lease renewal failed; will try again');

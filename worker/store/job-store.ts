@@ -161,8 +161,8 @@ export interface StoreOpenOptions {
   busyTimeoutMs?: number;
   /**
    * Take on the upkeep the database needs after writes (SQLite: checkpoint the WAL early, in small
-   * steps), so that the API's own writes rarely have to. Runners do; the daemon, whose event loop
-   * serves every runner, does not.
+   * steps), so that the API's own writes rarely have to. The daemon and its runners do; the CLI's
+   * one-off commands do not.
    */
   upkeep?: boolean;
 }

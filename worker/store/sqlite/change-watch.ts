@@ -3,8 +3,8 @@
  * mode writes the `-wal` file, and inotify (through fs.watch on the folder, which survives the file
  * being deleted and recreated) reports that at once, at no cost while nothing happens. The event can
  * arrive a moment before the commit is visible to readers, and checkpoints write without changing
- * any row, so `PRAGMA data_version` (which changes only when another connection committed) decides;
- * while it has not changed yet, it is looked at again a few times over the next ~30 ms.
+ * any row, so `PRAGMA data_version` (which changes only when another connection committed) decides,
+ * looked at again a few times over the next ~400 ms after each event.
  *
  * docs/design.md compares this with polling `PRAGMA data_version` on a timer. Where fs.watch is not
  * available, nothing is reported and the daemon's poll interval is all there is.
@@ -13,8 +13,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 
-/** Delays of the second looks when an event came but data_version has not moved (yet). */
-const RECHECK_DELAYS_MS = [1, 4, 25];
+/**
+ * Delays of the further looks after an event: the commit that wrote the `-wal` may become visible
+ * only a moment later (an `fsync` between the write and the commit, with `synchronous=FULL`).
+ */
+const RECHECK_DELAYS_MS = [1, 4, 25, 100, 250];
 
 export function watchDatabaseChanges(
   sqlite: BetterSqlite3.Database,
@@ -29,6 +32,8 @@ export function watchDatabaseChanges(
   let scheduled = false;
   let recheck: NodeJS.Timeout | undefined;
 
+  // Every event starts the sequence again: one look now, then the rechecks, whether or not a look
+  // saw a change (an earlier commit may have made that change while a later one is not visible yet).
   const look = (attempt: number) => {
     scheduled = false;
     if (signal.aborted || !sqlite.open) return;
@@ -41,7 +46,6 @@ export function watchDatabaseChanges(
     if (version !== seen) {
       seen = version;
       onChange();
-      return;
     }
     const delay = RECHECK_DELAYS_MS[attempt];
     if (delay !== undefined) recheck = setTimeout(() => look(attempt + 1), delay);

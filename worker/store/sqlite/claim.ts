@@ -125,18 +125,19 @@ export class SqliteClaimer {
     );
   }
 
-  claim(request: ClaimRequest): ClaimedJob | undefined {
+  async claim(request: ClaimRequest): Promise<ClaimedJob | undefined> {
     if (request.taskTypes.length === 0) return undefined;
     const claim = this.statementsFor(request.taskTypes);
     if (this.lastFoundNothing) {
-      this.readyIndex.catchUp();
+      this.readyIndex.sweepWhileIdle();
+      await this.readyIndex.catchUp();
       if (!claim.anythingToClaim.get({ now: Date.now() })) return undefined;
     }
     let claimed = this.claimInTransaction(request, claim, { unlessBehind: true });
     if (claimed === BEHIND) {
       // Many jobs arrived since the last look (an import): read them outside the lock, in chunks,
       // then claim from what is there (an import still going on does not hold the claim back).
-      this.readyIndex.catchUp();
+      await this.readyIndex.catchUp();
       claimed = this.claimInTransaction(request, claim, { unlessBehind: false });
     }
     this.lastFoundNothing = claimed === undefined;
@@ -179,9 +180,9 @@ export class SqliteClaimer {
       .immediate();
   }
 
-  hasQueuedJobs(taskTypes: readonly string[]): boolean {
+  async hasQueuedJobs(taskTypes: readonly string[]): Promise<boolean> {
     if (taskTypes.length === 0) return false;
-    this.readyIndex.catchUp();
+    await this.readyIndex.catchUp();
     return this.statementsFor(taskTypes).anyQueued.get({}) !== undefined;
   }
 

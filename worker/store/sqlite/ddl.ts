@@ -58,10 +58,14 @@ CREATE TABLE IF NOT EXISTS media_worker_meta (
 `;
 
 /**
- * Indexes an earlier version of the worker created for a claim that read every queued job. The
- * ready index replaced them; left in place they would only slow the API's inserts.
+ * Objects earlier versions of the worker created: two indexes for a claim that read every queued
+ * job, and a ready index kept by triggers on inserts too. Left in place they would only slow the
+ * API's inserts (and a stale priority copy would misorder the queue).
  */
 export const RETIRED_DDL = `
 DROP INDEX IF EXISTS media_worker_jobs_queued;
 DROP INDEX IF EXISTS media_worker_queue_priority;
+DROP TRIGGER IF EXISTS media_worker_ready_job_added;
+DROP TRIGGER IF EXISTS media_worker_ready_entry_added;
+DROP TABLE IF EXISTS media_worker_priority;
 `;

@@ -55,7 +55,7 @@ export function openSqlite(
   // A statement that fires a trigger inside a transaction keeps a statement journal: in memory,
   // not in a temporary file (measured: 4× faster writes inside a transaction; docs/design.md).
   sqlite.pragma('temp_store = MEMORY');
-  // Runners write most of the WAL, so they checkpoint it early and in small steps: the API's
+  // The worker writes most of the WAL, so it checkpoints it early and in small steps: the API's
   // connection (SQLite's default, 1,000 pages) then rarely finds it full at its commit and almost
   // never pays for a checkpoint, which was the slowest 1 % of its inserts (docs/design.md).
   if (options.upkeep) sqlite.pragma(`wal_autocheckpoint = ${UPKEEP_CHECKPOINT_PAGES}`);

@@ -18,24 +18,29 @@
  * - A trigger reads and writes only the worker's tables and the table it is on, never the other
  *   API table: SQLite refuses `ALTER TABLE … RENAME` (the last step of a migration that rebuilds a
  *   table, as Alembic's batch mode does) while any trigger names a table that is missing then.
- * - Trigger bodies only delete, update or `INSERT OR REPLACE` into tables with no constraint that
- *   can fail, so they never make an API write fail.
+ * - Trigger bodies only delete from and update the worker's tables, and insert a row only where
+ *   they have just deleted any row with its key: the API's statement's own conflict clause (`OR
+ *   IGNORE`, `ON CONFLICT … DO UPDATE`, …) overrides a trigger's, so no trigger statement may be
+ *   able to meet a conflict, and none can make an API write fail.
  *
  * A migration that rebuilds `jobs` or `queue_entries` drops that table's triggers with it. The
  * store notices through `PRAGMA schema_version`, puts them back and rebuilds the index before it
  * claims again, the same way a first start builds it: from the marks at the lowest id.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type BetterSqlite3 from 'better-sqlite3';
 import { DEFAULT_PRIORITY } from '../schema.js';
 
 /** Jobs or queue entries read per transaction while catching up, so the API is never held up long. */
-const CATCH_UP_CHUNK = 1000;
+const CATCH_UP_CHUNK = 250;
 /** As many read inside a claim's transaction, which must stay short. */
 const IN_CLAIM_CHUNK = 32;
+/** How often an idle daemon looks for queued jobs the index lacks (sweepWhileIdle). */
+const SWEEP_INTERVAL_MS = 60_000;
 /** Below every id: where the marks start when the index is built. */
 const BEFORE_ANY_ID = Number.MIN_SAFE_INTEGER;
 /** The layout of the objects below: a daemon that finds another one rebuilds them. */
-const LAYOUT = 'ready index, layout 2';
+const LAYOUT = 'ready index, layout 3';
 
 const READY_DDL = `
 CREATE TABLE media_worker_ready (
@@ -68,9 +73,8 @@ const TRIGGERS: Readonly<Record<string, { table: 'jobs' | 'queue_entries'; body:
     table: 'jobs',
     body: `AFTER UPDATE OF status, job_id, task_type, created_at ON jobs
 WHEN OLD.status = 'queued' OR NEW.status = 'queued' BEGIN
-  DELETE FROM media_worker_ready
-  WHERE job_id = OLD.job_id AND (NEW.status <> 'queued' OR NEW.job_id <> OLD.job_id);
-  INSERT OR REPLACE INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
+  DELETE FROM media_worker_ready WHERE job_id IN (OLD.job_id, NEW.job_id);
+  INSERT INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
   SELECT NEW.job_id, NEW.id, NEW.task_type, NULL, NEW.created_at,
     (SELECT not_before FROM worker_job_state WHERE job_id = NEW.job_id)
   WHERE NEW.status = 'queued';
@@ -106,6 +110,7 @@ export class ReadyIndex {
   private readonly schemaVersion: BetterSqlite3.Statement<[], number>;
   private checkedSchemaVersion: number | undefined;
   private statements: ReturnType<typeof prepareCatchUp> | undefined;
+  private sweptAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly sqlite: BetterSqlite3.Database) {
     this.schemaVersion = sqlite.prepare('PRAGMA schema_version').pluck() as BetterSqlite3.Statement<
@@ -114,11 +119,19 @@ export class ReadyIndex {
     >;
   }
 
-  /** Builds the index if it is missing or its triggers were lost, then reads what is new. */
-  catchUp(): void {
+  /**
+   * Builds the index if it is missing or its triggers were lost, then reads what is new, a chunk
+   * per transaction. Between chunks the write lock stays free for as long as the chunk held it:
+   * the API's busy handler looks for it only every few milliseconds and must not keep finding it
+   * taken again.
+   */
+  async catchUp(): Promise<void> {
     const statements = this.ensureInPlace();
     while (statements.behind.get()) {
+      const started = performance.now();
       this.sqlite.transaction(() => this.step(statements, CATCH_UP_CHUNK)).immediate();
+      if (!statements.behind.get()) return;
+      await sleep(Math.max(1, performance.now() - started));
     }
   }
 
@@ -134,12 +147,34 @@ export class ReadyIndex {
     return this.statements.behind.get() === undefined;
   }
 
+  /**
+   * A safety net, not the mechanism: queued jobs the index lacks although their id was read (a row
+   * the API rewrote with `INSERT OR REPLACE` under its old id, which fires no delete trigger; a
+   * change made while a migration had dropped the triggers). Looked for while the daemon is idle,
+   * at most once a minute, without the write lock; none is the usual answer.
+   */
+  sweepWhileIdle(): void {
+    const now = performance.now();
+    if (now - this.sweptAt < SWEEP_INTERVAL_MS) return;
+    this.sweptAt = now;
+    const statements = this.ensureInPlace();
+    const missing = statements.missing.all();
+    if (missing.length === 0) return;
+    this.sqlite
+      .transaction(() => {
+        for (const jobId of missing) statements.addMissing.run(jobId);
+      })
+      .immediate();
+  }
+
   private ensureInPlace(): ReturnType<typeof prepareCatchUp> {
     const version = this.schemaVersion.get();
     if (version === this.checkedSchemaVersion && this.statements) return this.statements;
     ensureReadyIndex(this.sqlite);
     this.statements = prepareCatchUp(this.sqlite);
-    this.checkedSchemaVersion = this.schemaVersion.get();
+    // The version read before the look: a migration committed since is looked at next time. When
+    // the look itself rebuilt the index, that costs one more cheap look.
+    this.checkedSchemaVersion = version;
     return this.statements;
   }
 
@@ -191,6 +226,20 @@ function prepareCatchUp(sqlite: BetterSqlite3.Database) {
       `UPDATE media_worker_ready
        SET priority = coalesce((SELECT q.priority FROM queue_entries q WHERE q.job_id = media_worker_ready.job_id), ${DEFAULT_PRIORITY})
        WHERE job_id IN (SELECT job_id FROM queue_entries WHERE id > ? AND id <= ?)`,
+    ),
+    missing: sqlite
+      .prepare(
+        `SELECT j.job_id FROM jobs j
+         WHERE j.status = 'queued' AND j.id <= ${seen('jobs')}
+           AND NOT EXISTS (SELECT 1 FROM media_worker_ready r WHERE r.job_id = j.job_id)
+         LIMIT ${CATCH_UP_CHUNK}`,
+      )
+      .pluck() as BetterSqlite3.Statement<[], string>,
+    addMissing: sqlite.prepare(
+      `INSERT OR IGNORE INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
+       SELECT j.job_id, j.id, j.task_type, NULL, j.created_at, s.not_before
+       FROM jobs j LEFT JOIN worker_job_state s ON s.job_id = j.job_id
+       WHERE j.job_id = ? AND j.status = 'queued'`,
     ),
     rank: sqlite.prepare(
       `UPDATE media_worker_ready

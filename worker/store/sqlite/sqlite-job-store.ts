@@ -277,9 +277,9 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** Runs a synchronous step and gives SQLite's failures the worker's meaning (sqlite-errors.ts). */
-  private guarded<T>(step: () => T): Promise<T> {
+  private guarded<T>(step: () => T | Promise<T>): Promise<T> {
     try {
-      return Promise.resolve(step());
+      return Promise.resolve(step()).catch((error: unknown) => Promise.reject(translateSqliteError(error)));
     } catch (error) {
       return Promise.reject(translateSqliteError(error));
     }
