@@ -21,7 +21,7 @@ export async function runWorker(config: Config): Promise<void> {
     log,
   });
   const busyTimeoutMs = config.dbBusyTimeout * 1000;
-  const store = openJobStore(databaseUrl, { ensureSchema: true, busyTimeoutMs, upkeep: true });
+  const store = openJobStore(databaseUrl, { ensureSchema: true, busyTimeoutMs });
   const retryDelay = exponentialBackoff(config.retryBackoff * 1000, config.retryBackoffMax * 1000);
   const pool = new RunnerPool({
     modules: new Map(modules.map((module) => [module.name, module])),

@@ -136,7 +136,8 @@ export class SqliteClaimer {
     let claimed = this.claimInTransaction(request, claim, { unlessBehind: true });
     if (claimed === BEHIND) {
       // Many jobs arrived since the last look (an import): read them outside the lock, in chunks,
-      // then claim from what is there (an import still going on does not hold the claim back).
+      // then claim. Reading them all first keeps the order exact (a higher priority may hide
+      // among the newest); a hundred thousand take a few seconds, once.
       await this.readyIndex.catchUp();
       claimed = this.claimInTransaction(request, claim, { unlessBehind: false });
     }

@@ -131,6 +131,9 @@ export class ReadyIndex {
       const started = performance.now();
       this.sqlite.transaction(() => this.step(statements, CATCH_UP_CHUNK)).immediate();
       if (!statements.behind.get()) return;
+      // An import being read writes page after page: checkpoint as it goes, so the API's next
+      // commit does not find the WAL full and pay for the checkpoint itself.
+      this.sqlite.pragma('wal_checkpoint(PASSIVE)');
       await sleep(Math.max(1, performance.now() - started));
     }
   }
