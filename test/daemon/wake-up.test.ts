@@ -40,4 +40,24 @@ describe('wake-up', () => {
     worker.child.kill('SIGTERM');
     assert.equal((await worker.exited).code, 0);
   });
+
+  test('a retry is claimed when its backoff ends, not at the next poll', async () => {
+    const jobId = await workspace.addJob('fail', { retryable: true, message: 'flaky' }, { maxRetries: 1 });
+    const worker = startWorker(workspace.dir, [
+      '--tasks',
+      'fail',
+      '--poll-interval',
+      '3600',
+      '--retry-backoff',
+      '0.5',
+    ]);
+    // Both attempts run within the hour-long poll only if the daemon wakes for the retry itself.
+    await waitFor(async () => (await workspace.store.getJob(jobId))?.status === 'error', 'the retry to run');
+    assert.equal(
+      (await workspace.store.getJob(jobId))?.error_message,
+      'Failed after 2 attempts; last error: flaky',
+    );
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0);
+  });
 });

@@ -240,6 +240,12 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
         assert.equal((await claim())?.jobId, younger, 'the retry was claimed during its backoff');
         assert.equal(await claim(), undefined);
         assert.equal(await store.hasQueuedJobs(['t']), true, 'a retry in backoff counts as queued');
+        const dueAt = await store.nextRetryAt(['t']);
+        assert.ok(
+          dueAt !== undefined && dueAt > Date.now() - 1_000 && dueAt <= Date.now() + 300,
+          `due at ${dueAt}`,
+        );
+        assert.equal(await store.nextRetryAt(['other']), undefined);
         const retried = await waitFor(() => claim(), 'the retry to be claimable after its backoff');
         assert.equal(retried.jobId, flaky);
         assert.equal(retried.attempt, 2);

@@ -177,6 +177,7 @@ export class Daemon {
     const signal = this.stopController.signal;
     while (!signal.aborted) {
       this.wakePending = false;
+      let retryDueAt: number | undefined;
       try {
         while (this.idleSlots > 0 && !signal.aborted && !this.faults.paused) {
           const claimStartedAt = performance.now();
@@ -196,11 +197,13 @@ export class Daemon {
           this.deps.log.info('drain: nothing queued and nothing running');
           return;
         }
+        // A retry waiting out its backoff is claimed when the backoff ends, not at the next poll.
+        if (this.idleSlots > 0) retryDueAt = await this.deps.store.nextRetryAt(this.taskTypes);
       } catch (error) {
         if (pausesClaiming(error)) this.faults.report(error.message);
         else this.deps.log.error({ err: error }, 'claiming failed; retrying after the poll interval');
       }
-      await this.waitForWork();
+      await this.waitForWork(retryDueAt);
     }
   }
 
@@ -226,8 +229,11 @@ export class Daemon {
     this.wakeUp?.();
   }
 
-  /** The poll interval, cut short by wake() (a freed slot, a change to the queue) or by stop(). */
-  private waitForWork(): Promise<void> {
+  /**
+   * The poll interval, or until `retryDueAt` when that comes first; cut short by wake() (a freed
+   * slot, a change to the queue) or by stop().
+   */
+  private waitForWork(retryDueAt?: number): Promise<void> {
     if (this.wakePending) return Promise.resolve();
     return new Promise((resolve) => {
       const signal = this.stopController.signal;
@@ -237,7 +243,8 @@ export class Daemon {
         signal.removeEventListener('abort', done);
         resolve();
       };
-      const timer = setTimeout(done, this.options.pollIntervalMs);
+      const untilRetry = retryDueAt === undefined ? Number.POSITIVE_INFINITY : retryDueAt - Date.now();
+      const timer = setTimeout(done, Math.max(0, Math.min(this.options.pollIntervalMs, untilRetry)));
       this.wakeUp = done;
       signal.addEventListener('abort', done);
     });

@@ -134,6 +134,8 @@ export interface JobStore {
   recoverAbandonedJobs(request: RecoveryRequest): Promise<RecoveredJob[]>;
   /** Whether any job of these types is queued, including jobs waiting out a retry backoff. */
   hasQueuedJobs(taskTypes: readonly string[]): Promise<boolean>;
+  /** When the first retry of these types now waiting out its backoff may be claimed (epoch ms). */
+  nextRetryAt(taskTypes: readonly string[]): Promise<number | undefined>;
   /**
    * Calls `onChange` soon after another process may have queued work, until `signal` aborts. A
    * hint: a change may be reported that brings nothing to claim. Returns false when this store

@@ -25,6 +25,8 @@ interface ClaimStatements {
   best: PreparedStatement<Record<string, never>, { job_id: string }>;
   /** Whether any job of these types is queued, including retries waiting out their backoff. */
   anyQueued: PreparedStatement<Record<string, never>, { queued: number }>;
+  /** The earliest `not_before` among these types' retries in backoff. */
+  nextRetryAt: PreparedStatement<Record<string, never>, { at: number | null }>;
 }
 
 /** The head of one task type's queue: an index seek on media_worker_ready_order. */
@@ -90,7 +92,13 @@ function buildClaimStatements(sqlite: BetterSqlite3.Database, taskTypes: readonl
   const anyQueued = queryBuilder
     .selectNoFrom(sql.lit(1).as('queued'))
     .where((eb) => eb.or([eb.exists(best), eb.exists(waiting), eb.exists(unranked)]));
+  const nextRetryAt = queryBuilder
+    .selectFrom('media_worker_ready')
+    .select((eb) => eb.fn.min('not_before').as('at'))
+    .where('not_before', 'is not', null)
+    .where('task_type', 'in', types);
   return {
+    nextRetryAt: prepareCompiled(sqlite, nextRetryAt.compile()),
     anythingToClaim: prepareCompiled(sqlite, anythingToClaim.compile()),
     best: prepareCompiled(sqlite, best.compile()),
     anyQueued: prepareCompiled(sqlite, anyQueued.compile()),
@@ -185,6 +193,11 @@ export class SqliteClaimer {
     if (taskTypes.length === 0) return false;
     await this.readyIndex.catchUp();
     return this.statementsFor(taskTypes).anyQueued.get({}) !== undefined;
+  }
+
+  nextRetryAt(taskTypes: readonly string[]): number | undefined {
+    if (taskTypes.length === 0) return undefined;
+    return this.statementsFor(taskTypes).nextRetryAt.get({})?.at ?? undefined;
   }
 
   private statementsFor(taskTypes: readonly string[]): ClaimStatements {

@@ -220,6 +220,10 @@ export class SqliteJobStore implements JobStore {
     return this.guarded(() => this.claimer.hasQueuedJobs(taskTypes));
   }
 
+  async nextRetryAt(taskTypes: readonly string[]): Promise<number | undefined> {
+    return this.guarded(() => this.claimer.nextRetryAt(taskTypes));
+  }
+
   async insertJob(job: NewJob): Promise<void> {
     const now = Date.now();
     this.sqlite
