@@ -197,8 +197,11 @@ export class Daemon {
           this.deps.log.info('drain: nothing queued and nothing running');
           return;
         }
-        // A retry waiting out its backoff is claimed when the backoff ends, not at the next poll.
-        if (this.idleSlots > 0) retryDueAt = await this.deps.store.nextRetryAt(this.taskTypes);
+        // A retry waiting out its backoff is claimed when the backoff ends, not at the next poll
+        // (while paused for a worker-side fault, nothing is claimed: the fault's check wakes it).
+        if (this.idleSlots > 0 && !this.faults.paused) {
+          retryDueAt = await this.deps.store.nextRetryAt(this.taskTypes);
+        }
       } catch (error) {
         if (pausesClaiming(error)) this.faults.report(error.message);
         else this.deps.log.error({ err: error }, 'claiming failed; retrying after the poll interval');
@@ -243,8 +246,9 @@ export class Daemon {
         signal.removeEventListener('abort', done);
         resolve();
       };
+      // At least a millisecond: a retry due now that the claim could not take must not spin the loop.
       const untilRetry = retryDueAt === undefined ? Number.POSITIVE_INFINITY : retryDueAt - Date.now();
-      const timer = setTimeout(done, Math.max(0, Math.min(this.options.pollIntervalMs, untilRetry)));
+      const timer = setTimeout(done, Math.max(1, Math.min(this.options.pollIntervalMs, untilRetry)));
       this.wakeUp = done;
       signal.addEventListener('abort', done);
     });
