@@ -12,9 +12,8 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { SqliteJobStore } from '../../worker/store/sqlite/sqlite-job-store.js';
 import type { InserterReply, InserterRequest } from './api-inserter.js';
+import { CLI, TEST_MODULES } from './timed-drain.js';
 
-const CLI = fileURLToPath(new URL('../../worker/cli/main.js', import.meta.url));
-const TEST_MODULES = fileURLToPath(new URL('../../test/fixtures/modules', import.meta.url));
 const INSERTER = fileURLToPath(new URL('./api-inserter.js', import.meta.url));
 
 /** Every bench job reads this one file (the noop module ignores it). */
@@ -33,7 +32,7 @@ export interface BenchDir {
   remove(): void;
 }
 
-/** A data directory with the schema (and so the ready-index triggers) in place, and the input file. */
+/** A data directory with the schema in place, and the input file. */
 export function createBenchDir(): BenchDir {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-bench-'));
   const databasePath = path.join(dir, 'media_store.db');
@@ -48,8 +47,6 @@ export function seedNoopJobs(databasePath: string, count: number): void {
   const db = new Database(databasePath);
   try {
     db.pragma('journal_mode = WAL');
-    // Triggers in a big transaction otherwise spill a statement journal to a temp file.
-    db.pragma('temp_store = MEMORY');
     const insertJob = db.prepare(INSERT_JOB_SQL);
     const insertEntry = db.prepare(INSERT_ENTRY_SQL);
     const now = Date.now() - count;

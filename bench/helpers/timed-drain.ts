@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { SqliteJobStore } from '../../worker/store/sqlite/sqlite-job-store.js';
 
-const CLI = fileURLToPath(new URL('../../worker/cli/main.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../worker/cli/main.js', import.meta.url));
 export const BUILT_IN_MODULES = fileURLToPath(new URL('../../compute_modules', import.meta.url));
 export const TEST_MODULES = fileURLToPath(new URL('../../test/fixtures/modules', import.meta.url));
 

@@ -14,7 +14,8 @@ import { type ApiJob, type ApiSide, describeJobStoreContract } from './job-store
 const CONTRACT_DDL = fs.readFileSync(repoFile('docs/media_store-v1.sql'), 'utf8');
 
 /** The API service's writes, on a connection of its own with SQLite's default settings. */
-function apiConnection(databasePath: string): ApiSide & { close(): void } {
+/** `raw` runs what ApiSide has no method for, on the same connection. */
+function apiConnection(databasePath: string): ApiSide & { raw: Database.Database; close(): void } {
   const db = new Database(databasePath, { timeout: 15_000 });
   db.pragma('journal_mode = WAL');
   const insertJob = db.prepare(
@@ -63,6 +64,7 @@ function apiConnection(databasePath: string): ApiSide & { close(): void } {
     async setStatus(jobId, status) {
       db.prepare('UPDATE jobs SET status = ? WHERE job_id = ?').run(status, jobId);
     },
+    raw: db,
     close: () => db.close(),
   };
 }
@@ -153,7 +155,7 @@ describe('SqliteJobStore on SQLite', () => {
 
   test('a migration that rebuilds jobs drops the triggers: they come back and the index is rebuilt before a claim', async () => {
     const api = apiConnection(workspace.databasePath);
-    const raw = new Database(workspace.databasePath);
+    const { raw } = api;
     const claimOne = async () =>
       (await workspace.store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 }))?.jobId;
     const triggers = () =>
@@ -185,14 +187,13 @@ describe('SqliteJobStore on SQLite', () => {
       );
       assert.equal(triggers(), ours);
     } finally {
-      raw.close();
       api.close();
     }
   });
 
   test('an API statement with its own conflict clause on a queued job succeeds, and the index follows it', async () => {
     const api = apiConnection(workspace.databasePath);
-    const raw = new Database(workspace.databasePath);
+    const { raw } = api;
     const claimOne = async (taskType: string) =>
       (await workspace.store.claimNextJob({ workerId: 'w', taskTypes: [taskType], leaseMs: 60_000 }))?.jobId;
     try {
@@ -215,14 +216,13 @@ describe('SqliteJobStore on SQLite', () => {
         ['moved', 'resubmitted', undefined],
       );
     } finally {
-      raw.close();
       api.close();
     }
   });
 
   test('a job the API rewrites with INSERT OR REPLACE under its old id is found by an idle daemon', async () => {
     const api = apiConnection(workspace.databasePath);
-    const raw = new Database(workspace.databasePath);
+    const { raw } = api;
     try {
       await api.insertJob({ jobId: 'rewritten', taskType: 't' });
       const first = await workspace.store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 });
@@ -241,7 +241,6 @@ describe('SqliteJobStore on SQLite', () => {
         await daemon.close();
       }
     } finally {
-      raw.close();
       api.close();
     }
   });

@@ -54,8 +54,11 @@ export interface ReadyTable {
   /** `jobs.id`, the last tie-break of the queue order. */
   id: number;
   task_type: string;
-  /** From `queue_entries`, DEFAULT_PRIORITY when the job has no entry. */
-  priority: number;
+  /**
+   * From `queue_entries`, DEFAULT_PRIORITY when the job has no entry; null until the next claim
+   * looks it up (a job a trigger put back in the queue).
+   */
+  priority: number | null;
   created_at: number;
   /** Set while a retry waits out its backoff; null once the job may be claimed. */
   not_before: number | null;

@@ -1,6 +1,8 @@
 /**
- * Where a job is claimed. One short BEGIN IMMEDIATE transaction: retries whose backoff is over join
- * the claim order, the first job in that order is marked `claimed`, and a lease is granted. Each
+ * Where a job is claimed. One short BEGIN IMMEDIATE transaction: the jobs that arrived since the
+ * last claim are read into the ready index (a few; more are read before, in chunks), retries whose
+ * backoff is over join the claim order, the first job in that order is marked `claimed`, and a
+ * lease is granted. Each
  * step is an index seek on the ready index (ready-index.ts), so the write lock is held for the same
  * few tens of microseconds at a thousand queued jobs as at a million. A read without the lock looks
  * first, so a daemon with nothing to do never takes the write lock the API needs.

@@ -38,8 +38,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS ix_queue_entries_job_id ON queue_entries (job_
 `;
 
 /**
- * The worker's own table. `worker_job_state` keeps, per job it touched, the lease and the retry
- * schedule (WITHOUT ROWID: it is only ever reached by job_id).
+ * The worker's own tables (the ready index has its own, in ready-index.ts). `worker_job_state`
+ * keeps, per job it touched, the lease and the retry schedule; `media_worker_meta` which layout of
+ * the ready index is in place. WITHOUT ROWID: both are only ever reached by their key.
  */
 export const WORKER_TABLES_DDL = `
 CREATE TABLE IF NOT EXISTS worker_job_state (

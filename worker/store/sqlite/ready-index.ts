@@ -100,8 +100,6 @@ END`,
   },
 };
 
-export const READY_TRIGGER_NAMES = Object.keys(TRIGGERS);
-
 /**
  * Keeps the ready index of one connection in step: `catchUp()` before a claim when idle or far
  * behind, `keepUpWithin()` inside the claim's transaction for what arrived since.
@@ -199,6 +197,19 @@ export class ReadyIndex {
   }
 }
 
+/** A job's priority as the API's queue entry gives it (for rows of media_worker_ready). */
+const PRIORITY_OF_READY_ROW = `coalesce((SELECT q.priority FROM queue_entries q
+  WHERE q.job_id = media_worker_ready.job_id), ${DEFAULT_PRIORITY})`;
+
+/** Queued jobs as rows of the ready index, with their priority and retry schedule. */
+const readyRowsOfQueuedJobs = (where: string) => `
+  INSERT OR IGNORE INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
+  SELECT j.job_id, j.id, j.task_type, coalesce(q.priority, ${DEFAULT_PRIORITY}), j.created_at, s.not_before
+  FROM jobs j
+  LEFT JOIN queue_entries q ON q.job_id = j.job_id
+  LEFT JOIN worker_job_state s ON s.job_id = j.job_id
+  WHERE j.status = 'queued' AND ${where}`;
+
 function prepareCatchUp(sqlite: BetterSqlite3.Database) {
   const chunkEnd = (table: string) =>
     sqlite
@@ -217,17 +228,9 @@ function prepareCatchUp(sqlite: BetterSqlite3.Database) {
     setMark: sqlite.prepare('UPDATE media_worker_marks SET seen = @seen WHERE name = @name'),
     jobsChunkEnd: chunkEnd('jobs'),
     entriesChunkEnd: chunkEnd('queue_entries'),
-    copyJobs: sqlite.prepare(
-      `INSERT OR IGNORE INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
-       SELECT j.job_id, j.id, j.task_type, coalesce(q.priority, ${DEFAULT_PRIORITY}), j.created_at, s.not_before
-       FROM jobs j
-       LEFT JOIN queue_entries q ON q.job_id = j.job_id
-       LEFT JOIN worker_job_state s ON s.job_id = j.job_id
-       WHERE j.id > ? AND j.id <= ? AND j.status = 'queued'`,
-    ),
+    copyJobs: sqlite.prepare(readyRowsOfQueuedJobs('j.id > ? AND j.id <= ?')),
     rankEntries: sqlite.prepare(
-      `UPDATE media_worker_ready
-       SET priority = coalesce((SELECT q.priority FROM queue_entries q WHERE q.job_id = media_worker_ready.job_id), ${DEFAULT_PRIORITY})
+      `UPDATE media_worker_ready SET priority = ${PRIORITY_OF_READY_ROW}
        WHERE job_id IN (SELECT job_id FROM queue_entries WHERE id > ? AND id <= ?)`,
     ),
     missing: sqlite
@@ -238,15 +241,9 @@ function prepareCatchUp(sqlite: BetterSqlite3.Database) {
          LIMIT ${CATCH_UP_CHUNK}`,
       )
       .pluck() as BetterSqlite3.Statement<[], string>,
-    addMissing: sqlite.prepare(
-      `INSERT OR IGNORE INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
-       SELECT j.job_id, j.id, j.task_type, NULL, j.created_at, s.not_before
-       FROM jobs j LEFT JOIN worker_job_state s ON s.job_id = j.job_id
-       WHERE j.job_id = ? AND j.status = 'queued'`,
-    ),
+    addMissing: sqlite.prepare(readyRowsOfQueuedJobs('j.job_id = ?')),
     rank: sqlite.prepare(
-      `UPDATE media_worker_ready
-       SET priority = coalesce((SELECT q.priority FROM queue_entries q WHERE q.job_id = media_worker_ready.job_id), ${DEFAULT_PRIORITY})
+      `UPDATE media_worker_ready SET priority = ${PRIORITY_OF_READY_ROW}
        WHERE priority IS NULL
          AND job_id IN (SELECT job_id FROM media_worker_ready WHERE priority IS NULL LIMIT ?)`,
     ),

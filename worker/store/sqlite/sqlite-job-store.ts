@@ -47,9 +47,9 @@ function parseJson(text: string | null): unknown {
 
 export class SqliteJobStore implements JobStore {
   private readonly statements: Statements;
-  private readonly claimer: SqliteClaimer;
-  private readonly readyIndex: ReadyIndex;
-  private readonly watchers = new Set<AbortController>();
+  /** Made on the first claim: runners, which never claim, do not prepare its statements. */
+  private claimerOnceUsed: SqliteClaimer | undefined;
+  private readonly closing = new AbortController();
 
   private constructor(
     private readonly sqlite: BetterSqlite3.Database,
@@ -57,8 +57,11 @@ export class SqliteJobStore implements JobStore {
     private readonly options: OpenSqliteOptions,
   ) {
     this.statements = buildStatements(sqlite);
-    this.readyIndex = new ReadyIndex(sqlite);
-    this.claimer = new SqliteClaimer(sqlite, this.statements, this.readyIndex);
+  }
+
+  private get claimer(): SqliteClaimer {
+    this.claimerOnceUsed ??= new SqliteClaimer(this.sqlite, this.statements, new ReadyIndex(this.sqlite));
+    return this.claimerOnceUsed;
   }
 
   /** `ensureSchema` creates missing tables and refuses a `jobs` table of another shape. */
@@ -268,15 +271,12 @@ export class SqliteJobStore implements JobStore {
 
   watchQueue(onChange: () => void, signal: AbortSignal): boolean {
     if (!this.file || signal.aborted) return false;
-    const watcher = new AbortController();
-    this.watchers.add(watcher);
-    signal.addEventListener('abort', () => watcher.abort(), { once: true, signal: watcher.signal });
-    watcher.signal.addEventListener('abort', () => this.watchers.delete(watcher), { once: true });
-    return watchDatabaseChanges(this.sqlite, this.file.path, onChange, watcher.signal);
+    const until = AbortSignal.any([signal, this.closing.signal]);
+    return watchDatabaseChanges(this.sqlite, this.file.path, onChange, until);
   }
 
   async close(): Promise<void> {
-    for (const watcher of this.watchers) watcher.abort();
+    this.closing.abort();
     this.sqlite.close();
   }
 
