@@ -66,6 +66,20 @@ export class DatabaseBusyError extends WorkerFaultError {
 }
 
 /**
+ * The database server cannot be reached (it is down or restarting, or the network is): it may come
+ * back by itself. Writes made for a job wait for it while the lease lasts; the daemon stops claiming
+ * until a check gets through.
+ */
+export class DatabaseUnreachableError extends WorkerFaultError {
+  override readonly name = 'DatabaseUnreachableError';
+}
+
+/** A database fault that may clear by itself: a write made for a job is worth trying again. */
+export function mayClearByItself(error: unknown): error is DatabaseBusyError | DatabaseUnreachableError {
+  return error instanceof DatabaseBusyError || error instanceof DatabaseUnreachableError;
+}
+
+/**
  * The database the worker opened is gone: its file was deleted or replaced. Nothing written from
  * now on would reach the API, so the daemon exits non-zero for its supervisor to restart it.
  */

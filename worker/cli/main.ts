@@ -102,7 +102,9 @@ addSettingOptions(
   jobs.command('show').description('Print a job as JSON.').argument('<job_id>'),
   STORE_SETTINGS,
 ).action(async (jobId: string, flags: Flags) => {
-  const store = openJobStore(requireStorePaths(configFrom(flags)).databaseUrl, { ensureSchema: false });
+  const store = await openJobStore(requireStorePaths(configFrom(flags)).databaseUrl, {
+    ensureSchema: false,
+  });
   try {
     const job = await store.getJob(jobId);
     if (!job) throw new ConfigError(`no job ${jobId}`);

@@ -21,7 +21,13 @@ export async function runWorker(config: Config): Promise<void> {
     log,
   });
   const busyTimeoutMs = config.dbBusyTimeout * 1000;
-  const store = openJobStore(databaseUrl, { ensureSchema: true, busyTimeoutMs });
+  // The claim loop, lease renewals, recovery and the daemon's own writes for crashed runners.
+  const store = await openJobStore(databaseUrl, {
+    ensureSchema: true,
+    busyTimeoutMs,
+    connections: config.concurrency + 3,
+    log,
+  });
   const retryDelay = exponentialBackoff(config.retryBackoff * 1000, config.retryBackoffMax * 1000);
   const pool = new RunnerPool({
     modules: new Map(modules.map((module) => [module.name, module])),

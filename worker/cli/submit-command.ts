@@ -54,7 +54,7 @@ export async function submitJob(request: SubmitRequest): Promise<string> {
       ...(index === 0 ? { metadata: params } : {}),
     });
   }
-  const store = openJobStore(request.databaseUrl, { ensureSchema: true });
+  const store = await openJobStore(request.databaseUrl, { ensureSchema: true });
   try {
     await store.insertJob({
       jobId,

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { exponentialBackoff } from '../daemon/retry-policy.js';
-import { DatabaseBusyError, toJobError, WorkerFaultError } from '../errors.js';
+import { mayClearByItself, toJobError, WorkerFaultError } from '../errors.js';
 import { jobOutputDir } from '../jobs/job-row.js';
 import { boundedChild, createLogger } from '../logging/logger.js';
 import { loadManifest, loadModuleRun } from '../modules/discover-modules.js';
@@ -62,7 +62,7 @@ if (warmUp) {
 }
 // A runner's writes are retried while the lease lasts (writeWithinLease); a short busy timeout
 // keeps each wait from blocking the event loop that must hear lease renewals and abort signals.
-const store = openJobStore(init.databaseUrl, {
+const store = await openJobStore(init.databaseUrl, {
   ensureSchema: false,
   mustExist: true,
   busyTimeoutMs: Math.min(init.busyTimeoutMs, RUNNER_BUSY_TIMEOUT_MS),
@@ -180,7 +180,7 @@ async function runModule(
 
 /**
  * A write on the job's behalf. The database being busy (the API holding its write lock past the
- * busy timeout) is no reason to throw away a result: the write is tried again while the lease
+ * busy timeout) or out of reach for a moment (a server restart) is no reason to throw away a result: the write is tried again while the lease
  * lasts. When the lease runs out first, giveUp ends the job and this process.
  */
 async function writeWithinLease<T>(
@@ -195,11 +195,11 @@ async function writeWithinLease<T>(
     try {
       return await step();
     } catch (error) {
-      if (!(error instanceof DatabaseBusyError)) throw error;
+      if (!mayClearByItself(error)) throw error;
       if (!warned) {
         jobLog.warn(
           { err: error, lease_left_ms: Math.round(lease.remainingMs) },
-          `database busy; retrying ${what} while the lease lasts`,
+          `${error.message}; retrying ${what} while the lease lasts`,
         );
         warned = true;
       }

@@ -6,6 +6,7 @@
  * Every method that writes on behalf of a running attempt takes its Lease and changes nothing when
  * that lease is no longer the job's (the job was taken back, deleted or finished by someone else).
  */
+import type { Logger } from 'pino';
 import type { InputFile, JobStatus, OutputFile } from './schema.js';
 
 export interface Lease {
@@ -159,8 +160,12 @@ export interface StoreOpenOptions {
   ensureSchema: boolean;
   /** Refuse to create a missing database (runners and probes: their daemon opened it). */
   mustExist?: boolean;
-  /** How long a write waits for another process's write lock before failing as busy. */
+  /** How long a write waits for another process's write lock (PostgreSQL: a row lock) before failing as busy. */
   busyTimeoutMs?: number;
+  /** PostgreSQL: the most statements this process runs at once (the daemon: its slots and its timers). */
+  connections?: number;
+  /** Where a store says what happens to its connections (PostgreSQL: the listening connection). */
+  log?: Logger;
   /**
    * Take on the upkeep the database needs after writes (SQLite: checkpoint the WAL early, in small
    * steps), so that the API's own writes rarely have to. The daemon and its runners do; the CLI's

@@ -1,0 +1,155 @@
+/**
+ * PostgreSQL DDL: the API's tables as its SQLAlchemy models create them on PostgreSQL (SERIAL ids,
+ * VARCHAR, TEXT for JSON, BIGINT milliseconds, the same `ix_…` indexes), then the worker's own.
+ *
+ * The ready index is kept by triggers here, not by high-water marks as on SQLite: PostgreSQL
+ * commits SERIAL ids out of order, so a mark could step over a job committed late. The triggers
+ * run inside the API's own transactions, so the index is exact: a job is in `media_worker_ready`
+ * exactly while it is `queued`, with its queue entry's priority (5 without one) and the retry
+ * backoff the worker set. An insert also notifies `media_worker_queue`, which wakes the daemons.
+ */
+import { DEFAULT_PRIORITY } from '../schema.js';
+
+/** Bumped whenever the objects below change: a daemon finding another layout installs this one. */
+export const POSTGRES_LAYOUT = 'postgres ready index, layout 1';
+export const QUEUE_CHANNEL = 'media_worker_queue';
+/** pg_advisory_xact_lock key, so that daemons starting together install the schema once. */
+export const SCHEMA_LOCK_KEY = 0x6d656469; // "medi"
+
+export const API_TABLES_DDL = `
+CREATE TABLE IF NOT EXISTS jobs (
+	id SERIAL NOT NULL,
+	job_id VARCHAR NOT NULL,
+	task_type VARCHAR NOT NULL,
+	input_file_source VARCHAR NOT NULL,
+	input_file_path VARCHAR NOT NULL,
+	input_files TEXT NOT NULL,
+	output_files TEXT NOT NULL,
+	status VARCHAR NOT NULL,
+	progress INTEGER NOT NULL,
+	created_at BIGINT NOT NULL,
+	started_at BIGINT,
+	completed_at BIGINT,
+	task_output TEXT,
+	error_message TEXT,
+	retry_count INTEGER NOT NULL,
+	max_retries INTEGER NOT NULL,
+	created_by VARCHAR,
+	PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ix_jobs_job_id ON jobs (job_id);
+CREATE INDEX IF NOT EXISTS ix_jobs_created_by ON jobs (created_by);
+CREATE INDEX IF NOT EXISTS ix_jobs_status ON jobs (status);
+CREATE INDEX IF NOT EXISTS ix_jobs_created_at ON jobs (created_at);
+
+CREATE TABLE IF NOT EXISTS queue_entries (
+	id SERIAL NOT NULL,
+	job_id VARCHAR NOT NULL,
+	priority INTEGER NOT NULL,
+	enqueued_at BIGINT NOT NULL,
+	PRIMARY KEY (id)
+);
+CREATE INDEX IF NOT EXISTS ix_queue_entries_enqueued_at ON queue_entries (enqueued_at);
+CREATE UNIQUE INDEX IF NOT EXISTS ix_queue_entries_job_id ON queue_entries (job_id);
+`;
+
+export const WORKER_TABLES_DDL = `
+CREATE TABLE IF NOT EXISTS worker_job_state (
+	job_id VARCHAR NOT NULL PRIMARY KEY,
+	worker_id VARCHAR,
+	lease_token VARCHAR,
+	lease_expires_at BIGINT,
+	not_before BIGINT,
+	last_error TEXT
+);
+
+CREATE TABLE IF NOT EXISTS media_worker_meta (
+	name VARCHAR NOT NULL PRIMARY KEY,
+	value VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS media_worker_ready (
+	job_id VARCHAR NOT NULL PRIMARY KEY,
+	id INTEGER NOT NULL,
+	task_type VARCHAR NOT NULL,
+	priority INTEGER NOT NULL,
+	created_at BIGINT NOT NULL,
+	not_before BIGINT
+);
+CREATE INDEX IF NOT EXISTS media_worker_ready_order
+	ON media_worker_ready (task_type, priority DESC, created_at, id);
+CREATE INDEX IF NOT EXISTS media_worker_ready_delayed
+	ON media_worker_ready (task_type, not_before) WHERE not_before IS NOT NULL;
+`;
+
+/** The row a queued job has in the ready index: its priority and its retry backoff looked up. */
+const READY_ROW_OF_NEW = `
+	INSERT INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
+	VALUES (
+		NEW.job_id, NEW.id, NEW.task_type,
+		COALESCE((SELECT q.priority FROM queue_entries q WHERE q.job_id = NEW.job_id), ${DEFAULT_PRIORITY}),
+		NEW.created_at,
+		(SELECT s.not_before FROM worker_job_state s WHERE s.job_id = NEW.job_id)
+	)
+	ON CONFLICT (job_id) DO UPDATE SET
+		id = EXCLUDED.id, task_type = EXCLUDED.task_type, priority = EXCLUDED.priority,
+		created_at = EXCLUDED.created_at, not_before = EXCLUDED.not_before;`;
+
+/**
+ * The payload is empty on purpose: a notification only says "look". A task type in it could be
+ * longer than NOTIFY allows, and the API's insert must never fail because of the worker.
+ */
+export const TRIGGERS_DDL = `
+CREATE OR REPLACE FUNCTION media_worker_job_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP <> 'INSERT' AND OLD.status = 'queued' THEN
+		DELETE FROM media_worker_ready WHERE job_id = OLD.job_id;
+	END IF;
+	IF TG_OP <> 'DELETE' AND NEW.status = 'queued' THEN
+		${READY_ROW_OF_NEW}
+		PERFORM pg_notify('${QUEUE_CHANNEL}', '');
+	END IF;
+	RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION media_worker_entry_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.job_id IS DISTINCT FROM NEW.job_id) THEN
+		UPDATE media_worker_ready SET priority = ${DEFAULT_PRIORITY}
+		WHERE job_id = OLD.job_id AND priority <> ${DEFAULT_PRIORITY};
+	END IF;
+	IF TG_OP <> 'DELETE' THEN
+		UPDATE media_worker_ready SET priority = NEW.priority
+		WHERE job_id = NEW.job_id AND priority IS DISTINCT FROM NEW.priority;
+	END IF;
+	RETURN NULL;
+END $$;
+
+DROP TRIGGER IF EXISTS media_worker_job_added ON jobs;
+DROP TRIGGER IF EXISTS media_worker_job_updated ON jobs;
+DROP TRIGGER IF EXISTS media_worker_job_removed ON jobs;
+DROP TRIGGER IF EXISTS media_worker_entry_changed ON queue_entries;
+
+CREATE TRIGGER media_worker_job_added AFTER INSERT ON jobs
+	FOR EACH ROW WHEN (NEW.status = 'queued') EXECUTE FUNCTION media_worker_job_changed();
+CREATE TRIGGER media_worker_job_updated
+	AFTER UPDATE OF status, job_id, task_type, created_at ON jobs
+	FOR EACH ROW WHEN (OLD.status = 'queued' OR NEW.status = 'queued')
+	EXECUTE FUNCTION media_worker_job_changed();
+CREATE TRIGGER media_worker_job_removed AFTER DELETE ON jobs
+	FOR EACH ROW WHEN (OLD.status = 'queued') EXECUTE FUNCTION media_worker_job_changed();
+CREATE TRIGGER media_worker_entry_changed AFTER INSERT OR UPDATE OR DELETE ON queue_entries
+	FOR EACH ROW EXECUTE FUNCTION media_worker_entry_changed();
+`;
+
+/** Every queued job, as the triggers would have added it: run with the triggers installed, in one transaction. */
+export const REBUILD_READY_DDL = `
+DELETE FROM media_worker_ready;
+INSERT INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
+SELECT j.job_id, j.id, j.task_type, COALESCE(q.priority, ${DEFAULT_PRIORITY}), j.created_at, s.not_before
+FROM jobs j
+LEFT JOIN queue_entries q ON q.job_id = j.job_id
+LEFT JOIN worker_job_state s ON s.job_id = j.job_id
+WHERE j.status = 'queued'
+ON CONFLICT (job_id) DO NOTHING;
+`;

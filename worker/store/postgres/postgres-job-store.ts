@@ -1,0 +1,395 @@
+/**
+ * The job store on a PostgreSQL server, for workers on several machines. The claim lives in
+ * claim.ts, the fenced statements in statements.ts, the schema and the triggers that keep the
+ * ready index in ddl.ts and schema-setup.ts, the wake-up in queue-listener.ts. What a failure
+ * leads to is decided outside any store (worker/jobs/attempt-lifecycle.ts) and only written here.
+ */
+import { type Kysely, sql, type Transaction } from 'kysely';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { DatabaseLostError, StartupError, WorkerFaultError } from '../../errors.js';
+import { boundProgress, decideAttemptEnd, outcomeOf, recoveryReason } from '../../jobs/attempt-lifecycle.js';
+import type {
+  AttemptFailure,
+  ClaimedJob,
+  ClaimRequest,
+  FailureOutcome,
+  JobRecord,
+  JobResult,
+  JobStore,
+  Lease,
+  LeaseRenewal,
+  NewJob,
+  RecoveredJob,
+  RecoveryRequest,
+  RetryDelay,
+  StoreOpenOptions,
+} from '../job-store.js';
+import type { Database } from '../schema.js';
+import { claimNextJob } from './claim.js';
+import { clientConfig, createPool, kyselyOn } from './connect.js';
+import { translatePgError } from './errors.js';
+import { listenForQueueChanges } from './queue-listener.js';
+import { ensurePostgresSchema } from './schema-setup.js';
+import {
+  failJob,
+  type InFlightJob,
+  lockAbandonedJobs,
+  lockHeldJob,
+  renewHeldLeases,
+  requeue,
+  updateHeldJob,
+} from './statements.js';
+import { redactedUrl } from './url.js';
+
+/** Statements one process runs at once when the opener does not say: the CLI's, a runner's. */
+const DEFAULT_CONNECTIONS = 2;
+
+function parseJson(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+export class PostgresJobStore implements JobStore {
+  private readonly closing = new AbortController();
+
+  private constructor(
+    private readonly db: Kysely<Database>,
+    private readonly databaseUrl: string,
+    /** pg_database.oid of the database opened: another database under the same name is noticed. */
+    private readonly databaseOid: number,
+    private readonly log: Logger | undefined,
+  ) {}
+
+  static async open(databaseUrl: string, options: StoreOpenOptions): Promise<PostgresJobStore> {
+    const pool = createPool(databaseUrl, {
+      connections: options.connections ?? DEFAULT_CONNECTIONS,
+      ...(options.busyTimeoutMs === undefined ? {} : { lockTimeoutMs: options.busyTimeoutMs }),
+    });
+    const db = kyselyOn(pool);
+    try {
+      if (options.ensureSchema) await ensurePostgresSchema(db);
+      const { rows } = await sql<{ oid: number }>`
+        SELECT oid::int AS oid FROM pg_database WHERE datname = current_database()`.execute(db);
+      return new PostgresJobStore(db, databaseUrl, rows[0]?.oid ?? 0, options.log);
+    } catch (error) {
+      await db.destroy().catch(() => {});
+      if (error instanceof StartupError) throw error;
+      const translated = translatePgError(error);
+      const reason = translated instanceof Error ? translated.message : String(error);
+      throw new StartupError(`cannot open the PostgreSQL database ${redactedUrl(databaseUrl)}: ${reason}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async claimNextJob(request: ClaimRequest): Promise<ClaimedJob | undefined> {
+    return this.guarded(() => claimNextJob(this.db, request));
+  }
+
+  async renewLeases(leases: readonly Lease[], leaseMs: number): Promise<LeaseRenewal> {
+    if (leases.length === 0) return { lost: [], ended: [] };
+    return this.guarded(async () => {
+      const renewed = await renewHeldLeases(this.db, leases, Date.now() + leaseMs);
+      const rest = leases.filter((lease) => !renewed.has(lease.jobId));
+      const renewal: LeaseRenewal = { lost: [], ended: [] };
+      if (rest.length === 0) return renewal;
+      const tokens = await this.db
+        .selectFrom('worker_job_state')
+        .select(['job_id', 'lease_token'])
+        .where(
+          'job_id',
+          'in',
+          rest.map((lease) => lease.jobId),
+        )
+        .execute();
+      const tokenOf = new Map(tokens.map((row) => [row.job_id, row.lease_token]));
+      // The token still ours (the job itself changed) or another's: taken. No token at all: the
+      // attempt was ended by whoever held it, most likely its own runner.
+      for (const lease of rest) {
+        (tokenOf.get(lease.jobId) == null ? renewal.ended : renewal.lost).push(lease.jobId);
+      }
+      return renewal;
+    });
+  }
+
+  async markProcessing(lease: Lease): Promise<boolean> {
+    return this.guarded(
+      async () =>
+        (await updateHeldJob(this.db, lease, {
+          status: 'processing',
+          started_at: Date.now(),
+          progress: 0,
+        })) === 1,
+    );
+  }
+
+  async reportProgress(lease: Lease, progress: number): Promise<boolean> {
+    const bounded = boundProgress(progress);
+    return this.guarded(async () => (await updateHeldJob(this.db, lease, { progress: bounded })) === 1);
+  }
+
+  async completeJob(lease: Lease, result: JobResult): Promise<boolean> {
+    const changes = {
+      status: 'completed' as const,
+      progress: 100,
+      output_files: JSON.stringify(result.outputFiles),
+      task_output: JSON.stringify(result.taskOutput),
+      error_message: null,
+      completed_at: Date.now(),
+    };
+    return this.guarded(() =>
+      this.db.transaction().execute(async (trx) => {
+        if ((await updateHeldJob(trx, lease, changes)) === 0) return false;
+        await trx.deleteFrom('worker_job_state').where('job_id', '=', lease.jobId).execute();
+        return true;
+      }),
+    );
+  }
+
+  async failAttempt(lease: Lease, failure: AttemptFailure, retryDelay: RetryDelay): Promise<FailureOutcome> {
+    return this.guarded(() =>
+      this.db.transaction().execute(async (trx): Promise<FailureOutcome> => {
+        const job = await lockHeldJob(trx, lease);
+        if (!job) return { kind: 'fenced' };
+        return this.endAttempt(trx, job, failure, retryDelay);
+      }),
+    );
+  }
+
+  /** Writes what decideAttemptEnd says, inside the caller's transaction. */
+  private async endAttempt(
+    trx: Transaction<Database>,
+    job: InFlightJob,
+    failure: AttemptFailure,
+    retryDelay: RetryDelay,
+  ): Promise<Exclude<FailureOutcome, { kind: 'fenced' }>> {
+    const now = Date.now();
+    const end = decideAttemptEnd(
+      { retryCount: job.retry_count, maxRetries: job.max_retries },
+      failure,
+      retryDelay,
+      now,
+    );
+    if (end.kind === 'retry') {
+      await requeue(trx, job.job_id, {
+        notBefore: end.notBefore,
+        lastError: end.lastError,
+        retryIncrement: 1,
+      });
+    } else {
+      await failJob(trx, job.job_id, end.errorMessage, now);
+    }
+    return outcomeOf(end);
+  }
+
+  async releaseJob(lease: Lease): Promise<boolean> {
+    return this.guarded(() =>
+      this.db.transaction().execute(async (trx) => {
+        if (!(await lockHeldJob(trx, lease))) return false;
+        await requeue(trx, lease.jobId, { notBefore: null, lastError: null, retryIncrement: 0 });
+        return true;
+      }),
+    );
+  }
+
+  async forgetLease(lease: Lease): Promise<void> {
+    await this.guarded(() =>
+      this.db
+        .deleteFrom('worker_job_state')
+        .where('job_id', '=', lease.jobId)
+        .where('lease_token', '=', lease.token)
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('jobs')
+                .select(sql.lit(1).as('live'))
+                .whereRef('jobs.job_id', '=', 'worker_job_state.job_id')
+                .where('jobs.status', 'in', ['claimed', 'processing']),
+            ),
+          ),
+        )
+        .execute(),
+    );
+  }
+
+  async recoverAbandonedJobs({ orphanAgeMs, retryDelay }: RecoveryRequest): Promise<RecoveredJob[]> {
+    return this.guarded(() =>
+      this.db.transaction().execute(async (trx) => {
+        const now = Date.now();
+        const abandoned = await lockAbandonedJobs(trx, now, now - orphanAgeMs);
+        const recovered: RecoveredJob[] = [];
+        for (const job of abandoned) {
+          const reason = recoveryReason(
+            { status: job.status, workerId: job.worker_id, leaseExpiresAt: job.lease_expires_at },
+            orphanAgeMs,
+          );
+          recovered.push({
+            jobId: job.job_id,
+            taskType: job.task_type,
+            attempt: job.retry_count + 1,
+            reason,
+            outcome: await this.endAttempt(trx, job, { message: reason, retryable: true }, retryDelay),
+          });
+        }
+        return recovered;
+      }),
+    );
+  }
+
+  async hasQueuedJobs(taskTypes: readonly string[]): Promise<boolean> {
+    if (taskTypes.length === 0) return false;
+    return this.guarded(async () => {
+      const row = await this.db
+        .selectFrom('media_worker_ready')
+        .select('job_id')
+        .where('task_type', 'in', [...taskTypes])
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
+    });
+  }
+
+  async nextRetryAt(taskTypes: readonly string[]): Promise<number | undefined> {
+    if (taskTypes.length === 0) return undefined;
+    return this.guarded(async () => {
+      const row = await this.db
+        .selectFrom('media_worker_ready')
+        .select((eb) => eb.fn.min('not_before').as('at'))
+        .where('not_before', 'is not', null)
+        .where('task_type', 'in', [...taskTypes])
+        .executeTakeFirst();
+      return row?.at ?? undefined;
+    });
+  }
+
+  async insertJob(job: NewJob): Promise<void> {
+    const now = Date.now();
+    await this.guarded(() =>
+      this.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('jobs')
+          .values({
+            job_id: job.jobId,
+            task_type: job.taskType,
+            input_file_source: job.inputFileSource,
+            input_file_path: job.inputFiles[0]?.path ?? '',
+            input_files: JSON.stringify(job.inputFiles),
+            output_files: '[]',
+            status: 'queued',
+            progress: 0,
+            created_at: now,
+            started_at: null,
+            completed_at: null,
+            task_output: null,
+            error_message: null,
+            retry_count: 0,
+            max_retries: job.maxRetries,
+            created_by: job.createdBy,
+          })
+          .execute();
+        await trx
+          .insertInto('queue_entries')
+          .values({ job_id: job.jobId, priority: job.priority, enqueued_at: now })
+          .execute();
+      }),
+    );
+  }
+
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    const row = await this.guarded(() =>
+      this.db
+        .selectFrom('jobs as j')
+        .leftJoin('queue_entries as q', 'q.job_id', 'j.job_id')
+        .leftJoin('worker_job_state as s', 's.job_id', 'j.job_id')
+        .selectAll('j')
+        .select(['q.priority', 's.worker_id', 's.lease_expires_at', 's.not_before', 's.last_error'])
+        .select(sql<string | null>`s.job_id`.as('has_state'))
+        .where('j.job_id', '=', jobId)
+        .executeTakeFirst(),
+    );
+    if (!row) return undefined;
+    const { worker_id, lease_expires_at, not_before, last_error, has_state, ...job } = row;
+    return {
+      ...job,
+      input_files: parseJson(row.input_files),
+      output_files: parseJson(row.output_files),
+      task_output: parseJson(row.task_output),
+      worker: has_state === null ? null : { worker_id, lease_expires_at, not_before, last_error },
+    };
+  }
+
+  /** A connection opened now: can it reach the server, and may it write the jobs? */
+  async probeWritable(): Promise<void> {
+    const client = new pg.Client(clientConfig(this.databaseUrl));
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ read_only: string; may_update: boolean }>(
+        `SELECT current_setting('transaction_read_only') AS read_only,
+                has_table_privilege('jobs', 'UPDATE') AND has_table_privilege('worker_job_state', 'UPDATE') AS may_update`,
+      );
+      const probe = rows[0];
+      if (probe?.read_only === 'on')
+        throw new WorkerFaultError('database cannot be written: the server is read-only');
+      if (probe?.may_update === false) {
+        throw new WorkerFaultError(
+          'database cannot be written: no UPDATE privilege on jobs or worker_job_state',
+        );
+      }
+    } catch (error) {
+      throw translateOrWrap(error);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  async checkIdentity(): Promise<void> {
+    let oid: number | undefined;
+    try {
+      const { rows } = await sql<{ oid: number }>`
+        SELECT oid::int AS oid FROM pg_database WHERE datname = current_database()`.execute(this.db);
+      oid = rows[0]?.oid;
+    } catch (error) {
+      const translated = translatePgError(error);
+      if (translated instanceof DatabaseLostError) throw translated;
+      return; // out of reach is not gone: the claim loop's fault handling covers it
+    }
+    if (oid !== this.databaseOid) {
+      throw new DatabaseLostError(
+        `the database ${redactedUrl(this.databaseUrl)} was dropped and created again under the running worker`,
+      );
+    }
+  }
+
+  watchQueue(onChange: () => void, signal: AbortSignal): boolean {
+    if (signal.aborted) return false;
+    const until = AbortSignal.any([signal, this.closing.signal]);
+    listenForQueueChanges(this.databaseUrl, onChange, until, this.log);
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.closing.abort();
+    await this.db.destroy();
+  }
+
+  private async guarded<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      throw translatePgError(error);
+    }
+  }
+}
+
+function translateOrWrap(error: unknown): unknown {
+  const translated = translatePgError(error);
+  if (translated instanceof WorkerFaultError || translated instanceof DatabaseLostError) return translated;
+  return new WorkerFaultError(`database cannot be used: ${(error as Error).message}`, { cause: error });
+}

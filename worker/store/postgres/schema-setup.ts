@@ -1,0 +1,62 @@
+/**
+ * Installing the schema on a PostgreSQL database: the API's tables when they are missing (a
+ * `jobs` of another shape is refused untouched), then the worker's own tables, the ready index and
+ * its triggers. Daemons starting together take turns on an advisory lock; a daemon that finds the
+ * current layout in place changes nothing, so a restart never locks the API's tables.
+ */
+import { type Kysely, sql } from 'kysely';
+import { StartupError } from '../../errors.js';
+import { type Database, JOBS_COLUMNS } from '../schema.js';
+import {
+  API_TABLES_DDL,
+  POSTGRES_LAYOUT,
+  REBUILD_READY_DDL,
+  SCHEMA_LOCK_KEY,
+  TRIGGERS_DDL,
+  WORKER_TABLES_DDL,
+} from './ddl.js';
+
+export async function ensurePostgresSchema(db: Kysely<Database>): Promise<void> {
+  await refuseForeignJobsTable(db);
+  if ((await installedLayout(db)) === POSTGRES_LAYOUT) return;
+  await db.transaction().execute(async (trx) => {
+    await sql`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`.execute(trx);
+    await refuseForeignJobsTable(trx);
+    await sql.raw(API_TABLES_DDL).execute(trx);
+    await sql.raw(WORKER_TABLES_DDL).execute(trx);
+    if ((await installedLayout(trx)) === POSTGRES_LAYOUT) return;
+    // Creating the triggers locks `jobs` and `queue_entries` against writes until this
+    // transaction ends, so no job slips between the rebuild below and the triggers.
+    await sql.raw(TRIGGERS_DDL).execute(trx);
+    await sql.raw(REBUILD_READY_DDL).execute(trx);
+    await sql`
+      INSERT INTO media_worker_meta (name, value) VALUES ('layout', ${POSTGRES_LAYOUT})
+      ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value`.execute(trx);
+  });
+}
+
+async function installedLayout(db: Kysely<Database>): Promise<string | undefined> {
+  const { rows } = await sql<{ value: string | null }>`
+    SELECT value FROM media_worker_meta WHERE name = 'layout'`
+    .execute(db)
+    .catch((error: { code?: string }) => {
+      if (error.code === '42P01') return { rows: [] }; // undefined_table: nothing installed yet
+      throw error;
+    });
+  return rows[0]?.value ?? undefined;
+}
+
+async function refuseForeignJobsTable(db: Kysely<Database>): Promise<void> {
+  const { rows } = await sql<{ column_name: string }>`
+    SELECT column_name FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = 'jobs'`.execute(db);
+  if (rows.length === 0) return;
+  const existing = new Set(rows.map((row) => row.column_name));
+  const missing = JOBS_COLUMNS.filter((column) => !existing.has(column));
+  if (missing.length > 0) {
+    throw new StartupError(
+      `table 'jobs' in this database has another shape: missing column(s) ${missing.join(', ')}; ` +
+        'refusing to start (see media_store-v1.sql for the expected DDL)',
+    );
+  }
+}
