@@ -7,12 +7,16 @@ import { afterEach, beforeEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { JobStore, NewJob } from '../../worker/store/job-store.js';
-import { SqliteJobStore } from '../../worker/store/sqlite/sqlite-job-store.js';
+import { openJobStore } from '../../worker/store/open-job-store.js';
+import { createTestDatabase } from './postgres.js';
 import { killLeftoverWorkers } from './worker-process.js';
 
 export interface Workspace {
   dir: string;
+  /** The SQLite file (unused when the workspace is on PostgreSQL). */
   databasePath: string;
+  /** What the worker is given as DATABASE_URL: the SQLite file, or a PostgreSQL database of its own. */
+  databaseUrl: string;
   storageRoot: string;
   store: JobStore;
   /** Inserts a queued job as the API does; returns its job_id. */
@@ -42,15 +46,29 @@ let counter = 0;
 /** A source file of the repository (tests run from dist/, fixtures that are not TypeScript stay in test/). */
 export const repoFile = (relative: string) => fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
 
-export async function createWorkspace(): Promise<Workspace> {
+export interface WorkspaceOptions {
+  /**
+   * The workspace's database is a PostgreSQL database of its own, dropped at cleanup: on the
+   * shared test server (`true`) or on the server `serverUrl` names.
+   */
+  postgres?: boolean | { serverUrl: string };
+}
+
+export async function createWorkspace({ postgres = false }: WorkspaceOptions = {}): Promise<Workspace> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-test-'));
   const databasePath = path.join(dir, 'media_store.db');
   const storageRoot = path.join(dir, 'compute');
   fs.mkdirSync(storageRoot);
-  const store = SqliteJobStore.open(databasePath, { ensureSchema: true });
+  const postgresDatabase =
+    postgres === false
+      ? undefined
+      : await createTestDatabase(postgres === true ? undefined : postgres.serverUrl);
+  const databaseUrl = postgresDatabase?.url ?? databasePath;
+  const store = await openJobStore(databaseUrl, { ensureSchema: true });
   const workspace: Workspace = {
     dir,
     databasePath,
+    databaseUrl,
     storageRoot,
     store,
     async addJob(
@@ -75,6 +93,7 @@ export async function createWorkspace(): Promise<Workspace> {
       return jobId;
     },
     addRawJob(jobId, taskType, inputFiles) {
+      if (postgresDatabase) throw new Error('addRawJob writes SQLite only');
       const raw = new Database(databasePath);
       try {
         raw
@@ -96,6 +115,7 @@ export async function createWorkspace(): Promise<Workspace> {
     },
     async cleanup() {
       await workspace.store.close();
+      await postgresDatabase?.drop();
       fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     },
   };
@@ -106,10 +126,10 @@ export async function createWorkspace(): Promise<Workspace> {
  * Gives each test of the enclosing suite a fresh workspace (handed to `use`), then kills any daemon
  * the test left running and removes the workspace.
  */
-export function useWorkspace(use: (workspace: Workspace) => void): void {
+export function useWorkspace(use: (workspace: Workspace) => void, options: WorkspaceOptions = {}): void {
   let current: Workspace | undefined;
   beforeEach(async () => {
-    current = await createWorkspace();
+    current = await createWorkspace(options);
     use(current);
   });
   afterEach(async () => {

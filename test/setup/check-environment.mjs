@@ -2,6 +2,7 @@
 // install scripts it was not told to allow) and installs the system tools the tests use when missing.
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { ensurePostgres } from './postgres-server.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -27,13 +28,22 @@ const has = (command, probe) => {
     return error.code !== 'ENOENT';
   }
 };
-const missing = wanted.filter(({ command, probe }) => !has(command, probe));
-if (missing.length > 0) {
-  const packages = missing.map(({ aptPackage }) => aptPackage);
+const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
+const run = (args) =>
+  execFileSync(sudo[0] ?? args[0], sudo.length ? args : args.slice(1), { stdio: 'inherit' });
+let aptUpdated = false;
+const install = (packages) => {
   console.log(`installing ${packages.join(', ')} with apt-get`);
-  const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
-  const run = (args) =>
-    execFileSync(sudo[0] ?? args[0], sudo.length ? args : args.slice(1), { stdio: 'inherit' });
-  run(['apt-get', 'update', '-qq']);
+  if (!aptUpdated) run(['apt-get', 'update', '-qq']);
+  aptUpdated = true;
   run(['apt-get', 'install', '-y', '-qq', ...packages]);
+};
+const missing = wanted.filter(({ command, probe }) => !has(command, probe));
+if (missing.length > 0) install(missing.map(({ aptPackage }) => aptPackage));
+
+try {
+  await ensurePostgres({ run, install });
+} catch (error) {
+  console.error(error.message);
+  process.exit(1);
 }

@@ -277,7 +277,9 @@ export class Daemon {
       this.endedAtLastRenewal = endedNow;
       if (held.length > 0 && !this.faults.paused) await this.faults.releaseHeld();
     } catch (error) {
-      this.deps.log.warn({ err: error }, 'lease renewal failed; will try again');
+      // A database out of reach is said once, by the fault's own line, not at every renewal.
+      if (pausesClaiming(error)) this.faults.report(error.message);
+      else this.deps.log.warn({ err: error }, 'lease renewal failed; will try again');
     }
   }
 
