@@ -2,7 +2,6 @@
 // 127.0.0.1:5432 (user postgres, no password). Where nothing answers on a local address, the
 // server is installed (Debian's package) when missing and a cluster of the tests' own, trusting
 // local connections, is started there. It is left running, as a service would be.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
