@@ -5,11 +5,12 @@ import { benchEndToEnd } from './end-to-end.js';
 import { benchFfmpegTranscode } from './ffmpeg-transcode.js';
 import { benchImageResize } from './image-resize.js';
 import { benchManyDaemons } from './many-daemons.js';
+import { benchPostgres } from './postgres.js';
 import { benchWakeUp } from './wake-up.js';
 
 /**
  * `npm run bench` runs all; `npm run bench -- image` (or claim, e2e, ffmpeg, api-latency, wake-up,
- * detect, daemons) runs the ones named.
+ * detect, daemons, postgres) runs the ones named.
  */
 const BENCHES: Record<string, () => Promise<void>> = {
   claim: benchClaimThroughput,
@@ -20,6 +21,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   'wake-up': benchWakeUp,
   detect: benchChangeDetection,
   daemons: benchManyDaemons,
+  postgres: benchPostgres,
 };
 const wanted = process.argv.slice(2);
 for (const [name, bench] of Object.entries(BENCHES)) {

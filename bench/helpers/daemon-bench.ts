@@ -87,12 +87,18 @@ export interface Daemon {
  * Starts `media-worker run` on `dir` with the noop fixture module. `onLine` sees each log line that
  * parses as JSON; lines at warn level or above are also copied to stderr.
  */
-export function startDaemon(dir: string, args: readonly string[], onLine: (line: LogLine) => void): Daemon {
+export function startDaemon(
+  dir: string,
+  args: readonly string[],
+  onLine: (line: LogLine) => void,
+  /** More environment: DATABASE_URL for a PostgreSQL database. */
+  env: Record<string, string> = {},
+): Daemon {
   const child: ChildProcessByStdio<null, Readable, null> = spawn(
     process.execPath,
     [CLI, 'run', '--modules-dir', TEST_MODULES, '--tasks', 'noop', ...args],
     {
-      env: { ...process.env, CL_SERVER_DIR: dir, BROADCAST_TYPE: 'noop', LOG_LEVEL: 'info' },
+      env: { ...process.env, CL_SERVER_DIR: dir, BROADCAST_TYPE: 'noop', LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );

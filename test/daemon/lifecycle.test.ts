@@ -2,18 +2,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { killedDaemonJobIsRecovered, startedLines } from '../helpers/scenarios.js';
 import { startWorker } from '../helpers/worker-process.js';
 import { isAlive, useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
-const startedPids = (file: string) =>
-  fs.existsSync(file)
-    ? fs
-        .readFileSync(file, 'utf8')
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => Number(line.split(' ')[1]))
-    : [];
+const startedPids = (file: string) => startedLines(file).map((line) => Number(line.split(' ')[1]));
 /** The pids of the runners that started the sleep job, once there is one. */
 const runnerPids = (file: string) => {
   const pids = startedPids(file);
@@ -25,48 +18,8 @@ describe('daemon lifecycle', () => {
     workspace = created;
   });
 
-  test('kill -9 of a daemon mid-job: another daemon completes the job after the lease expires', async () => {
-    const startedFile = path.join(workspace.dir, 'started');
-    const jobId = await workspace.addJob('sleep', { seconds: 0.5, started_file: startedFile });
-    const victim = startWorker(workspace.dir, [
-      '--worker-id',
-      'victim',
-      '--tasks',
-      'sleep',
-      '--lease-ttl',
-      '1',
-    ]);
-    const [runnerPid] = await waitFor(() => runnerPids(startedFile), 'the job to start');
-    victim.child.kill('SIGKILL');
-    await victim.exited;
-    assert.equal((await workspace.store.getJob(jobId))?.status, 'processing');
-    // The runner notices its daemon is gone and exits rather than finishing unsupervised.
-    await waitFor(() => !isAlive(runnerPid as number), 'the orphaned runner to exit');
-    // A draining daemon exits when nothing is queued: start it once the job is up for recovery.
-    await waitFor(async () => {
-      const expiresAt = (await workspace.store.getJob(jobId))?.worker?.lease_expires_at;
-      return typeof expiresAt === 'number' && expiresAt < Date.now();
-    }, 'the lease to expire');
-    const rescuer = startWorker(workspace.dir, [
-      '--worker-id',
-      'rescuer',
-      '--tasks',
-      'sleep',
-      '--lease-ttl',
-      '1',
-      '--drain',
-      '--retry-backoff',
-      '0',
-    ]);
-    assert.equal((await rescuer.exited).code, 0, rescuer.stderr());
-    const job = await workspace.store.getJob(jobId);
-    assert.equal(job?.status, 'completed');
-    assert.equal(job?.retry_count, 1, 'the lost attempt counts');
-    assert.ok(
-      rescuer.logs.some((line) => line.msg === 'took back an abandoned job' && line.job_id === jobId),
-    );
-    assert.equal(startedPids(startedFile).length, 2);
-  });
+  test('kill -9 of a daemon mid-job: another daemon completes the job after the lease expires', () =>
+    killedDaemonJobIsRecovered(workspace));
 
   test('SIGTERM: a running job that finishes within the grace completes, and the daemon exits 0', async () => {
     const startedFile = path.join(workspace.dir, 'started');

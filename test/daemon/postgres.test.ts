@@ -7,9 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import pg from 'pg';
+import sharp from 'sharp';
+import { solidJpeg } from '../helpers/images.js';
 import { startPrivateServer } from '../helpers/postgres.js';
-import { startWorker } from '../helpers/worker-process.js';
-import { createWorkspace, isAlive, useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
+import { databaseEnv, killedDaemonJobIsRecovered, startedLines } from '../helpers/scenarios.js';
+import { drainBuiltIn, runCli, startWorker } from '../helpers/worker-process.js';
+import { createWorkspace, useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
 const JOBS = 2000;
 const DAEMONS = 4;
@@ -28,9 +31,6 @@ async function query<Row extends pg.QueryResultRow>(
   }
 }
 
-const startedLines = (file: string) =>
-  fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : [];
-
 describe('the daemon on PostgreSQL', () => {
   let workspace: Workspace;
   useWorkspace(
@@ -39,8 +39,7 @@ describe('the daemon on PostgreSQL', () => {
     },
     { postgres: true },
   );
-  const worker = (args: readonly string[]) =>
-    startWorker(workspace.dir, args, { DATABASE_URL: workspace.databaseUrl });
+  const worker = (args: readonly string[]) => startWorker(workspace.dir, args, databaseEnv(workspace));
 
   test(`${DAEMONS} daemons at concurrency 2 run each of ${JOBS} jobs exactly once`, async () => {
     const logFile = path.join(workspace.dir, 'executions.log');
@@ -88,40 +87,35 @@ describe('the daemon on PostgreSQL', () => {
     assert.deepEqual(warnings, [], 'no lock timeouts, deadlocks or faults');
   });
 
-  test('kill -9 of a daemon mid-job: another daemon completes the job after the lease expires', async () => {
+  test('kill -9 of a daemon mid-job: another daemon completes the job after the lease expires', () =>
+    killedDaemonJobIsRecovered(workspace));
+
+  test('submit and jobs show through the CLI, a real image module, and a shutdown that requeues', async () => {
+    const env = { CL_SERVER_DIR: workspace.dir, ...databaseEnv(workspace) };
+    const photo = path.join(workspace.dir, 'photo.jpg');
+    fs.writeFileSync(photo, await solidJpeg(400, 300, '#3366cc'));
+    const submitted = await runCli(['submit', 'image_resize', photo, '--params', '{"width":100}'], env);
+    assert.equal(submitted.code, 0, submitted.stderr);
+    const jobId = submitted.stdout.trim();
+    const queued = JSON.parse((await runCli(['jobs', 'show', jobId], env)).stdout);
+    assert.equal(queued.status, 'queued');
+    assert.equal(queued.priority, 5);
+    await drainBuiltIn(workspace.dir, ['image_resize'], [], env);
+    const done = JSON.parse((await runCli(['jobs', 'show', jobId], env)).stdout);
+    assert.equal(done.status, 'completed', done.error_message);
+    assert.deepEqual(done.task_output.resized_dimensions, [100, 75]);
+    const output = path.join(workspace.storageRoot, 'jobs', jobId, 'output', done.output_files[0].filename);
+    assert.equal((await sharp(output).metadata()).width, 100);
+
     const startedFile = path.join(workspace.dir, 'started');
-    const jobId = await workspace.addJob('sleep', { seconds: 0.5, started_file: startedFile });
-    const victim = worker(['--worker-id', 'victim', '--tasks', 'sleep', '--lease-ttl', '1']);
-    const runnerPid = Number(
-      (await waitFor(() => startedLines(startedFile)[0], 'the job to start')).split(' ')[1],
-    );
-    victim.child.kill('SIGKILL');
-    await victim.exited;
-    assert.equal((await workspace.store.getJob(jobId))?.status, 'processing');
-    await waitFor(() => !isAlive(runnerPid), 'the orphaned runner to exit');
-    await waitFor(async () => {
-      const expiresAt = (await workspace.store.getJob(jobId))?.worker?.lease_expires_at;
-      return typeof expiresAt === 'number' && expiresAt < Date.now();
-    }, 'the lease to expire');
-    const rescuer = worker([
-      '--worker-id',
-      'rescuer',
-      '--tasks',
-      'sleep',
-      '--lease-ttl',
-      '1',
-      '--drain',
-      '--retry-backoff',
-      '0',
-    ]);
-    assert.equal((await rescuer.exited).code, 0, rescuer.stderr());
-    const job = await workspace.store.getJob(jobId);
-    assert.equal(job?.status, 'completed');
-    assert.equal(job?.retry_count, 1, 'the lost attempt counts');
-    assert.ok(
-      rescuer.logs.some((line) => line.msg === 'took back an abandoned job' && line.job_id === jobId),
-    );
-    assert.equal(startedLines(startedFile).length, 2);
+    const sleeper = await workspace.addJob('sleep', { seconds: 60, started_file: startedFile });
+    const daemon = worker(['--tasks', 'sleep', '--shutdown-grace', '0.3']);
+    await waitFor(() => startedLines(startedFile)[0], 'the job to start');
+    daemon.child.kill('SIGTERM');
+    assert.equal((await daemon.exited).code, 0);
+    const requeued = await workspace.store.getJob(sleeper);
+    assert.equal(requeued?.status, 'queued');
+    assert.equal(requeued?.retry_count, 0, 'a shutdown spends no retry');
   });
 
   test('a job the API inserts wakes an idle daemon at once (LISTEN/NOTIFY), not at its next poll', async () => {

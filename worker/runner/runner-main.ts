@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { exponentialBackoff } from '../daemon/retry-policy.js';
-import { mayClearByItself, toJobError, WorkerFaultError } from '../errors.js';
+import { DatabaseBusyError, mayClearByItself, toJobError, WorkerFaultError } from '../errors.js';
 import { jobOutputDir } from '../jobs/job-row.js';
 import { boundedChild, createLogger } from '../logging/logger.js';
 import { loadManifest, loadModuleRun } from '../modules/discover-modules.js';
@@ -199,7 +199,7 @@ async function writeWithinLease<T>(
       if (!warned) {
         jobLog.warn(
           { err: error, lease_left_ms: Math.round(lease.remainingMs) },
-          `${error.message}; retrying ${what} while the lease lasts`,
+          `${error instanceof DatabaseBusyError ? 'database busy' : 'database unreachable'}; retrying ${what} while the lease lasts`,
         );
         warned = true;
       }

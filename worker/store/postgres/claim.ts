@@ -10,27 +10,20 @@
  * wait for each other in a circle.
  */
 import { randomUUID } from 'node:crypto';
-import { type Kysely, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { ClaimedJob, ClaimRequest } from '../job-store.js';
-import type { Database } from '../schema.js';
-
-interface ClaimedRow {
-  id: number;
-  job_id: string;
-  task_type: string;
-  input_files: string;
-  retry_count: number;
-  max_retries: number;
-}
+import { type ClaimedRow, claimedJobOf } from '../rows.js';
+import { runPrepared } from './prepared.js';
+import type { Connections } from './statements.js';
 
 export async function claimNextJob(
-  db: Kysely<Database>,
+  { db, pool }: Connections,
   { workerId, taskTypes, leaseMs }: ClaimRequest,
 ): Promise<ClaimedJob | undefined> {
   if (taskTypes.length === 0) return undefined;
   const now = Date.now();
   const token = randomUUID();
-  const { rows } = await sql<ClaimedRow>`
+  const query = sql<ClaimedRow>`
     WITH candidate AS (
       SELECT head.job_id
       FROM unnest(${[...taskTypes]}::varchar[]) AS served(task_type)
@@ -63,17 +56,8 @@ export async function claimNextJob(
         lease_expires_at = EXCLUDED.lease_expires_at,
         not_before = NULL
     )
-    SELECT * FROM taken`.execute(db);
+    SELECT * FROM taken`;
+  const { rows } = await runPrepared<ClaimedRow>(pool, query.compile(db));
   const row = rows[0];
-  if (!row) return undefined;
-  return {
-    id: row.id,
-    jobId: row.job_id,
-    taskType: row.task_type,
-    inputFilesJson: row.input_files,
-    retryCount: row.retry_count,
-    maxRetries: row.max_retries,
-    attempt: row.retry_count + 1,
-    lease: { jobId: row.job_id, token },
-  };
+  return row && claimedJobOf(row, token);
 }

@@ -9,6 +9,7 @@
  * backoff the worker set. An insert also notifies `media_worker_queue`, which wakes the daemons.
  */
 import { DEFAULT_PRIORITY } from '../schema.js';
+import { API_TABLES_DDL as SQLITE_API_TABLES_DDL } from '../sqlite/ddl.js';
 
 /** Bumped whenever the objects below change: a daemon finding another layout installs this one. */
 export const POSTGRES_LAYOUT = 'postgres ready index, layout 1';
@@ -16,42 +17,14 @@ export const QUEUE_CHANNEL = 'media_worker_queue';
 /** pg_advisory_xact_lock key, so that daemons starting together install the schema once. */
 export const SCHEMA_LOCK_KEY = 0x6d656469; // "medi"
 
-export const API_TABLES_DDL = `
-CREATE TABLE IF NOT EXISTS jobs (
-	id SERIAL NOT NULL,
-	job_id VARCHAR NOT NULL,
-	task_type VARCHAR NOT NULL,
-	input_file_source VARCHAR NOT NULL,
-	input_file_path VARCHAR NOT NULL,
-	input_files TEXT NOT NULL,
-	output_files TEXT NOT NULL,
-	status VARCHAR NOT NULL,
-	progress INTEGER NOT NULL,
-	created_at BIGINT NOT NULL,
-	started_at BIGINT,
-	completed_at BIGINT,
-	task_output TEXT,
-	error_message TEXT,
-	retry_count INTEGER NOT NULL,
-	max_retries INTEGER NOT NULL,
-	created_by VARCHAR,
-	PRIMARY KEY (id)
+/**
+ * The API's models give the same DDL on PostgreSQL as on SQLite (docs/media_store-v1.sql), except
+ * that an integer primary key becomes SERIAL.
+ */
+export const API_TABLES_DDL = SQLITE_API_TABLES_DDL.replace(
+  /^\tid INTEGER NOT NULL,$/gm,
+  '\tid SERIAL NOT NULL,',
 );
-CREATE UNIQUE INDEX IF NOT EXISTS ix_jobs_job_id ON jobs (job_id);
-CREATE INDEX IF NOT EXISTS ix_jobs_created_by ON jobs (created_by);
-CREATE INDEX IF NOT EXISTS ix_jobs_status ON jobs (status);
-CREATE INDEX IF NOT EXISTS ix_jobs_created_at ON jobs (created_at);
-
-CREATE TABLE IF NOT EXISTS queue_entries (
-	id SERIAL NOT NULL,
-	job_id VARCHAR NOT NULL,
-	priority INTEGER NOT NULL,
-	enqueued_at BIGINT NOT NULL,
-	PRIMARY KEY (id)
-);
-CREATE INDEX IF NOT EXISTS ix_queue_entries_enqueued_at ON queue_entries (enqueued_at);
-CREATE UNIQUE INDEX IF NOT EXISTS ix_queue_entries_job_id ON queue_entries (job_id);
-`;
 
 export const WORKER_TABLES_DDL = `
 CREATE TABLE IF NOT EXISTS worker_job_state (

@@ -25,6 +25,7 @@ import type {
   RetryDelay,
   StoreOpenOptions,
 } from '../job-store.js';
+import { jobRecordOf, jobRecordQuery } from '../rows.js';
 import type { Database } from '../schema.js';
 import { claimNextJob } from './claim.js';
 import { clientConfig, createPool, kyselyOn } from './connect.js';
@@ -32,6 +33,8 @@ import { translatePgError } from './errors.js';
 import { listenForQueueChanges } from './queue-listener.js';
 import { ensurePostgresSchema } from './schema-setup.js';
 import {
+  type Connections,
+  completeHeldJob,
   failJob,
   type InFlightJob,
   lockAbandonedJobs,
@@ -45,25 +48,21 @@ import { redactedUrl } from './url.js';
 /** Statements one process runs at once when the opener does not say: the CLI's, a runner's. */
 const DEFAULT_CONNECTIONS = 2;
 
-function parseJson(text: string | null): unknown {
-  if (text === null) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
 export class PostgresJobStore implements JobStore {
   private readonly closing = new AbortController();
 
+  private readonly connections: Connections;
+
   private constructor(
     private readonly db: Kysely<Database>,
+    pool: pg.Pool,
     private readonly databaseUrl: string,
     /** pg_database.oid of the database opened: another database under the same name is noticed. */
     private readonly databaseOid: number,
     private readonly log: Logger | undefined,
-  ) {}
+  ) {
+    this.connections = { db, pool };
+  }
 
   static async open(databaseUrl: string, options: StoreOpenOptions): Promise<PostgresJobStore> {
     const pool = createPool(databaseUrl, {
@@ -75,7 +74,7 @@ export class PostgresJobStore implements JobStore {
       if (options.ensureSchema) await ensurePostgresSchema(db);
       const { rows } = await sql<{ oid: number }>`
         SELECT oid::int AS oid FROM pg_database WHERE datname = current_database()`.execute(db);
-      return new PostgresJobStore(db, databaseUrl, rows[0]?.oid ?? 0, options.log);
+      return new PostgresJobStore(db, pool, databaseUrl, rows[0]?.oid ?? 0, options.log);
     } catch (error) {
       await db.destroy().catch(() => {});
       if (error instanceof StartupError) throw error;
@@ -88,13 +87,13 @@ export class PostgresJobStore implements JobStore {
   }
 
   async claimNextJob(request: ClaimRequest): Promise<ClaimedJob | undefined> {
-    return this.guarded(() => claimNextJob(this.db, request));
+    return this.guarded(() => claimNextJob(this.connections, request));
   }
 
   async renewLeases(leases: readonly Lease[], leaseMs: number): Promise<LeaseRenewal> {
     if (leases.length === 0) return { lost: [], ended: [] };
     return this.guarded(async () => {
-      const renewed = await renewHeldLeases(this.db, leases, Date.now() + leaseMs);
+      const renewed = await renewHeldLeases(this.connections, leases, Date.now() + leaseMs);
       const rest = leases.filter((lease) => !renewed.has(lease.jobId));
       const renewal: LeaseRenewal = { lost: [], ended: [] };
       if (rest.length === 0) return renewal;
@@ -120,7 +119,7 @@ export class PostgresJobStore implements JobStore {
   async markProcessing(lease: Lease): Promise<boolean> {
     return this.guarded(
       async () =>
-        (await updateHeldJob(this.db, lease, {
+        (await updateHeldJob(this.connections, lease, {
           status: 'processing',
           started_at: Date.now(),
           progress: 0,
@@ -130,7 +129,9 @@ export class PostgresJobStore implements JobStore {
 
   async reportProgress(lease: Lease, progress: number): Promise<boolean> {
     const bounded = boundProgress(progress);
-    return this.guarded(async () => (await updateHeldJob(this.db, lease, { progress: bounded })) === 1);
+    return this.guarded(
+      async () => (await updateHeldJob(this.connections, lease, { progress: bounded })) === 1,
+    );
   }
 
   async completeJob(lease: Lease, result: JobResult): Promise<boolean> {
@@ -142,13 +143,7 @@ export class PostgresJobStore implements JobStore {
       error_message: null,
       completed_at: Date.now(),
     };
-    return this.guarded(() =>
-      this.db.transaction().execute(async (trx) => {
-        if ((await updateHeldJob(trx, lease, changes)) === 0) return false;
-        await trx.deleteFrom('worker_job_state').where('job_id', '=', lease.jobId).execute();
-        return true;
-      }),
-    );
+    return this.guarded(async () => (await completeHeldJob(this.connections, lease, changes)) === 1);
   }
 
   async failAttempt(lease: Lease, failure: AttemptFailure, retryDelay: RetryDelay): Promise<FailureOutcome> {
@@ -302,26 +297,8 @@ export class PostgresJobStore implements JobStore {
   }
 
   async getJob(jobId: string): Promise<JobRecord | undefined> {
-    const row = await this.guarded(() =>
-      this.db
-        .selectFrom('jobs as j')
-        .leftJoin('queue_entries as q', 'q.job_id', 'j.job_id')
-        .leftJoin('worker_job_state as s', 's.job_id', 'j.job_id')
-        .selectAll('j')
-        .select(['q.priority', 's.worker_id', 's.lease_expires_at', 's.not_before', 's.last_error'])
-        .select(sql<string | null>`s.job_id`.as('has_state'))
-        .where('j.job_id', '=', jobId)
-        .executeTakeFirst(),
-    );
-    if (!row) return undefined;
-    const { worker_id, lease_expires_at, not_before, last_error, has_state, ...job } = row;
-    return {
-      ...job,
-      input_files: parseJson(row.input_files),
-      output_files: parseJson(row.output_files),
-      task_output: parseJson(row.task_output),
-      worker: has_state === null ? null : { worker_id, lease_expires_at, not_before, last_error },
-    };
+    const row = await this.guarded(() => jobRecordQuery(this.db, jobId).executeTakeFirst());
+    return row && jobRecordOf(row);
   }
 
   /** A connection opened now: can it reach the server, and may it write the jobs? */

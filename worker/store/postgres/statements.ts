@@ -5,12 +5,20 @@
  * until the write commits, and a lease already taken finds no row and writes nothing.
  */
 import { type Kysely, sql, type Transaction } from 'kysely';
+import type pg from 'pg';
 import type { Lease } from '../job-store.js';
 import type { Database, JobsTable } from '../schema.js';
+import { runPrepared } from './prepared.js';
 
 const IN_FLIGHT = ['claimed', 'processing'] as const;
 
 type Db = Kysely<Database> | Transaction<Database>;
+
+/** The builder, and the pool that runs its hot statements as prepared statements (prepared.ts). */
+export interface Connections {
+  db: Kysely<Database>;
+  pool: pg.Pool;
+}
 type JobChanges = Partial<Omit<JobsTable, 'id'>>;
 
 export interface InFlightJob {
@@ -20,24 +28,56 @@ export interface InFlightJob {
   max_retries: number;
 }
 
+/** The job's row in worker_job_state while it holds this lease, share-locked till the statement's transaction ends. */
+function heldLease(db: Db, lease: Lease) {
+  return db
+    .selectFrom('worker_job_state')
+    .select('job_id')
+    .where('job_id', '=', lease.jobId)
+    .where('lease_token', '=', lease.token);
+}
+
 /** Updates the job while the lease is its; the number of jobs changed (0 or 1). */
-export async function updateHeldJob(db: Db, lease: Lease, changes: JobChanges): Promise<number> {
-  const result = await db
-    .with('held', (qb) =>
-      qb
-        .selectFrom('worker_job_state')
-        .select('job_id')
-        .where('job_id', '=', lease.jobId)
-        .where('lease_token', '=', lease.token)
-        .forShare(),
-    )
+export async function updateHeldJob(
+  { db, pool }: Connections,
+  lease: Lease,
+  changes: JobChanges,
+): Promise<number> {
+  const query = db
+    .with('held', () => heldLease(db, lease).forShare())
     .updateTable('jobs')
     .from('held')
     .set(changes)
     .whereRef('jobs.job_id', '=', 'held.job_id')
-    .where('jobs.status', 'in', IN_FLIGHT)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
+    .where('jobs.status', 'in', IN_FLIGHT);
+  return (await runPrepared(pool, query.compile())).rowCount ?? 0;
+}
+
+/**
+ * The job's outcome written and its lease dropped, in one statement; the number of jobs ended (0
+ * or 1). Deleting the lease row first is the fence: the delete waits out, and re-reads after, any
+ * change to that row, so it finds the row only while the token is still this one. A job no longer
+ * in flight (the API changed it) is left as it is, and its lease, now of no use, is gone with it.
+ */
+export async function completeHeldJob(
+  { db, pool }: Connections,
+  lease: Lease,
+  changes: JobChanges,
+): Promise<number> {
+  const query = db
+    .with('dropped', (qb) =>
+      qb
+        .deleteFrom('worker_job_state')
+        .where('job_id', '=', lease.jobId)
+        .where('lease_token', '=', lease.token)
+        .returning('job_id'),
+    )
+    .updateTable('jobs')
+    .from('dropped')
+    .set(changes)
+    .whereRef('jobs.job_id', '=', 'dropped.job_id')
+    .where('jobs.status', 'in', IN_FLIGHT);
+  return (await runPrepared(pool, query.compile())).rowCount ?? 0;
 }
 
 /** The job, locked, while the lease is its; undefined once it is not. */
@@ -114,17 +154,18 @@ export async function failJob(
 
 /** Leases renewed (job ids): only those still held, on jobs still in flight. */
 export async function renewHeldLeases(
-  db: Db,
+  { db, pool }: Connections,
   leases: readonly Lease[],
   expiresAt: number,
 ): Promise<Set<string>> {
-  const { rows } = await sql<{ job_id: string }>`
+  const query = sql<{ job_id: string }>`
     UPDATE worker_job_state s SET lease_expires_at = ${expiresAt}::bigint
     FROM unnest(${leases.map((l) => l.jobId)}::varchar[], ${leases.map((l) => l.token)}::varchar[])
       AS held(job_id, lease_token)
     WHERE s.job_id = held.job_id AND s.lease_token = held.lease_token
       AND EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = s.job_id AND j.status IN ('claimed', 'processing'))
-    RETURNING s.job_id`.execute(db);
+    RETURNING s.job_id`;
+  const { rows } = await runPrepared<{ job_id: string }>(pool, query.compile(db));
   return new Set(rows.map((row) => row.job_id));
 }
 

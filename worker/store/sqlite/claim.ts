@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import type { ClaimedJob, ClaimRequest } from '../job-store.js';
+import { claimedJobOf } from '../rows.js';
 import { type PreparedStatement, param, prepareCompiled } from './prepared-statement.js';
 import type { ReadyIndex } from './ready-index.js';
 import { queryBuilder, type Statements } from './statements.js';
@@ -175,16 +176,7 @@ export class SqliteClaimer {
           }
           const token = randomUUID();
           this.statements.grantLease.run({ jobId: row.job_id, workerId, token, expiresAt: now + leaseMs });
-          return {
-            id: row.id,
-            jobId: row.job_id,
-            taskType: row.task_type,
-            inputFilesJson: row.input_files,
-            retryCount: row.retry_count,
-            maxRetries: row.max_retries,
-            attempt: row.retry_count + 1,
-            lease: { jobId: row.job_id, token },
-          };
+          return claimedJobOf(row, token);
         }
         return undefined;
       })

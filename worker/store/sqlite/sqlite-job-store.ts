@@ -28,6 +28,7 @@ import type {
   RecoveryRequest,
   RetryDelay,
 } from '../job-store.js';
+import { jobRecordOf } from '../rows.js';
 import { watchDatabaseChanges } from './change-watch.js';
 import { SqliteClaimer } from './claim.js';
 import { translateSqliteError } from './errors.js';
@@ -35,15 +36,6 @@ import { checkIdentity, type DatabaseFileIdentity, probeWritable } from './file.
 import { type OpenSqliteOptions, openSqlite, sqlitePathFromUrl } from './open.js';
 import { ReadyIndex } from './ready-index.js';
 import { buildStatements, type InFlightJob, type Statements } from './statements.js';
-
-function parseJson(text: string | null): unknown {
-  if (text === null) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
 
 export class SqliteJobStore implements JobStore {
   private readonly statements: Statements;
@@ -248,15 +240,7 @@ export class SqliteJobStore implements JobStore {
 
   async getJob(jobId: string): Promise<JobRecord | undefined> {
     const row = this.statements.jobById.get({ jobId });
-    if (!row) return undefined;
-    const { worker_id, lease_expires_at, not_before, last_error, has_state, ...job } = row;
-    return {
-      ...job,
-      input_files: parseJson(row.input_files),
-      output_files: parseJson(row.output_files),
-      task_output: parseJson(row.task_output),
-      worker: has_state === null ? null : { worker_id, lease_expires_at, not_before, last_error },
-    };
+    return row && jobRecordOf(row);
   }
 
   async probeWritable(): Promise<void> {

@@ -13,7 +13,7 @@ import {
   SqliteQueryCompiler,
   sql,
 } from 'kysely';
-import type { JobRecord } from '../job-store.js';
+import { CLAIMED_COLUMNS, type ClaimedRow, type JobRecordRow, jobRecordQuery } from '../rows.js';
 import type { Database } from '../schema.js';
 import { param, prepareCompiled } from './prepared-statement.js';
 
@@ -55,23 +55,13 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
     prepareCompiled<Row, Args>(sqlite, query.compile());
   const db = queryBuilder;
   return {
-    takeJob: prepare<
-      {
-        id: number;
-        job_id: string;
-        task_type: string;
-        input_files: string;
-        retry_count: number;
-        max_retries: number;
-      },
-      { jobId: string }
-    >(
+    takeJob: prepare<ClaimedRow, { jobId: string }>(
       db
         .updateTable('jobs')
         .set({ status: 'claimed' })
         .where('job_id', '=', param('jobId'))
         .where('status', '=', sql.lit('queued'))
-        .returning(['id', 'job_id', 'task_type', 'input_files', 'retry_count', 'max_retries']),
+        .returning(CLAIMED_COLUMNS),
     ),
     grantLease: prepare<never, { jobId: string; workerId: string; token: string; expiresAt: number }>(
       db
@@ -271,28 +261,7 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
         enqueued_at: param('now'),
       }),
     ),
-    jobById: prepare<
-      Omit<JobRecord, 'worker' | 'input_files' | 'output_files' | 'task_output'> & {
-        input_files: string;
-        output_files: string;
-        task_output: string | null;
-        worker_id: string | null;
-        lease_expires_at: number | null;
-        not_before: number | null;
-        last_error: string | null;
-        has_state: string | null;
-      },
-      { jobId: string }
-    >(
-      db
-        .selectFrom('jobs as j')
-        .leftJoin('queue_entries as q', 'q.job_id', 'j.job_id')
-        .leftJoin('worker_job_state as s', 's.job_id', 'j.job_id')
-        .selectAll('j')
-        .select(['q.priority', 's.worker_id', 's.lease_expires_at', 's.not_before', 's.last_error'])
-        .select(sql<string | null>`s.job_id`.as('has_state'))
-        .where('j.job_id', '=', param('jobId')),
-    ),
+    jobById: prepare<JobRecordRow, { jobId: string }>(jobRecordQuery(db, param<string>('jobId'))),
   };
 }
 

@@ -1,0 +1,245 @@
+/**
+ * The PostgreSQL store, each figure a ratio from one run:
+ * - claim + complete through the store against the best hand-written queue over `pg`: one table in
+ *   claim order, a `FOR UPDATE SKIP LOCKED` claim and a `DELETE` to complete, as prepared
+ *   statements on one connection (graphile-worker and pg-boss do the same two steps);
+ * - the store at 1,000,000 queued against 1,000 queued;
+ * - no-op jobs per second end to end with 8 daemons × 2 slots against 1 daemon × 2 slots.
+ * Each run has a database of its own on BENCH_DATABASE_URL's server (by default the local one),
+ * dropped afterwards.
+ */
+import os from 'node:os';
+import pg from 'pg';
+import { API_TABLES_DDL } from '../worker/store/postgres/ddl.js';
+import { PostgresJobStore } from '../worker/store/postgres/postgres-job-store.js';
+import { createBenchDir, INPUT_FILES, INPUT_PATH, startDaemon } from './helpers/daemon-bench.js';
+
+const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const TIMED_JOBS = Number(process.env.BENCH_PG_JOBS ?? 5000);
+const LARGE_BACKLOG = Number(process.env.BENCH_PG_BACKLOG ?? 1_000_000);
+const SMALL_BACKLOG = 1000;
+const DAEMON_JOBS = Number(process.env.BENCH_PG_DAEMON_JOBS ?? 3000);
+
+async function withDatabase<T>(label: string, work: (url: string) => Promise<T>): Promise<T> {
+  const name = `media_worker_bench_${label}_${process.pid}`;
+  const admin = new pg.Client({ connectionString: SERVER_URL });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  try {
+    return await work(url.toString());
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Queues `count` jobs as the API does (a `jobs` row and a `queue_entries` row each, priorities 0–10). */
+async function seedJobs(url: string, taskType: string, count: number): Promise<void> {
+  await withClient(url, async (client) => {
+    const now = Date.now() - count;
+    for (let start = 0; start < count; start += 100_000) {
+      const end = Math.min(count, start + 100_000) - 1;
+      await client.query('BEGIN');
+      await client.query(
+        `INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files, output_files,
+           status, progress, created_at, retry_count, max_retries)
+         SELECT 'seed-' || n, $1, 'upload', $2, $3, '[]', 'queued', 0, $4::bigint + n, 0, 3
+         FROM generate_series($5::int, $6::int) AS n`,
+        [taskType, INPUT_PATH, INPUT_FILES, now, start, end],
+      );
+      await client.query(
+        `INSERT INTO queue_entries (job_id, priority, enqueued_at)
+         SELECT 'seed-' || n, n % 11, $1::bigint + n FROM generate_series($2::int, $3::int) AS n`,
+        [now, start, end],
+      );
+      await client.query('COMMIT');
+    }
+    await client.query('VACUUM ANALYZE');
+  });
+}
+
+async function timed(oneJob: () => Promise<void>): Promise<number> {
+  // A few hundred untimed first: connections opened, statements planned, caches warm.
+  for (let i = 0; i < 200; i += 1) await oneJob();
+  const started = performance.now();
+  for (let i = 0; i < TIMED_JOBS; i += 1) await oneJob();
+  return ((performance.now() - started) / TIMED_JOBS) * 1000;
+}
+
+/** Microseconds per claim + complete through the store with `backlog` queued. */
+async function storeRun(backlog: number): Promise<number> {
+  return withDatabase(`store_${backlog}`, async (url) => {
+    (await PostgresJobStore.open(url, { ensureSchema: true })).close();
+    await seedJobs(url, 'bench', backlog + TIMED_JOBS + 200);
+    const store = await PostgresJobStore.open(url, { ensureSchema: true, connections: 2 });
+    const result = { outputFiles: [], taskOutput: { success: true } };
+    try {
+      return await timed(async () => {
+        const job = await store.claimNextJob({ workerId: 'bench', taskTypes: ['bench'], leaseMs: 60_000 });
+        if (!job) throw new Error('the store found nothing to claim');
+        if (!(await store.completeJob(job.lease, result))) throw new Error('the store lost a lease');
+      });
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+/** The best hand-written queue over pg: one table in claim order, SKIP LOCKED claim, DELETE on completion. */
+async function rawQueueRun(backlog: number): Promise<number> {
+  return withDatabase(`raw_${backlog}`, (url) =>
+    withClient(url, async (client) => {
+      await client.query(`CREATE TABLE queue (id BIGSERIAL PRIMARY KEY, task_type TEXT NOT NULL,
+        priority INT NOT NULL, created_at BIGINT NOT NULL, status TEXT NOT NULL, payload TEXT NOT NULL)`);
+      await client.query(
+        "CREATE INDEX queue_order ON queue (task_type, priority DESC, created_at, id) WHERE status = 'queued'",
+      );
+      await client.query(
+        `INSERT INTO queue (task_type, priority, created_at, status, payload)
+         SELECT 'bench', n % 11, $1::bigint + n, 'queued', $2 FROM generate_series(1, $3::int) AS n`,
+        [Date.now(), INPUT_FILES, backlog + TIMED_JOBS + 200],
+      );
+      await client.query('VACUUM ANALYZE queue');
+      // Prepared (named) statements, one round trip each: the claim marks the row taken (so it
+      // stays taken after the statement), the completion deletes it.
+      const claim = {
+        name: 'claim',
+        text: `UPDATE queue SET status = 'running' WHERE id = (
+                 SELECT id FROM queue WHERE task_type = 'bench' AND status = 'queued'
+                 ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+               RETURNING id, payload`,
+      };
+      const complete = { name: 'complete', text: 'DELETE FROM queue WHERE id = $1' };
+      return timed(async () => {
+        const { rows } = await client.query<{ id: string }>(claim);
+        const row = rows[0];
+        if (!row) throw new Error('the raw queue found nothing to claim');
+        await client.query({ ...complete, values: [row.id] });
+      });
+    }),
+  );
+}
+
+/**
+ * The fewest writes any queue on the API's tables makes: a status change on `jobs` to claim (with
+ * SKIP LOCKED) and one to complete, in no order (the first row ix_jobs_status gives), no lease, no
+ * trigger of ours. Every status change moves the row in the API's ix_jobs_status, so neither
+ * update can be HOT.
+ */
+async function apiTablesFloorRun(backlog: number): Promise<number> {
+  return withDatabase(`floor_${backlog}`, async (url) => {
+    await withClient(url, (client) => client.query(API_TABLES_DDL));
+    await seedJobs(url, 'bench', backlog + TIMED_JOBS + 200);
+    return withClient(url, async (client) => {
+      const claim = {
+        name: 'claim',
+        text: `UPDATE jobs SET status = 'claimed' WHERE id = (
+                 SELECT id FROM jobs WHERE status = 'queued' LIMIT 1 FOR UPDATE SKIP LOCKED)
+               RETURNING id, input_files`,
+      };
+      const complete = {
+        name: 'complete',
+        text: `UPDATE jobs SET status = 'completed', progress = 100, output_files = '[]',
+                 task_output = '{"success":true}', completed_at = $2 WHERE id = $1`,
+      };
+      return timed(async () => {
+        const { rows } = await client.query<{ id: number }>(claim);
+        const row = rows[0];
+        if (!row) throw new Error('the floor queue found nothing to claim');
+        await client.query({ ...complete, values: [row.id, Date.now()] });
+      });
+    });
+  });
+}
+
+async function drainWith(daemons: number): Promise<{ jobsPerSecond: number; seconds: number }> {
+  return withDatabase(`daemons_${daemons}`, async (url) => {
+    const workspace = createBenchDir();
+    try {
+      (await PostgresJobStore.open(url, { ensureSchema: true })).close();
+      await seedJobs(url, 'noop', DAEMON_JOBS);
+      const times: number[] = [];
+      const claimed = new Map<string, number>();
+      const started = Array.from({ length: daemons }, (_, i) =>
+        startDaemon(
+          workspace.dir,
+          ['--concurrency', '2', '--runner-reuse', '0', '--drain', '--worker-id', `d${i + 1}`],
+          (line) => {
+            if (line.msg === 'job claimed') {
+              times.push(line.time);
+              claimed.set(line.job_id ?? '?', (claimed.get(line.job_id ?? '?') ?? 0) + 1);
+            } else if (line.msg === 'job completed') times.push(line.time);
+          },
+          { DATABASE_URL: url },
+        ),
+      );
+      const codes = await Promise.all(started.map((daemon) => daemon.waitForExit(600_000)));
+      if (codes.some((code) => code !== 0)) throw new Error(`daemon exit codes ${codes.join(', ')}`);
+      const completed = await withClient(url, async (client) => {
+        const { rows } = await client.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM jobs WHERE status = 'completed'",
+        );
+        return rows[0]?.n ?? 0;
+      });
+      const twice = [...claimed.values()].filter((count) => count > 1).length;
+      if (completed !== DAEMON_JOBS || claimed.size !== DAEMON_JOBS || twice > 0) {
+        throw new Error(
+          `${daemons} daemons: ${completed} completed, ${claimed.size} claimed, ${twice} twice`,
+        );
+      }
+      const seconds = (Math.max(...times) - Math.min(...times)) / 1000;
+      return { jobsPerSecond: DAEMON_JOBS / seconds, seconds };
+    } finally {
+      workspace.remove();
+    }
+  });
+}
+
+export async function benchPostgres(): Promise<void> {
+  const n = (count: number) => count.toLocaleString('en');
+  const perSecond = (microseconds: number) => (1e6 / microseconds).toFixed(0).padStart(7);
+  const small = await storeRun(SMALL_BACKLOG);
+  const raw = await rawQueueRun(SMALL_BACKLOG);
+  const floor = await apiTablesFloorRun(SMALL_BACKLOG);
+  const large = await storeRun(LARGE_BACKLOG);
+  const rawLarge = await rawQueueRun(LARGE_BACKLOG);
+  console.log(`PostgreSQL: claim + complete, ${n(TIMED_JOBS)} jobs timed on one connection (one run)`);
+  console.log(`  store, ${n(SMALL_BACKLOG)} queued                      ${perSecond(small)} jobs/s`);
+  console.log(
+    `  raw SKIP LOCKED queue, ${n(SMALL_BACKLOG)} queued      ${perSecond(raw)} jobs/s   store/raw ${(raw / small).toFixed(2)} (goal >= 0.5)`,
+  );
+  console.log(
+    `  floor on the API's tables, ${n(SMALL_BACKLOG)} queued  ${perSecond(floor)} jobs/s   store/floor ${(floor / small).toFixed(2)}; floor/raw ${(raw / floor).toFixed(2)}`,
+  );
+  console.log(
+    `  store, ${n(LARGE_BACKLOG)} queued                  ${perSecond(large)} jobs/s   ratio ${(small / large).toFixed(2)} to ${n(SMALL_BACKLOG)} (goal >= 0.8)`,
+  );
+  console.log(
+    `  raw SKIP LOCKED queue, ${n(LARGE_BACKLOG)} queued  ${perSecond(rawLarge)} jobs/s   ratio ${(raw / rawLarge).toFixed(2)} to ${n(SMALL_BACKLOG)}`,
+  );
+  const one = await drainWith(1);
+  const eight = await drainWith(8);
+  console.log(
+    `PostgreSQL: ${n(DAEMON_JOBS)} no-op jobs end to end, first claim to last completion (one run)`,
+  );
+  console.log(
+    `  1 daemon  x 2 slots   ${one.jobsPerSecond.toFixed(1).padStart(8)} jobs/s   (${one.seconds.toFixed(2)} s)`,
+  );
+  console.log(
+    `  8 daemons x 2 slots   ${eight.jobsPerSecond.toFixed(1).padStart(8)} jobs/s   (${eight.seconds.toFixed(2)} s)   ` +
+      `ratio ${(eight.jobsPerSecond / one.jobsPerSecond).toFixed(2)} to 1 daemon, on ${os.availableParallelism()} cores; every job once`,
+  );
+}

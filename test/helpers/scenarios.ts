@@ -1,0 +1,50 @@
+/** End-to-end scenarios each store must pass, run by the SQLite and the PostgreSQL test files. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startWorker } from './worker-process.js';
+import { isAlive, type Workspace, waitFor } from './workspace.js';
+
+/** Lines of a `started_file` the sleep fixture writes: `<job_id> <runner pid> <ms>`. */
+export const startedLines = (file: string) =>
+  fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : [];
+
+/** The daemon's environment for the workspace's database. */
+export const databaseEnv = (workspace: Workspace): Record<string, string> => ({
+  DATABASE_URL: workspace.databaseUrl,
+});
+
+/** kill -9 of a daemon mid-job: another daemon completes the job after the lease expires. */
+export async function killedDaemonJobIsRecovered(workspace: Workspace): Promise<void> {
+  const env = databaseEnv(workspace);
+  const startedFile = path.join(workspace.dir, 'started');
+  const jobId = await workspace.addJob('sleep', { seconds: 0.5, started_file: startedFile });
+  const victim = startWorker(
+    workspace.dir,
+    ['--worker-id', 'victim', '--tasks', 'sleep', '--lease-ttl', '1'],
+    env,
+  );
+  const started = await waitFor(() => startedLines(startedFile)[0], 'the job to start');
+  const runnerPid = Number(started.split(' ')[1]);
+  victim.child.kill('SIGKILL');
+  await victim.exited;
+  assert.equal((await workspace.store.getJob(jobId))?.status, 'processing');
+  // The runner notices its daemon is gone and exits rather than finishing unsupervised.
+  await waitFor(() => !isAlive(runnerPid), 'the orphaned runner to exit');
+  // A draining daemon exits when nothing is queued: start it once the job is up for recovery.
+  await waitFor(async () => {
+    const expiresAt = (await workspace.store.getJob(jobId))?.worker?.lease_expires_at;
+    return typeof expiresAt === 'number' && expiresAt < Date.now();
+  }, 'the lease to expire');
+  const rescuer = startWorker(
+    workspace.dir,
+    ['--worker-id', 'rescuer', '--tasks', 'sleep', '--lease-ttl', '1', '--drain', '--retry-backoff', '0'],
+    env,
+  );
+  assert.equal((await rescuer.exited).code, 0, rescuer.stderr());
+  const job = await workspace.store.getJob(jobId);
+  assert.equal(job?.status, 'completed');
+  assert.equal(job?.retry_count, 1, 'the lost attempt counts');
+  assert.ok(rescuer.logs.some((line) => line.msg === 'took back an abandoned job' && line.job_id === jobId));
+  assert.equal(startedLines(startedFile).length, 2);
+}
