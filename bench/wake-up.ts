@@ -83,7 +83,10 @@ async function enqueueToStart(databasePath: string, jobs: number): Promise<numbe
 }
 
 /** CPU time of the daemon and of its runners over `seconds`, each in % of one core. */
-async function idleCpu(daemonPid: number, seconds: number): Promise<{ daemon: number; runners: number }> {
+export async function idleCpu(
+  daemonPid: number,
+  seconds: number,
+): Promise<{ daemon: number; runners: number }> {
   const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
   const runners = childrenOf(daemonPid);
   const sample = (pid: number) => cpuTicks(pid)?.ticks ?? Number.NaN;

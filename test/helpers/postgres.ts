@@ -85,7 +85,14 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startPrivateServer(): Promise<PrivateServer> {
+export interface PrivateServerOptions {
+  /** Serve TLS only, with a self-signed certificate for 127.0.0.1 (its path is `certificate`). */
+  tls?: boolean;
+}
+
+export async function startPrivateServer({
+  tls = false,
+}: PrivateServerOptions = {}): Promise<PrivateServer & { certificate: string }> {
   const bin = postgresBinaries();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-pg-'));
   const dataDir = path.join(dir, 'data');
@@ -101,12 +108,46 @@ export async function startPrivateServer(): Promise<PrivateServer> {
     return execFileAsync(file as string, rest, { cwd: dir });
   };
   await run('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`;
+  const certificate = path.join(dir, 'server.crt');
+  let options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`;
+  if (tls) {
+    const key = path.join(dataDir, 'server.key');
+    await execFileAsync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      certificate,
+    ]);
+    if (asServerUser.length > 0) {
+      const { uid, gid } = userIds('postgres');
+      fs.chownSync(key, uid, gid);
+      fs.chownSync(certificate, uid, gid);
+    }
+    fs.chmodSync(key, 0o600);
+    // Only TLS connections are let in.
+    fs.writeFileSync(
+      path.join(dataDir, 'pg_hba.conf'),
+      'hostssl all all 127.0.0.1/32 trust\nlocal all all trust\n',
+    );
+    options += ` -c ssl=on -c ssl_cert_file=${certificate} -c ssl_key_file=${key}`;
+  }
   const pgCtl = (...args: string[]) =>
     run('pg_ctl', ['-D', dataDir, '-o', options, '-l', path.join(dir, 'server.log'), '-w', ...args]);
   await pgCtl('start');
   return {
     url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
+    certificate,
     stop: () => pgCtl('-m', 'fast', 'stop').then(() => {}),
     start: () => pgCtl('start').then(() => {}),
     async remove() {

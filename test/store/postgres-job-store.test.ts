@@ -4,7 +4,7 @@ import pg from 'pg';
 import { StartupError } from '../../worker/errors.js';
 import { PostgresJobStore } from '../../worker/store/postgres/postgres-job-store.js';
 import { connectionStringOf, isPostgresUrl } from '../../worker/store/postgres/url.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { createTestDatabase, startPrivateServer, type TestDatabase } from '../helpers/postgres.js';
 import { waitFor } from '../helpers/workspace.js';
 import { type ApiJob, type ApiSide, describeJobStoreContract } from './job-store-contract.js';
 
@@ -194,6 +194,47 @@ describe('PostgresJobStore on PostgreSQL', () => {
     } finally {
       await api.end();
       await fresh.drop();
+    }
+  });
+
+  test('TLS is set in the URL: verified against the CA it names, refused without it', async () => {
+    const server = await startPrivateServer({ tls: true });
+    try {
+      const verified = `${server.url}?sslmode=verify-full&sslrootcert=${encodeURIComponent(server.certificate)}`;
+      const store = await PostgresJobStore.open(verified, { ensureSchema: true });
+      try {
+        await store.insertJob({
+          jobId: 'over-tls',
+          taskType: 't',
+          inputFileSource: 'upload',
+          inputFiles: [{ path: 'x' }],
+          priority: 5,
+          maxRetries: 1,
+          createdBy: null,
+        });
+        assert.equal(
+          (await store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 }))?.jobId,
+          'over-tls',
+        );
+      } finally {
+        await store.close();
+      }
+      // The certificate is self-signed: without its CA the server cannot be verified.
+      await assert.rejects(
+        PostgresJobStore.open(`${server.url}?sslmode=verify-full`, { ensureSchema: false }),
+        (error: Error) => {
+          assert.ok(error instanceof StartupError);
+          assert.match(error.message, /self-signed certificate/);
+          return true;
+        },
+      );
+      // And the server lets in TLS only.
+      await assert.rejects(
+        PostgresJobStore.open(`${server.url}?sslmode=disable`, { ensureSchema: false }),
+        /no pg_hba.conf entry/,
+      );
+    } finally {
+      await server.remove();
     }
   });
 

@@ -78,8 +78,12 @@ export class PostgresJobStore implements JobStore {
     } catch (error) {
       await db.destroy().catch(() => {});
       if (error instanceof StartupError) throw error;
+      // A database that does not exist is not "gone" at start-up: say what the server said.
       const translated = translatePgError(error);
-      const reason = translated instanceof Error ? translated.message : String(error);
+      const reason =
+        translated instanceof Error && !(translated instanceof DatabaseLostError)
+          ? translated.message
+          : String((error as Error).message ?? error);
       throw new StartupError(`cannot open the PostgreSQL database ${redactedUrl(databaseUrl)}: ${reason}`, {
         cause: error,
       });
