@@ -40,7 +40,6 @@ export function clientConfig(databaseUrl: string, lockTimeoutMs = LOCK_TIMEOUT_M
     idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     keepAlive: true,
-    options: '-c plan_cache_mode=force_generic_plan',
     types,
   };
 }

@@ -12,6 +12,13 @@ import { QUEUE_CHANNEL } from './ddl.js';
 
 const FIRST_RETRY_MS = 500;
 const LONGEST_RETRY_MS = 30_000;
+/**
+ * A connection cut without a word (a partition, a NAT dropping it) brings no error, only silence:
+ * the listener asks the server something this often and gives the connection up when no answer
+ * comes within PING_TIMEOUT_MS.
+ */
+const PING_EVERY_MS = 30_000;
+const PING_TIMEOUT_MS = 10_000;
 
 export function listenForQueueChanges(
   databaseUrl: string,
@@ -23,6 +30,26 @@ export function listenForQueueChanges(
   let lost = false;
   let client: pg.Client | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let pinger: NodeJS.Timeout | undefined;
+
+  const ping = async (which: pg.Client) => {
+    let silence: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        which.query('SELECT 1'),
+        new Promise((_, reject) => {
+          silence = setTimeout(
+            () => reject(new Error(`no answer to a ping within ${PING_TIMEOUT_MS} ms`)),
+            PING_TIMEOUT_MS,
+          );
+        }),
+      ]);
+    } catch (error) {
+      dropped(which, error as Error);
+    } finally {
+      clearTimeout(silence);
+    }
+  };
 
   const connect = async () => {
     if (signal.aborted) return;
@@ -40,6 +67,8 @@ export function listenForQueueChanges(
     }
     if (signal.aborted) return void attempt.end().catch(() => {});
     retryMs = FIRST_RETRY_MS;
+    pinger = setInterval(() => void ping(attempt), PING_EVERY_MS);
+    pinger.unref();
     if (lost) {
       lost = false;
       log?.info('listening for new jobs again');
@@ -51,6 +80,7 @@ export function listenForQueueChanges(
   const dropped = (which: pg.Client, error: Error) => {
     if (which !== client || signal.aborted) return;
     client = undefined;
+    clearInterval(pinger);
     which.removeAllListeners('end');
     which.end().catch(() => {});
     if (!lost) {
@@ -68,6 +98,7 @@ export function listenForQueueChanges(
     'abort',
     () => {
       clearTimeout(timer);
+      clearInterval(pinger);
       const open = client;
       client = undefined;
       open?.end().catch(() => {});
