@@ -402,6 +402,101 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
       });
     });
 
+    describe('operator requests', () => {
+      test('retry puts a job that ended in error back in the queue with a fresh budget, and refuses others', async () => {
+        const jobId = await addJob({ maxRetries: 0 });
+        const job = await claim();
+        assert.ok(job);
+        await store.failAttempt(job.lease, { message: 'broken', retryable: true }, noDelay);
+        assert.equal((await store.getJob(jobId))?.status, 'error');
+        assert.deepEqual(await store.retryJob(jobId), { kind: 'requeued' });
+        const requeued = await store.getJob(jobId);
+        assert.equal(requeued?.status, 'queued');
+        assert.equal(requeued?.retry_count, 0);
+        assert.equal(requeued?.error_message, null);
+        assert.equal(requeued?.worker, null, 'the old attempts’ bookkeeping is gone');
+        assert.equal((await claim())?.jobId, jobId);
+        const refused = await store.retryJob(jobId);
+        assert.equal(refused.kind, 'refused');
+        assert.match(
+          refused.kind === 'refused' ? refused.reason : '',
+          /is claimed: only a job that ended in error/,
+        );
+        assert.deepEqual(await store.retryJob('no-such-job'), {
+          kind: 'refused',
+          reason: 'no job no-such-job',
+        });
+      });
+
+      test('cancel ends a queued job at once, asks a running one to stop, and refuses a finished one', async () => {
+        const queued = await addJob({ priority: 1 });
+        const running = await addJob({ priority: 9 });
+        const job = await claim();
+        assert.equal(job?.jobId, running);
+        assert.deepEqual(await store.cancelJob(queued), { kind: 'cancelled' });
+        const cancelled = await store.getJob(queued);
+        assert.equal(cancelled?.status, 'error');
+        assert.equal(cancelled?.error_message, 'cancelled');
+        assert.equal(await claim(), undefined, 'a cancelled job is never claimed');
+
+        assert.ok(job);
+        assert.deepEqual(await store.cancelRequested([job.lease]), []);
+        assert.deepEqual(await store.cancelJob(running), { kind: 'cancel-requested', workerId: 'w' });
+        assert.deepEqual(await store.cancelRequested([job.lease]), [job.lease]);
+        // A request belongs to the attempt it was made for, not to a later one.
+        assert.equal(await store.releaseJob(job.lease), true);
+        const again = await claim();
+        assert.ok(again);
+        assert.deepEqual(await store.cancelRequested([again.lease]), []);
+        await store.completeJob(again.lease, { outputFiles: [], taskOutput: {} });
+        assert.deepEqual(await store.cancelJob(running), {
+          kind: 'refused',
+          reason: `job ${running} has already ended (completed)`,
+        });
+      });
+
+      test('jobs list: newest first, queued jobs in claim order, by status and task type', async () => {
+        const base = Date.now() - 10_000;
+        const low = await addJob({ priority: 1, createdAt: base });
+        const high = await addJob({ priority: 8, createdAt: base + 1 });
+        const noEntry = await addJob({ priority: null, createdAt: base + 2 });
+        const other = await addJob({ taskType: 'other', createdAt: base + 3 });
+        const ids = (jobs: { job_id: string }[]) => jobs.map((job) => job.job_id);
+        assert.deepEqual(ids(await store.listJobs({ limit: 10 })), [other, noEntry, high, low]);
+        assert.deepEqual(ids(await store.listJobs({ status: 'queued', taskType: 't', limit: 10 })), [
+          high,
+          noEntry,
+          low,
+        ]);
+        assert.deepEqual(ids(await store.listJobs({ status: 'queued', limit: 3 })), [high, noEntry, other]);
+        const [first] = await store.listJobs({ taskType: 'other', limit: 1 });
+        assert.equal(first?.status, 'queued');
+        assert.equal(first?.priority, 5);
+        assert.equal(first?.created_at, base + 3);
+        assert.deepEqual(await store.listJobs({ status: 'completed', limit: 10 }), []);
+      });
+
+      test('jobs stats: counts by task type and status, and the oldest queued job of each type', async () => {
+        const base = Date.now() - 10_000;
+        await addJob({ createdAt: base + 5 });
+        await addJob({ createdAt: base + 1 });
+        await addJob({ taskType: 'other', createdAt: base + 3 });
+        const job = await claim();
+        assert.ok(job);
+        await store.completeJob(job.lease, { outputFiles: [], taskOutput: {} });
+        const stats = await store.jobStats();
+        assert.deepEqual(stats.counts, [
+          { task_type: 'other', status: 'queued', jobs: 1 },
+          { task_type: 't', status: 'completed', jobs: 1 },
+          { task_type: 't', status: 'queued', jobs: 1 },
+        ]);
+        assert.deepEqual(stats.oldestQueued, [
+          { task_type: 'other', created_at: base + 3 },
+          { task_type: 't', created_at: base + 5 },
+        ]);
+      });
+    });
+
     describe('wake-up', () => {
       test('watchQueue reports a job another connection inserts', async () => {
         const controller = new AbortController();

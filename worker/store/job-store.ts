@@ -117,6 +117,43 @@ export interface JobRecord {
   } | null;
 }
 
+/** `jobs list`: newest first; with `status: 'queued'`, in claim order. */
+export interface JobListQuery {
+  status?: JobStatus;
+  taskType?: string;
+  limit: number;
+}
+
+export interface JobSummary {
+  job_id: string;
+  task_type: string;
+  status: JobStatus;
+  /** The queue entry's priority; null when the job has none (it counts as 5). */
+  priority: number | null;
+  progress: number;
+  retry_count: number;
+  max_retries: number;
+  created_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  error_message: string | null;
+}
+
+export interface JobStats {
+  /** Jobs per task type and status. */
+  counts: { task_type: string; status: JobStatus; jobs: number }[];
+  /** The creation time of the oldest queued job of each task type that has one. */
+  oldestQueued: { task_type: string; created_at: number }[];
+}
+
+/** An operator's request on one job: done, or refused with the reason. */
+export type OperatorOutcome =
+  | { kind: 'requeued' }
+  | { kind: 'cancelled' }
+  /** The job is running: the daemon that runs it stops it and records the cancel. */
+  | { kind: 'cancel-requested'; workerId: string | null }
+  | { kind: 'refused'; reason: string };
+
 export interface JobStore {
   /** Atomically takes the best runnable job of these task types and leases it to the worker. */
   claimNextJob(request: ClaimRequest): Promise<ClaimedJob | undefined>;
@@ -143,6 +180,17 @@ export interface JobStore {
    * cannot report changes; the daemon's poll interval is then all there is.
    */
   watchQueue(onChange: () => void, signal: AbortSignal): boolean;
+  /**
+   * Leases among these whose job an operator asked to cancel (`cancelJob` on a running job): the
+   * attempt must stop and end the job as cancelled.
+   */
+  cancelRequested(leases: readonly Lease[]): Promise<Lease[]>;
+  /** An `error` job back to `queued` with a fresh retry budget; anything else is refused. */
+  retryJob(jobId: string): Promise<OperatorOutcome>;
+  /** A queued job ends in `error` "cancelled"; a running one is asked to stop; others are refused. */
+  cancelJob(jobId: string): Promise<OperatorOutcome>;
+  listJobs(query: JobListQuery): Promise<JobSummary[]>;
+  jobStats(): Promise<JobStats>;
   insertJob(job: NewJob): Promise<void>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
   /**

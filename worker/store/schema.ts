@@ -64,11 +64,22 @@ export interface ReadyTable {
   not_before: number | null;
 }
 
+/**
+ * An operator's request to cancel the attempt holding `lease_token` (`jobs cancel` on a running
+ * job). Keyed by the lease, so a request that comes too late never touches a later attempt.
+ */
+export interface CancelRequestTable {
+  job_id: string;
+  lease_token: string;
+  requested_at: number;
+}
+
 export interface Database {
   jobs: JobsTable;
   queue_entries: QueueEntriesTable;
   worker_job_state: WorkerJobStateTable;
   media_worker_ready: ReadyTable;
+  media_worker_cancel: CancelRequestTable;
 }
 
 /** Columns the API's `jobs` table has; a database whose `jobs` lacks one is refused. */

@@ -12,7 +12,7 @@ import { DEFAULT_PRIORITY } from '../schema.js';
 import { API_TABLES_DDL as SQLITE_API_TABLES_DDL } from '../sqlite/ddl.js';
 
 /** Bumped whenever the objects below change: a daemon finding another layout installs this one. */
-export const POSTGRES_LAYOUT = 'postgres ready index, layout 1';
+export const POSTGRES_LAYOUT = 'postgres ready index, layout 2';
 export const QUEUE_CHANNEL = 'media_worker_queue';
 /** pg_advisory_xact_lock key, so that daemons starting together install the schema once. */
 export const SCHEMA_LOCK_KEY = 0x6d656469; // "medi"
@@ -34,6 +34,13 @@ CREATE TABLE IF NOT EXISTS worker_job_state (
 	lease_expires_at BIGINT,
 	not_before BIGINT,
 	last_error TEXT
+);
+
+CREATE TABLE IF NOT EXISTS media_worker_cancel (
+	job_id VARCHAR NOT NULL,
+	lease_token VARCHAR NOT NULL,
+	requested_at BIGINT NOT NULL,
+	PRIMARY KEY (job_id, lease_token)
 );
 
 CREATE TABLE IF NOT EXISTS media_worker_meta (

@@ -9,22 +9,38 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { DatabaseLostError, StartupError, WorkerFaultError } from '../../errors.js';
 import { boundProgress, decideAttemptEnd, outcomeOf, recoveryReason } from '../../jobs/attempt-lifecycle.js';
+import { decideCancel, decideRetry, type JobState } from '../../jobs/operator-requests.js';
 import type {
   AttemptFailure,
   ClaimedJob,
   ClaimRequest,
   FailureOutcome,
+  JobListQuery,
   JobRecord,
   JobResult,
+  JobStats,
   JobStore,
+  JobSummary,
   Lease,
   LeaseRenewal,
   NewJob,
+  OperatorOutcome,
   RecoveredJob,
   RecoveryRequest,
   RetryDelay,
   StoreOpenOptions,
 } from '../job-store.js';
+import {
+  cancelQueuedQuery,
+  cancelRequestedQuery,
+  countsQuery,
+  dropWorkerStateQuery,
+  jobStateQuery,
+  listJobsQuery,
+  oldestQueuedQuery,
+  requestCancelQuery,
+  requeueForRetryQuery,
+} from '../operator-queries.js';
 import { jobRecordOf, jobRecordQuery } from '../rows.js';
 import type { Database } from '../schema.js';
 import { claimNextJob } from './claim.js';
@@ -267,6 +283,55 @@ export class PostgresJobStore implements JobStore {
     });
   }
 
+  async cancelRequested(leases: readonly Lease[]): Promise<Lease[]> {
+    if (leases.length === 0) return [];
+    const rows = await this.guarded(() => cancelRequestedQuery(this.db, leases).execute());
+    return rows.map((row) => ({ jobId: row.job_id, token: row.lease_token }));
+  }
+
+  async retryJob(jobId: string): Promise<OperatorOutcome> {
+    return this.guarded(() =>
+      this.db.transaction().execute(async (trx): Promise<OperatorOutcome> => {
+        const decision = decideRetry(jobId, await jobStateOf(trx, jobId));
+        if (decision.kind === 'refuse') return { kind: 'refused', reason: decision.reason };
+        // The state first: the trigger that puts the job back in the ready index reads it.
+        await dropWorkerStateQuery(trx, jobId).execute();
+        await requeueForRetryQuery(trx, jobId).execute();
+        return { kind: 'requeued' };
+      }),
+    );
+  }
+
+  async cancelJob(jobId: string): Promise<OperatorOutcome> {
+    return this.guarded(() =>
+      this.db.transaction().execute(async (trx): Promise<OperatorOutcome> => {
+        const decision = decideCancel(jobId, await jobStateOf(trx, jobId));
+        switch (decision.kind) {
+          case 'refuse':
+            return { kind: 'refused', reason: decision.reason };
+          case 'cancel-now':
+            await cancelQueuedQuery(trx, jobId, Date.now()).execute();
+            await dropWorkerStateQuery(trx, jobId).execute();
+            return { kind: 'cancelled' };
+          case 'ask-runner':
+            await requestCancelQuery(trx, jobId, decision.leaseToken, Date.now()).execute();
+            return { kind: 'cancel-requested', workerId: decision.workerId };
+        }
+      }),
+    );
+  }
+
+  async listJobs(query: JobListQuery): Promise<JobSummary[]> {
+    return this.guarded(() => listJobsQuery(this.db, query).execute());
+  }
+
+  async jobStats(): Promise<JobStats> {
+    return this.guarded(async () => ({
+      counts: await countsQuery(this.db).execute(),
+      oldestQueued: await oldestQueuedQuery(this.db).execute(),
+    }));
+  }
+
   async insertJob(job: NewJob): Promise<void> {
     const now = Date.now();
     await this.guarded(() =>
@@ -367,6 +432,12 @@ export class PostgresJobStore implements JobStore {
       throw translatePgError(error);
     }
   }
+}
+
+/** The job's status and lease, its row locked so that the decision holds until the write. */
+async function jobStateOf(trx: Transaction<Database>, jobId: string): Promise<JobState | undefined> {
+  const row = await jobStateQuery(trx, jobId).forUpdate('j').executeTakeFirst();
+  return row && { status: row.status, leaseToken: row.lease_token, workerId: row.worker_id };
 }
 
 function translateOrWrap(error: unknown): unknown {

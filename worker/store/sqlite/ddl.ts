@@ -52,6 +52,13 @@ CREATE TABLE IF NOT EXISTS worker_job_state (
 	last_error TEXT
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS media_worker_cancel (
+	job_id VARCHAR NOT NULL,
+	lease_token VARCHAR NOT NULL,
+	requested_at BIGINT NOT NULL,
+	PRIMARY KEY (job_id, lease_token)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS media_worker_meta (
 	name VARCHAR NOT NULL PRIMARY KEY,
 	value VARCHAR

@@ -16,6 +16,8 @@ export function param<T = never>(name: string): T {
 type Binder = { name: string } | { value: unknown };
 
 export interface PreparedStatement<Args extends Record<string, unknown>, Row> {
+  /** Whether it returns rows (a SELECT, or a write with RETURNING). */
+  reader: boolean;
   run(args: Args): BetterSqlite3.RunResult;
   get(args: Args): Row | undefined;
   all(args: Args): Row[];
@@ -42,6 +44,7 @@ export function prepareCompiled<Row, Args extends Record<string, unknown> = NoAr
     });
   const returnsRows = statement.reader;
   return {
+    reader: returnsRows,
     run: (args) => statement.run(...bind(args)),
     get: (args) => (returnsRows ? (statement.get(...bind(args)) as Row | undefined) : undefined),
     all: (args) => (returnsRows ? (statement.all(...bind(args)) as Row[]) : []),

@@ -6,6 +6,7 @@
  * (a deferred transaction would).
  */
 import type BetterSqlite3 from 'better-sqlite3';
+import type { CompiledQuery } from 'kysely';
 import {
   type AttemptEnd,
   boundProgress,
@@ -13,29 +14,46 @@ import {
   outcomeOf,
   recoveryReason,
 } from '../../jobs/attempt-lifecycle.js';
+import { decideCancel, decideRetry, type JobState } from '../../jobs/operator-requests.js';
 import type {
   AttemptFailure,
   ClaimedJob,
   ClaimRequest,
   FailureOutcome,
+  JobListQuery,
   JobRecord,
   JobResult,
+  JobStats,
   JobStore,
+  JobSummary,
   Lease,
   LeaseRenewal,
   NewJob,
+  OperatorOutcome,
   RecoveredJob,
   RecoveryRequest,
   RetryDelay,
 } from '../job-store.js';
+import {
+  cancelQueuedQuery,
+  cancelRequestedQuery,
+  countsQuery,
+  dropWorkerStateQuery,
+  jobStateQuery,
+  listJobsQuery,
+  oldestQueuedQuery,
+  requestCancelQuery,
+  requeueForRetryQuery,
+} from '../operator-queries.js';
 import { jobRecordOf } from '../rows.js';
 import { watchDatabaseChanges } from './change-watch.js';
 import { SqliteClaimer } from './claim.js';
 import { translateSqliteError } from './errors.js';
 import { checkIdentity, type DatabaseFileIdentity, probeWritable } from './file.js';
 import { type OpenSqliteOptions, openSqlite, sqlitePathFromUrl } from './open.js';
+import { prepareCompiled } from './prepared-statement.js';
 import { ReadyIndex } from './ready-index.js';
-import { buildStatements, type InFlightJob, type Statements } from './statements.js';
+import { buildStatements, type InFlightJob, queryBuilder, type Statements } from './statements.js';
 
 export class SqliteJobStore implements JobStore {
   private readonly statements: Statements;
@@ -217,6 +235,76 @@ export class SqliteJobStore implements JobStore {
 
   async nextRetryAt(taskTypes: readonly string[]): Promise<number | undefined> {
     return this.guarded(() => this.claimer.nextRetryAt(taskTypes));
+  }
+
+  async cancelRequested(leases: readonly Lease[]): Promise<Lease[]> {
+    if (leases.length === 0) return [];
+    return this.guarded(() =>
+      this.runOnce(cancelRequestedQuery(queryBuilder, leases)).map((row) => ({
+        jobId: row.job_id,
+        token: row.lease_token,
+      })),
+    );
+  }
+
+  async retryJob(jobId: string): Promise<OperatorOutcome> {
+    return this.guarded(() =>
+      this.sqlite
+        .transaction((): OperatorOutcome => {
+          const decision = decideRetry(jobId, this.jobState(jobId));
+          if (decision.kind === 'refuse') return { kind: 'refused', reason: decision.reason };
+          // The state first: the trigger that puts the job back in the ready index reads it.
+          this.runOnce(dropWorkerStateQuery(queryBuilder, jobId));
+          this.runOnce(requeueForRetryQuery(queryBuilder, jobId));
+          return { kind: 'requeued' };
+        })
+        .immediate(),
+    );
+  }
+
+  async cancelJob(jobId: string): Promise<OperatorOutcome> {
+    return this.guarded(() =>
+      this.sqlite
+        .transaction((): OperatorOutcome => {
+          const decision = decideCancel(jobId, this.jobState(jobId));
+          switch (decision.kind) {
+            case 'refuse':
+              return { kind: 'refused', reason: decision.reason };
+            case 'cancel-now':
+              this.runOnce(cancelQueuedQuery(queryBuilder, jobId, Date.now()));
+              this.runOnce(dropWorkerStateQuery(queryBuilder, jobId));
+              return { kind: 'cancelled' };
+            case 'ask-runner':
+              this.runOnce(requestCancelQuery(queryBuilder, jobId, decision.leaseToken, Date.now()));
+              return { kind: 'cancel-requested', workerId: decision.workerId };
+          }
+        })
+        .immediate(),
+    );
+  }
+
+  async listJobs(query: JobListQuery): Promise<JobSummary[]> {
+    return this.guarded(() => this.runOnce(listJobsQuery(queryBuilder, query)));
+  }
+
+  async jobStats(): Promise<JobStats> {
+    return this.guarded(() => ({
+      counts: this.runOnce(countsQuery(queryBuilder)),
+      oldestQueued: this.runOnce(oldestQueuedQuery(queryBuilder)),
+    }));
+  }
+
+  private jobState(jobId: string): JobState | undefined {
+    const [row] = this.runOnce(jobStateQuery(queryBuilder, jobId));
+    return row && { status: row.status, leaseToken: row.lease_token, workerId: row.worker_id };
+  }
+
+  /** A statement of the operator's commands: compiled and prepared for this one run. */
+  private runOnce<Row>(query: { compile(): CompiledQuery<Row> }): Row[] {
+    const statement = prepareCompiled<Row>(this.sqlite, query.compile());
+    if (statement.reader) return statement.all({});
+    statement.run({});
+    return [];
   }
 
   async insertJob(job: NewJob): Promise<void> {

@@ -1,0 +1,113 @@
+/**
+ * The queries behind `jobs list`, `jobs stats`, `jobs retry` and `jobs cancel`, built once for
+ * both stores (SQLite compiles and runs them itself, PostgreSQL executes them through Kysely).
+ */
+import { type Kysely, sql } from 'kysely';
+import { CANCELLED_MESSAGE } from '../jobs/operator-requests.js';
+import type { JobListQuery, Lease } from './job-store.js';
+import { type Database, DEFAULT_PRIORITY } from './schema.js';
+
+export function listJobsQuery(db: Kysely<Database>, { status, taskType, limit }: JobListQuery) {
+  let query = db
+    .selectFrom('jobs as j')
+    .leftJoin('queue_entries as q', 'q.job_id', 'j.job_id')
+    .select([
+      'j.job_id',
+      'j.task_type',
+      'j.status',
+      'q.priority',
+      'j.progress',
+      'j.retry_count',
+      'j.max_retries',
+      'j.created_at',
+      'j.started_at',
+      'j.completed_at',
+      'j.error_message',
+    ]);
+  if (status !== undefined) query = query.where('j.status', '=', status);
+  if (taskType !== undefined) query = query.where('j.task_type', '=', taskType);
+  query =
+    status === 'queued'
+      ? query
+          .orderBy((eb) => eb.fn.coalesce('q.priority', sql.lit(DEFAULT_PRIORITY)), 'desc')
+          .orderBy('j.created_at')
+          .orderBy('j.id')
+      : query.orderBy('j.created_at', 'desc').orderBy('j.id', 'desc');
+  return query.limit(limit);
+}
+
+export function countsQuery(db: Kysely<Database>) {
+  return db
+    .selectFrom('jobs')
+    .select(['task_type', 'status', (eb) => eb.fn.countAll<number>().as('jobs')])
+    .groupBy(['task_type', 'status'])
+    .orderBy('task_type')
+    .orderBy('status');
+}
+
+export function oldestQueuedQuery(db: Kysely<Database>) {
+  return db
+    .selectFrom('jobs')
+    .select(['task_type', (eb) => eb.fn.min<number>('created_at').as('created_at')])
+    .where('status', '=', 'queued')
+    .groupBy('task_type')
+    .orderBy('task_type');
+}
+
+/** The job's status and the lease on it, for decideRetry and decideCancel. */
+export function jobStateQuery(db: Kysely<Database>, jobId: string) {
+  return db
+    .selectFrom('jobs as j')
+    .leftJoin('worker_job_state as s', 's.job_id', 'j.job_id')
+    .select(['j.status', 's.lease_token', 's.worker_id'])
+    .where('j.job_id', '=', jobId);
+}
+
+/** Retry bookkeeping of the old attempts (backoff, last error, lease) dropped. */
+export function dropWorkerStateQuery(db: Kysely<Database>, jobId: string) {
+  return db.deleteFrom('worker_job_state').where('job_id', '=', jobId);
+}
+
+export function requeueForRetryQuery(db: Kysely<Database>, jobId: string) {
+  return db
+    .updateTable('jobs')
+    .set({
+      status: 'queued',
+      retry_count: 0,
+      progress: 0,
+      error_message: null,
+      started_at: null,
+      completed_at: null,
+      output_files: '[]',
+      task_output: null,
+    })
+    .where('job_id', '=', jobId)
+    .where('status', '=', 'error');
+}
+
+export function cancelQueuedQuery(db: Kysely<Database>, jobId: string, now: number) {
+  return db
+    .updateTable('jobs')
+    .set({ status: 'error', error_message: CANCELLED_MESSAGE, completed_at: now })
+    .where('job_id', '=', jobId)
+    .where('status', '=', 'queued');
+}
+
+export function requestCancelQuery(db: Kysely<Database>, jobId: string, leaseToken: string, now: number) {
+  return db
+    .insertInto('media_worker_cancel')
+    .values({ job_id: jobId, lease_token: leaseToken, requested_at: now })
+    .onConflict((conflict) => conflict.columns(['job_id', 'lease_token']).doNothing());
+}
+
+/** Which of these leases an operator asked to cancel. */
+export function cancelRequestedQuery(db: Kysely<Database>, leases: readonly Lease[]) {
+  return db
+    .selectFrom('media_worker_cancel')
+    .select(['job_id', 'lease_token'])
+    .where((eb) =>
+      eb.or(
+        leases.map((lease) => eb.and([eb('job_id', '=', lease.jobId), eb('lease_token', '=', lease.token)])),
+      ),
+    );
+}
