@@ -1,4 +1,5 @@
 import { boundText, ERROR_MESSAGE_LIMIT } from './jobs/bounded-text.js';
+import { CANCELLED_MESSAGE } from './jobs/operator-requests.js';
 
 /**
  * Errors that end an attempt. Each says whether another attempt can help (`retryable`) and carries
@@ -42,6 +43,15 @@ export class RunnerCrashedError extends JobError {
 export class TransientJobError extends JobError {
   readonly retryable = true;
   override readonly name = 'TransientJobError';
+}
+
+/** An operator cancelled the job while it ran (`jobs cancel`): it ends at once, never retried. */
+export class JobCancelledError extends JobError {
+  readonly retryable = false;
+  override readonly name = 'JobCancelledError';
+  constructor() {
+    super(CANCELLED_MESSAGE);
+  }
 }
 
 /** Anything a module throws that is not a JobError is treated as retryable: the budget bounds it. */

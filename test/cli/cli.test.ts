@@ -121,7 +121,7 @@ describe('media-worker CLI', () => {
   test('submit inserts a job as the API does; the worker runs it; jobs show prints it', async () => {
     const input = path.join(workspace.dir, 'note.txt');
     fs.writeFileSync(input, 'hello');
-    const env = { CL_SERVER_DIR: workspace.dir };
+    const env = { CL_SERVER_DIR: workspace.dir, WORKER_MODULES_DIR: TEST_MODULES };
     const submitted = await runCli(
       ['submit', 'noop', input, '--params', '{"a":1}', '--priority', '7', '--max-retries', '1'],
       env,

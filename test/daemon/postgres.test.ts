@@ -10,7 +10,12 @@ import pg from 'pg';
 import sharp from 'sharp';
 import { solidJpeg } from '../helpers/images.js';
 import { startPrivateServer } from '../helpers/postgres.js';
-import { databaseEnv, killedDaemonJobIsRecovered, startedLines } from '../helpers/scenarios.js';
+import {
+  databaseEnv,
+  killedDaemonJobIsRecovered,
+  runningJobIsCancelled,
+  startedLines,
+} from '../helpers/scenarios.js';
 import { drainBuiltIn, runCli, startWorker } from '../helpers/worker-process.js';
 import { createWorkspace, useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
@@ -117,6 +122,9 @@ describe('the daemon on PostgreSQL', () => {
     assert.equal(requeued?.status, 'queued');
     assert.equal(requeued?.retry_count, 0, 'a shutdown spends no retry');
   });
+
+  test('jobs cancel stops a running job through the daemon that runs it', () =>
+    runningJobIsCancelled(workspace));
 
   test('a job the API inserts wakes an idle daemon at once (LISTEN/NOTIFY), not at its next poll', async () => {
     const daemon = worker(['--worker-id', 'idle', '--tasks', 'noop', '--poll-interval', '3600']);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startWorker } from './worker-process.js';
+import { runCli, startWorker } from './worker-process.js';
 import { isAlive, type Workspace, waitFor } from './workspace.js';
 
 /** Lines of a `started_file` the sleep fixture writes: `<job_id> <runner pid> <ms>`. */
@@ -47,4 +47,37 @@ export async function killedDaemonJobIsRecovered(workspace: Workspace): Promise<
   assert.equal(job?.retry_count, 1, 'the lost attempt counts');
   assert.ok(rescuer.logs.some((line) => line.msg === 'took back an abandoned job' && line.job_id === jobId));
   assert.equal(startedLines(startedFile).length, 2);
+}
+
+/**
+ * `jobs cancel` on a running job, as an operator on another host would: the daemon running it stops
+ * it, the job ends in `error` "cancelled" with no retry, its runner is gone and its half-written
+ * output with it.
+ */
+export async function runningJobIsCancelled(workspace: Workspace): Promise<void> {
+  const env = databaseEnv(workspace);
+  const startedFile = path.join(workspace.dir, 'started');
+  const jobId = await workspace.addJob('sleep', {
+    seconds: 600,
+    started_file: startedFile,
+    partial_output: true,
+  });
+  const daemon = startWorker(workspace.dir, ['--worker-id', 'canceller-target', '--tasks', 'sleep'], env);
+  const started = await waitFor(() => startedLines(startedFile)[0], 'the job to start');
+  const runnerPid = Number(started.split(' ')[1]);
+  const outputDir = path.join(workspace.storageRoot, 'jobs', jobId, 'output');
+  assert.ok(fs.existsSync(path.join(outputDir, 'partial.bin')));
+
+  const cancelled = await runCli(['jobs', 'cancel', jobId], { CL_SERVER_DIR: workspace.dir, ...env });
+  assert.equal(cancelled.code, 0, cancelled.stderr);
+  assert.equal(cancelled.stdout.trim(), `${jobId}: cancelled (worker canceller-target stopped it)`);
+  const job = await workspace.store.getJob(jobId);
+  assert.equal(job?.status, 'error');
+  assert.equal(job?.error_message, 'cancelled');
+  assert.equal(job?.retry_count, 0, 'a cancelled job is not retried');
+  assert.equal(fs.existsSync(outputDir), false, 'no half-written output stays behind');
+  await waitFor(() => !isAlive(runnerPid), 'the runner to be gone');
+  assert.ok(daemon.logs.some((line) => line.msg === 'stopping the job' && line.reason === 'cancelled'));
+  daemon.child.kill('SIGTERM');
+  assert.equal((await daemon.exited).code, 0);
 }

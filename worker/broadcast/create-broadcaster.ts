@@ -1,23 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { DiscoveredModule } from '../modules/discover-modules.js';
 import type { ModuleVersions } from '../modules/module-contract.js';
+import { packageVersion } from '../package-version.js';
 import { type Broadcaster, NoopBroadcaster } from './broadcaster.js';
 import { MqttBroadcaster } from './mqtt-broadcaster.js';
 import { brokerAddress } from './mqtt-options.js';
-
-const PACKAGE_JSON = new URL('../../../package.json', import.meta.url);
-
-function packageVersion(): string {
-  try {
-    return (JSON.parse(fs.readFileSync(PACKAGE_JSON, 'utf8')) as { version?: string }).version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** The broadcaster BROADCAST_TYPE asks for; `onFatal` stops the worker (a duplicate worker id). */
 export function createBroadcaster(

@@ -5,17 +5,23 @@ import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { ConfigError, type Flags, loadConfig, requireStorePaths } from '../config/config.js';
 import { discoverModules } from '../modules/discover-modules.js';
+import { packageVersion } from '../package-version.js';
+import type { JobStore } from '../store/job-store.js';
 import { openJobStore } from '../store/open-job-store.js';
+import { JOB_STATUSES, type JobStatus } from '../store/schema.js';
+import { jobStats, listJobs, requestEach } from './jobs-commands.js';
+import { type LiveTaskTypes, liveTaskTypes } from './live-workers.js';
 import { runWorker } from './run-command.js';
 import { runProgram } from './run-program.js';
 import {
   addSettingOptions,
   DAEMON_SETTINGS,
   MODULE_SETTINGS,
+  STATS_SETTINGS,
   STORE_SETTINGS,
   WATCH_SETTINGS,
 } from './setting-options.js';
-import { submitJob } from './submit-command.js';
+import { checkSubmission, parseParamsJson, submitJob } from './submit-command.js';
 import { watch } from './watch-command.js';
 
 const BUILT_IN_MODULES = fileURLToPath(new URL('../../compute_modules', import.meta.url));
@@ -30,8 +36,18 @@ const integerIn = (min: number, max: number) => (text: string) => {
   return value;
 };
 
+const oneOf =
+  <T extends string>(choices: readonly T[]) =>
+  (text: string): T => {
+    if (!(choices as readonly string[]).includes(text)) {
+      throw new InvalidArgumentError(`expected one of ${choices.join(', ')}`);
+    }
+    return text as T;
+  };
+
 const program = new Command('media-worker')
   .description('Claims media jobs from media_store.db and runs them in child-process runners.')
+  .version(packageVersion(), '-V, --version', 'print the version')
   .showHelpAfterError();
 
 addSettingOptions(
@@ -64,7 +80,7 @@ addSettingOptions(
     .option('--params <json>', 'task parameters as a JSON object (input_files[0].metadata)')
     .option('--priority <0-10>', 'queue priority, higher first', integerIn(0, 10), 5)
     .option('--max-retries <n>', 'retry budget', integerIn(0, 1000), 3),
-  STORE_SETTINGS,
+  [...STORE_SETTINGS, ...MODULE_SETTINGS],
 ).action(
   async (
     task: string,
@@ -72,6 +88,7 @@ addSettingOptions(
     flags: Flags & { params?: string; priority: number; maxRetries: number },
   ) => {
     const config = configFrom(flags);
+    await checkSubmission(config.modulesDir, task, parseParamsJson(flags.params));
     const jobId = await submitJob({
       ...requireStorePaths(config),
       taskType: task,
@@ -113,5 +130,73 @@ addSettingOptions(
     await store.close();
   }
 });
+
+const openStore = (flags: Flags) =>
+  openJobStore(requireStorePaths(configFrom(flags)).databaseUrl, { ensureSchema: false });
+
+async function withStore<T>(flags: Flags, use: (store: JobStore) => Promise<T>): Promise<T> {
+  const store = await openStore(flags);
+  try {
+    return await use(store);
+  } finally {
+    await store.close();
+  }
+}
+
+addSettingOptions(
+  jobs
+    .command('list')
+    .description('List jobs, newest first; with --status queued, in the order they will be claimed.')
+    .option('--status <status>', `one of ${JOB_STATUSES.join(', ')}`, oneOf(JOB_STATUSES))
+    .option('--task <task>', 'only this task type')
+    .option('--limit <n>', 'at most this many', integerIn(1, 100_000), 50)
+    .option('--json', 'print JSON'),
+  STORE_SETTINGS,
+).action(async (flags: Flags & { status?: JobStatus; task?: string; limit: number; json?: boolean }) => {
+  const query = {
+    limit: flags.limit,
+    ...(flags.status === undefined ? {} : { status: flags.status }),
+    ...(flags.task === undefined ? {} : { taskType: flags.task }),
+  };
+  console.log(await withStore(flags, (store) => listJobs(store, query, flags.json === true)));
+});
+
+addSettingOptions(
+  jobs
+    .command('stats')
+    .description(
+      'Count jobs by task type and status, with the age of the oldest queued job, and name queued task types no live worker serves (from the retained MQTT announcements).',
+    )
+    .option('--json', 'print JSON'),
+  STATS_SETTINGS,
+).action(async (flags: Flags & { json?: boolean }) => {
+  const config = configFrom(flags);
+  const live: LiveTaskTypes =
+    config.broadcastType === 'mqtt'
+      ? await liveTaskTypes(config)
+      : { known: false, reason: 'no broker configured (BROADCAST_TYPE is not mqtt)' };
+  console.log(await withStore(flags, (store) => jobStats(store, live, flags.json === true)));
+});
+
+for (const request of ['retry', 'cancel'] as const) {
+  addSettingOptions(
+    jobs
+      .command(request)
+      .description(
+        request === 'retry'
+          ? 'Put jobs that ended in error back in the queue with a fresh retry budget.'
+          : 'Cancel jobs: a queued job ends in error "cancelled"; a running one is stopped by the daemon that runs it, on any host.',
+      )
+      .argument('<job_id...>')
+      .option('--json', 'print JSON'),
+    STORE_SETTINGS,
+  ).action(async (jobIds: string[], flags: Flags & { json?: boolean }) => {
+    const { output, refused } = await withStore(flags, (store) =>
+      requestEach(store, jobIds, request, flags.json === true),
+    );
+    console.log(output);
+    if (refused) process.exitCode = 1;
+  });
+}
 
 await runProgram(program);

@@ -40,3 +40,5 @@ export const WATCH_SETTINGS: readonly SettingKey[] = [
   'mqttTopic',
   'capabilityTopicPrefix',
 ];
+/** `jobs stats` reads the database and, to tell which task types no live worker serves, the broker. */
+export const STATS_SETTINGS: readonly SettingKey[] = [...STORE_SETTINGS, 'broadcastType', ...WATCH_SETTINGS];

@@ -7,6 +7,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../config/config.js';
+import { InvalidParametersError } from '../errors.js';
+import { discoverModules } from '../modules/discover-modules.js';
+import { readParams } from '../runner/job-inputs.js';
 import { openJobStore } from '../store/open-job-store.js';
 import type { InputFile } from '../store/schema.js';
 
@@ -32,6 +35,30 @@ export function parseParamsJson(text: string | undefined): Record<string, unknow
     throw new ConfigError('--params must be a JSON object, e.g. {"width": 128}');
   }
   return parsed as Record<string, unknown>;
+}
+
+/**
+ * Refuses, before anything is written, a task type no module serves and parameters its schema
+ * rejects, with the message the job would otherwise have failed with.
+ */
+export async function checkSubmission(
+  modulesDir: string,
+  taskType: string,
+  params: Record<string, unknown>,
+): Promise<void> {
+  const modules = await discoverModules(modulesDir);
+  const module = modules.get(taskType);
+  if (!module) {
+    throw new ConfigError(
+      `unknown task type '${taskType}'; the modules are: ${[...modules.keys()].join(', ')}`,
+    );
+  }
+  try {
+    readParams(module.manifest.params, [{ path: '', metadata: params }]);
+  } catch (error) {
+    if (error instanceof InvalidParametersError) throw new ConfigError(`${taskType}: ${error.message}`);
+    throw error;
+  }
 }
 
 export async function submitJob(request: SubmitRequest): Promise<string> {

@@ -22,6 +22,8 @@ import { WorkerFaults } from './worker-faults.js';
 
 /** How often the daemon checks that its database file was not deleted or replaced. */
 const DATABASE_CHECK_MS = 1000;
+/** How often running jobs are checked for an operator's cancel (`jobs cancel`, from any host). */
+const CANCEL_CHECK_MS = 1000;
 
 export interface DaemonOptions {
   workerId: string;
@@ -109,6 +111,7 @@ export class Daemon {
       setInterval(() => void this.renewLeases(), Math.max(100, leaseMs / 3)),
       setInterval(() => void this.recoverAbandonedJobs(), Math.max(500, leaseMs / 2)),
       setInterval(() => void this.checkDatabase(), DATABASE_CHECK_MS),
+      setInterval(() => void this.stopCancelledJobs(), CANCEL_CHECK_MS),
     ];
     const watching = this.deps.store.watchQueue(() => this.wake(), this.stopController.signal);
     this.deps.broadcaster.publishCapabilities(this.idleSlots);
@@ -216,7 +219,7 @@ export class Daemon {
       this.defaultTimeouts.get(job.taskType) as number,
       leaseGrantedAt,
       this.options.leaseMs,
-      { ...this.deps, faults: this.faults },
+      { ...this.deps, faults: this.faults, storageRoot: this.options.storageRoot },
     );
     this.running.set(job.jobId, runningJob);
     this.deps.broadcaster.publishCapabilities(this.idleSlots);
@@ -280,6 +283,19 @@ export class Daemon {
       // A database out of reach is said once, by the fault's own line, not at every renewal.
       if (pausesClaiming(error)) this.faults.report(error.message);
       else this.deps.log.warn({ err: error }, 'lease renewal failed; will try again');
+    }
+  }
+
+  private async stopCancelledJobs(): Promise<void> {
+    if (this.running.size === 0) return;
+    try {
+      const leases = [...this.running.values()].map((job) => job.job.lease);
+      for (const { jobId, token } of await this.deps.store.cancelRequested(leases)) {
+        const job = this.running.get(jobId);
+        if (job?.job.lease.token === token) job.stop('cancelled');
+      }
+    } catch (error) {
+      this.deps.log.debug({ err: error }, 'could not look for cancel requests; will look again');
     }
   }
 

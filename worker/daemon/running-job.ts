@@ -4,10 +4,13 @@
  * what the runner could not (it crashed, hung or was stopped). Outcomes the runner reached itself
  * it has already written under its lease.
  */
+
+import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Broadcaster, JobEventBody } from '../broadcast/broadcaster.js';
 import {
   BadInputError,
+  JobCancelledError,
   type JobError,
   JobTimeoutError,
   RunnerCrashedError,
@@ -15,7 +18,12 @@ import {
   toJobError,
   WorkerFaultError,
 } from '../errors.js';
-import { jobFolderProblem, jobTimeoutOverride, parseInputFilesColumn } from '../jobs/job-row.js';
+import {
+  jobFolderProblem,
+  jobOutputDir,
+  jobTimeoutOverride,
+  parseInputFilesColumn,
+} from '../jobs/job-row.js';
 import { boundedChild } from '../logging/logger.js';
 import type { RunnerOutcome } from '../runner/protocol.js';
 import type { RunnerPool } from '../runner/runner-pool.js';
@@ -24,10 +32,12 @@ import type { ClaimedJob, JobStore, RetryDelay } from '../store/job-store.js';
 import type { InputFile } from '../store/schema.js';
 import { FREE_FAULTS_PER_JOB, type WorkerFaults } from './worker-faults.js';
 
-export type StopReason = 'timeout' | 'lease-lost' | 'shutdown';
+export type StopReason = 'timeout' | 'lease-lost' | 'shutdown' | 'cancelled';
 
 export interface RunningJobDeps {
   store: JobStore;
+  /** Where the job's output folder is, removed when the job is cancelled. */
+  storageRoot: string;
   pool: RunnerPool;
   broadcaster: Broadcaster;
   retryDelay: RetryDelay;
@@ -151,6 +161,19 @@ export class RunningJob {
           'job was taken back, deleted or finished elsewhere; its runner was stopped and nothing written',
         );
         return;
+      case 'cancelled': {
+        // Whatever the module wrote before it was killed is half a result: none stays behind.
+        const outputDir = jobOutputDir(this.deps.storageRoot, this.job.jobId);
+        await fs
+          .rm(outputDir, { recursive: true, force: true })
+          .catch((error: unknown) =>
+            this.log.warn(
+              { err: error, output_dir: outputDir },
+              'could not remove the cancelled job’s output',
+            ),
+          );
+        return this.recordFailure(new JobCancelledError());
+      }
       case 'shutdown': {
         const released = await this.releaseOrHold();
         this.log.info({ released }, 'job requeued at shutdown without spending a retry');
