@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { loadConfig } from '../../worker/config/config.js';
 import { runCli, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
 import { useWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -17,22 +18,47 @@ describe('media-worker CLI', () => {
     assert.equal(result.stderr.trim().split('\n').length, 1);
     assert.match(
       result.stderr,
-      /WORKER_POLL_INTERVAL="abc" is invalid: expected a number of seconds from 0.001 to 3600/,
+      /WORKER_POLL_INTERVAL="abc" is invalid: expected a duration from 0.001 to 3600/,
     );
+  });
+
+  test('durations are seconds, or a number with a unit: 500ms, 90s, 5m, 1h', () => {
+    const config = loadConfig(
+      {},
+      {
+        CL_SERVER_DIR: workspace.dir,
+        WORKER_POLL_INTERVAL: '500ms',
+        WORKER_LEASE_TTL: '5m',
+        WORKER_SHUTDOWN_GRACE: '90s',
+        WORKER_ORPHAN_AGE: '1h',
+        WORKER_KILL_GRACE: '2.5',
+        WORKER_TIMEOUT: '10m,noop=45s',
+      },
+      TEST_MODULES,
+    );
+    assert.equal(config.pollInterval, 0.5);
+    assert.equal(config.leaseTtl, 300);
+    assert.equal(config.shutdownGrace, 90);
+    assert.equal(config.orphanAge, 3600);
+    assert.equal(config.killGrace, 2.5);
+    assert.deepEqual(config.timeout, { all: 600, byTask: { noop: 45 } });
+    assert.throws(() => loadConfig({ leaseTtl: 'soon' }, { CL_SERVER_DIR: workspace.dir }, TEST_MODULES), {
+      message: '--lease-ttl="soon" is invalid: expected a duration from 0.5 to 86400 s (5, 90s, 5m, 1h)',
+    });
   });
 
   test('a duration past what a timer can hold is refused, naming the bound (it would fire at once)', async () => {
     const cases: [string, string, RegExp][] = [
-      ['WORKER_POLL_INTERVAL', '3000000', /expected a number of seconds from 0\.001 to 3600/],
-      ['WORKER_SHUTDOWN_GRACE', '3000000', /expected a number of seconds from 0 to 86400/],
-      ['WORKER_LEASE_TTL', '7000000', /expected a number of seconds from 0\.5 to 86400/],
-      ['WORKER_KILL_GRACE', '1e9', /expected a number of seconds from 0 to 3600/],
-      ['MQTT_HEARTBEAT_INTERVAL', '3000000', /expected a number of seconds from 1 to 86400/],
-      ['WORKER_RETRY_BACKOFF_MAX', 'Infinity', /expected a number of seconds from 0 to 86400/],
+      ['WORKER_POLL_INTERVAL', '3000000', /expected a duration from 0\.001 to 3600/],
+      ['WORKER_SHUTDOWN_GRACE', '3000000', /expected a duration from 0 to 86400/],
+      ['WORKER_LEASE_TTL', '7000000', /expected a duration from 0\.5 to 86400/],
+      ['WORKER_KILL_GRACE', '1e9', /expected a duration from 0 to 3600/],
+      ['MQTT_HEARTBEAT_INTERVAL', '3000000', /expected a duration from 1 to 86400/],
+      ['WORKER_RETRY_BACKOFF_MAX', 'Infinity', /expected a duration from 0 to 86400/],
       [
         'WORKER_TIMEOUT',
         'noop=3000000',
-        /'noop=3000000' is not N or task=N with N seconds > 0 and <= 2147483/,
+        /'noop=3000000' is not N or task=N with N a duration > 0 and <= 2147483 s/,
       ],
     ];
     for (const [variable, value, expected] of cases) {

@@ -1,12 +1,13 @@
 /** The operator's commands, through the real CLI: jobs list, stats, retry, cancel; submit's checks; --version. */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Broker, startBroker } from '../helpers/mosquitto.js';
 import { runningJobIsCancelled } from '../helpers/scenarios.js';
-import { runCli, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
-import { useWorkspace, type Workspace } from '../helpers/workspace.js';
+import { runCli, runScript, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
+import { repoFile, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
 describe('operator commands', () => {
   let workspace: Workspace;
@@ -92,6 +93,8 @@ describe('operator commands', () => {
     const worker = startWorker(workspace.dir, ['--tasks', 'noop', '--drain']);
     assert.equal((await worker.exited).code, 0);
     assert.equal((await workspace.store.getJob(failing))?.status, 'completed');
+    const completed = worker.logs.find((line) => line.msg === 'job completed' && line.job_id === failing);
+    assert.equal(typeof completed?.duration_ms, 'number', 'job completed lines carry duration_ms');
   });
 
   test('jobs cancel ends a queued job at once and refuses a finished one', async () => {
@@ -109,6 +112,43 @@ describe('operator commands', () => {
 
   test('jobs cancel stops a running job through the daemon that runs it', () =>
     runningJobIsCancelled(workspace));
+});
+
+describe('what operators expect of a command line', () => {
+  test('a worker that creates the database says where', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-fresh-'));
+    try {
+      const worker = startWorker(dir, ['--tasks', 'noop', '--drain']);
+      assert.equal((await worker.exited).code, 0, worker.stderr());
+      const created = worker.logs.find((line) => String(line.msg).startsWith('created the database'));
+      assert.equal(created?.database, path.join(dir, 'media_store.db'));
+      const again = startWorker(dir, ['--tasks', 'noop', '--drain']);
+      assert.equal((await again.exited).code, 0);
+      assert.equal(
+        again.logs.some((line) => String(line.msg).startsWith('created the database')),
+        false,
+        'only when it did',
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the command says so when the build is missing', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-unbuilt-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'bin'));
+      fs.copyFileSync(repoFile('bin/media-worker.js'), path.join(dir, 'bin', 'media-worker.js'));
+      const result = await runScript(path.join(dir, 'bin', 'media-worker.js'), ['--version']);
+      assert.equal(result.code, 2);
+      assert.match(
+        result.stderr,
+        /the worker is not built \(dist\/ is missing\)\. Run `npm ci && npm run build`/,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('jobs stats with a broker', () => {

@@ -14,9 +14,11 @@ export function addSettingOptions(command: Command, keys: readonly SettingKey[])
     const setting = SETTINGS[key];
     const takesValue = !BOOLEAN_SETTINGS.has(key);
     const flags = takesValue ? `${setting.flag} <value>` : setting.flag;
+    const env = 'env' in setting && setting.env ? setting.env : undefined;
+    // A switch takes no value on the command line; only its variable says true or false.
     const details = [
-      setting.accepts,
-      'env' in setting && setting.env ? `env ${setting.env}` : undefined,
+      takesValue ? setting.accepts : 'a switch: the flag alone turns it on',
+      env && (takesValue ? `env ${env}` : `env ${env} (${setting.accepts})`),
       'default' in setting && setting.default ? `default ${setting.default}` : undefined,
     ].filter(Boolean);
     command.addOption(new Option(flags, details.join('; ')));

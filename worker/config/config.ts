@@ -4,6 +4,7 @@
  * nothing else reads process.env.
  */
 import path from 'node:path';
+import ms from 'ms';
 import { z } from 'zod';
 import { MAX_TIMER_S } from './timer-limit.js';
 
@@ -15,13 +16,25 @@ export class ConfigError extends Error {
  * A duration in seconds, bounded on both sides. Every duration ends up in a Node timer, which fires
  * at once for anything past MAX_TIMER_S, so none may exceed it; most have a tighter, useful bound.
  */
+/**
+ * A duration in seconds: a plain number is seconds (`5`, `0.5`), anything else goes to `ms`
+ * (`500ms`, `5s`, `5m`, `1h`, `2 days`); undefined when it is neither.
+ */
+export function parseDurationSeconds(text: string | number): number | undefined {
+  if (typeof text === 'number') return text;
+  const trimmed = text.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed);
+  const milliseconds = ms(trimmed as ms.StringValue);
+  return typeof milliseconds === 'number' && Number.isFinite(milliseconds) ? milliseconds / 1000 : undefined;
+}
+
+const DURATION_EXAMPLES = '5, 90s, 5m, 1h';
+
 const seconds = (min: number, max: number) =>
-  z.coerce
-    .number()
-    .refine(
-      (value) => Number.isFinite(value) && value >= min && value <= max,
-      `a number of seconds from ${min} to ${max}`,
-    );
+  z
+    .union([z.number(), z.string()])
+    .transform((value) => parseDurationSeconds(value) ?? Number.NaN)
+    .pipe(z.number().min(min).max(max));
 const HOUR_S = 3600;
 const DAY_S = 86_400;
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
@@ -50,11 +63,11 @@ const timeoutSpec = z.string().transform((text, context) => {
     .map((piece) => piece.trim())
     .filter(Boolean)) {
     const [name, value] = part.includes('=') ? part.split('=', 2) : [undefined, part];
-    const secondsValue = Number(value);
+    const secondsValue = parseDurationSeconds(value ?? '') ?? Number.NaN;
     if (!Number.isFinite(secondsValue) || secondsValue <= 0 || secondsValue > MAX_TIMER_S) {
       context.addIssue({
         code: 'custom',
-        message: `'${part}' is not N or task=N with N seconds > 0 and <= ${MAX_TIMER_S}`,
+        message: `'${part}' is not N or task=N with N a duration > 0 and <= ${MAX_TIMER_S} s (${DURATION_EXAMPLES})`,
       });
       return z.NEVER;
     }
@@ -132,7 +145,7 @@ export const SETTINGS = {
   pollInterval: setting({
     env: 'WORKER_POLL_INTERVAL',
     flag: '--poll-interval',
-    accepts: `a number of seconds from 0.001 to ${HOUR_S} (fractions allowed)`,
+    accepts: `a duration from 0.001 to ${HOUR_S} s (5, 0.5, 90s, 5m, 1h)`,
     schema: seconds(0.001, HOUR_S).default(5),
     default: '5',
   }),
@@ -191,49 +204,49 @@ export const SETTINGS = {
   shutdownGrace: setting({
     env: 'WORKER_SHUTDOWN_GRACE',
     flag: '--shutdown-grace',
-    accepts: `a number of seconds from 0 to ${DAY_S}`,
+    accepts: `a duration from 0 to ${DAY_S} s (5, 90s, 5m, 1h)`,
     schema: seconds(0, DAY_S).default(30),
     default: '30',
   }),
   killGrace: setting({
     env: 'WORKER_KILL_GRACE',
     flag: '--kill-grace',
-    accepts: `a number of seconds from 0 to ${HOUR_S} between SIGTERM and SIGKILL`,
+    accepts: `a duration from 0 to ${HOUR_S} s (5, 90s, 5m, 1h) between SIGTERM and SIGKILL`,
     schema: seconds(0, HOUR_S).default(5),
     default: '5',
   }),
   leaseTtl: setting({
     env: 'WORKER_LEASE_TTL',
     flag: '--lease-ttl',
-    accepts: `a number of seconds from 0.5 to ${DAY_S}`,
+    accepts: `a duration from 0.5 to ${DAY_S} s (5, 90s, 5m, 1h)`,
     schema: seconds(0.5, DAY_S).default(30),
     default: '30',
   }),
   dbBusyTimeout: setting({
     env: 'WORKER_DB_BUSY_TIMEOUT',
     flag: '--db-busy-timeout',
-    accepts: `a number of seconds from 0 to ${HOUR_S} (how long a write waits for another process's lock)`,
+    accepts: `a duration from 0 to ${HOUR_S} s (5, 90s, 5m, 1h) (how long a write waits for another process's lock)`,
     schema: seconds(0, HOUR_S).default(15),
     default: '15',
   }),
   orphanAge: setting({
     env: 'WORKER_ORPHAN_AGE',
     flag: '--orphan-age',
-    accepts: `a number of seconds from 1 to ${365 * DAY_S}`,
+    accepts: `a duration from 1 s to 1 year (5, 90s, 5m, 1h, 30d)`,
     schema: seconds(1, 365 * DAY_S).default(3600),
     default: '3600',
   }),
   retryBackoff: setting({
     env: 'WORKER_RETRY_BACKOFF',
     flag: '--retry-backoff',
-    accepts: `a number of seconds from 0 to ${DAY_S} (first retry delay)`,
+    accepts: `a duration from 0 to ${DAY_S} s (5, 90s, 5m, 1h) (first retry delay)`,
     schema: seconds(0, DAY_S).default(5),
     default: '5',
   }),
   retryBackoffMax: setting({
     env: 'WORKER_RETRY_BACKOFF_MAX',
     flag: '--retry-backoff-max',
-    accepts: `a number of seconds from 0 to ${DAY_S}`,
+    accepts: `a duration from 0 to ${DAY_S} s (5, 90s, 5m, 1h)`,
     schema: seconds(0, DAY_S).default(300),
     default: '300',
   }),
@@ -287,7 +300,7 @@ export const SETTINGS = {
   heartbeatInterval: setting({
     env: 'MQTT_HEARTBEAT_INTERVAL',
     flag: '--heartbeat-interval',
-    accepts: `a number of seconds from 1 to ${DAY_S}`,
+    accepts: `a duration from 1 to ${DAY_S} s (5, 90s, 5m, 1h)`,
     schema: seconds(1, DAY_S).default(30),
     default: '30',
   }),

@@ -51,6 +51,8 @@ export class RunningJob {
   private stopReason: StopReason | undefined;
   /** When the lease in the database runs out (performance.now() clock), as far as the daemon knows. */
   private leaseValidUntil: number;
+  /** performance.now() when the claim began. */
+  private readonly claimedAt: number;
   private readonly log: Logger;
   /**
    * Its runner is not given another job: it met a worker-side fault (its database connection may
@@ -66,6 +68,7 @@ export class RunningJob {
     private readonly deps: RunningJobDeps,
   ) {
     this.leaseValidUntil = leaseGrantedAt + leaseMs;
+    this.claimedAt = leaseGrantedAt;
     this.log = boundedChild(deps.log, { job_id: job.jobId, task_type: job.taskType, attempt: job.attempt });
     this.done = this.execute().catch((error: unknown) => {
       // A bug, or a store failure no path above expected: the lease will expire and any daemon
@@ -234,7 +237,7 @@ export class RunningJob {
     switch (outcome.kind) {
       case 'completed':
         this.deps.faults.recordHealthy(this.job.jobId);
-        this.log.info('job completed');
+        this.log.info({ duration_ms: this.durationMs() }, 'job completed');
         this.publish({ type: 'completed', outputFiles: outcome.outputFiles });
         return;
       case 'retrying':
@@ -249,7 +252,7 @@ export class RunningJob {
         return;
       case 'failed':
         this.deps.faults.recordHealthy(this.job.jobId);
-        this.log.warn({ error: outcome.errorMessage }, 'job failed');
+        this.log.warn({ error: outcome.errorMessage, duration_ms: this.durationMs() }, 'job failed');
         this.publish({ type: 'error', error: outcome.errorMessage });
         return;
       case 'fenced':
@@ -278,6 +281,11 @@ export class RunningJob {
         return;
       }
     }
+  }
+
+  /** From the claim to now. */
+  private durationMs(): number {
+    return Math.round(performance.now() - this.claimedAt);
   }
 
   private publish(event: JobEventBody): void {

@@ -87,7 +87,12 @@ export class PostgresJobStore implements JobStore {
     });
     const db = kyselyOn(pool);
     try {
-      if (options.ensureSchema) await ensurePostgresSchema(db);
+      if (options.ensureSchema && (await ensurePostgresSchema(db)).createdApiTables) {
+        options.log?.info(
+          { database: redactedUrl(databaseUrl) },
+          "created the API's tables: the database had none",
+        );
+      }
       const { rows } = await sql<{ oid: number }>`
         SELECT oid::int AS oid FROM pg_database WHERE datname = current_database()`.execute(db);
       return new PostgresJobStore(db, pool, databaseUrl, rows[0]?.oid ?? 0, options.log);

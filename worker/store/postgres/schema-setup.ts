@@ -16,15 +16,16 @@ import {
   WORKER_TABLES_DDL,
 } from './ddl.js';
 
-export async function ensurePostgresSchema(db: Kysely<Database>): Promise<void> {
+/** Whether the API's tables were created here (the database had none). */
+export async function ensurePostgresSchema(db: Kysely<Database>): Promise<{ createdApiTables: boolean }> {
   await refuseForeignJobsTable(db);
-  if ((await installedLayout(db)) === POSTGRES_LAYOUT) return;
-  await db.transaction().execute(async (trx) => {
+  if ((await installedLayout(db)) === POSTGRES_LAYOUT) return { createdApiTables: false };
+  return db.transaction().execute(async (trx) => {
     await sql`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`.execute(trx);
-    await refuseForeignJobsTable(trx);
+    const createdApiTables = !(await refuseForeignJobsTable(trx));
     await sql.raw(API_TABLES_DDL).execute(trx);
     await sql.raw(WORKER_TABLES_DDL).execute(trx);
-    if ((await installedLayout(trx)) === POSTGRES_LAYOUT) return;
+    if ((await installedLayout(trx)) === POSTGRES_LAYOUT) return { createdApiTables };
     // Creating the triggers locks `jobs` and `queue_entries` against writes until this
     // transaction ends, so no job slips between the rebuild below and the triggers.
     await sql.raw(TRIGGERS_DDL).execute(trx);
@@ -32,6 +33,7 @@ export async function ensurePostgresSchema(db: Kysely<Database>): Promise<void> 
     await sql`
       INSERT INTO media_worker_meta (name, value) VALUES ('layout', ${POSTGRES_LAYOUT})
       ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value`.execute(trx);
+    return { createdApiTables };
   });
 }
 
@@ -46,11 +48,12 @@ async function installedLayout(db: Kysely<Database>): Promise<string | undefined
   return rows[0]?.value ?? undefined;
 }
 
-async function refuseForeignJobsTable(db: Kysely<Database>): Promise<void> {
+/** Whether a `jobs` table is there; throws when it is not the API's. */
+async function refuseForeignJobsTable(db: Kysely<Database>): Promise<boolean> {
   const { rows } = await sql<{ column_name: string }>`
     SELECT column_name FROM information_schema.columns
     WHERE table_schema = current_schema() AND table_name = 'jobs'`.execute(db);
-  if (rows.length === 0) return;
+  if (rows.length === 0) return false;
   const existing = new Set(rows.map((row) => row.column_name));
   const missing = JOBS_COLUMNS.filter((column) => !existing.has(column));
   if (missing.length > 0) {
@@ -59,4 +62,5 @@ async function refuseForeignJobsTable(db: Kysely<Database>): Promise<void> {
         'refusing to start (see media_store-v1.sql for the expected DDL)',
     );
   }
+  return true;
 }

@@ -5,6 +5,8 @@
  * BEGIN IMMEDIATE transaction so that a read followed by a write never meets SQLITE_BUSY halfway
  * (a deferred transaction would).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { CompiledQuery } from 'kysely';
 import {
@@ -76,7 +78,15 @@ export class SqliteJobStore implements JobStore {
 
   /** `ensureSchema` creates missing tables and refuses a `jobs` table of another shape. */
   static open(databaseUrl: string, options: OpenSqliteOptions): SqliteJobStore {
-    const { sqlite, file } = openSqlite(sqlitePathFromUrl(databaseUrl), options);
+    const databasePath = sqlitePathFromUrl(databaseUrl);
+    const existed = databasePath === ':memory:' || fs.existsSync(databasePath);
+    const { sqlite, file } = openSqlite(databasePath, options);
+    if (!existed) {
+      options.log?.info(
+        { database: path.resolve(databasePath) },
+        'created the database: there was none at this path',
+      );
+    }
     return new SqliteJobStore(sqlite, file, options);
   }
 
