@@ -3,6 +3,7 @@
  * Publishing never blocks or fails job processing: implementations queue or drop, and log.
  */
 import type { OutputFile } from '../store/schema.js';
+import type { WorkerState } from './payloads.js';
 
 export type JobEventBody =
   | { type: 'processing'; progress: number }
@@ -17,8 +18,8 @@ export interface Broadcaster {
   publishJobEvent(event: JobEvent): void;
   /** Called whenever the number of free runner slots changes. */
   publishCapabilities(idleSlots: number): void;
-  /** `state: draining` while running jobs finish. */
-  announceDraining(): void;
+  /** `draining` while running jobs finish at shutdown, `paused` while claiming is paused (SIGTSTP). */
+  announceState(state: WorkerState): void;
   stop(): Promise<void>;
 }
 
@@ -27,6 +28,6 @@ export class NoopBroadcaster implements Broadcaster {
   async start(): Promise<void> {}
   publishJobEvent(): void {}
   publishCapabilities(): void {}
-  announceDraining(): void {}
+  announceState(): void {}
   async stop(): Promise<void> {}
 }

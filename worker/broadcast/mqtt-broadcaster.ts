@@ -84,8 +84,8 @@ export class MqttBroadcaster implements Broadcaster {
     }, IDLE_ANNOUNCE_COALESCE_MS);
   }
 
-  announceDraining(): void {
-    this.state = 'draining';
+  announceState(state: WorkerState): void {
+    this.state = state;
     this.announce();
   }
 

@@ -19,7 +19,7 @@ export interface WorkerIdentity {
   session: string;
 }
 
-export type WorkerState = 'ready' | 'draining';
+export type WorkerState = 'ready' | 'draining' | 'paused';
 
 export function capabilityPayload(identity: WorkerIdentity, idleCount: number, state: WorkerState) {
   return {

@@ -78,6 +78,10 @@ export async function runWorker(config: Config): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Pause without stopping: the terminal's Ctrl-Z, or `kill -TSTP`, stops claiming (the process
+  // itself keeps running, so do running jobs); SIGCONT resumes.
+  process.on('SIGTSTP', () => daemon.pause());
+  process.on('SIGCONT', () => daemon.resume());
 
   await broadcaster.start();
   await daemon.start();

@@ -60,6 +60,7 @@ export class Daemon {
   private loopDone: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private readonly faults: WorkerFaults;
+  private paused = false;
   /** Leases whose attempt the last renewal found ended before their runner reported it. */
   private endedAtLastRenewal = new Set<string>();
   /** Set by fail(): the daemon stopped because it cannot go on; the process exits non-zero. */
@@ -95,6 +96,34 @@ export class Daemon {
     return this.options.concurrency - this.running.size;
   }
 
+  /** Free slots as announced: none while paused, since none will be used. */
+  private get announcedIdleSlots(): number {
+    return this.paused ? 0 : this.idleSlots;
+  }
+
+  /** Whether claiming is paused by the operator (SIGTSTP); running jobs go on. */
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Stops claiming; running jobs go on. Announced as `state: paused`, `idle_count: 0`. */
+  pause(): void {
+    if (this.paused || this.stopController.signal.aborted) return;
+    this.paused = true;
+    this.deps.log.info({ running: this.running.size }, 'paused: no new jobs are claimed until SIGCONT');
+    this.deps.broadcaster.announceState('paused');
+    this.deps.broadcaster.publishCapabilities(0);
+  }
+
+  resume(): void {
+    if (!this.paused || this.stopController.signal.aborted) return;
+    this.paused = false;
+    this.deps.log.info('resumed: claiming again');
+    this.deps.broadcaster.announceState('ready');
+    this.deps.broadcaster.publishCapabilities(this.idleSlots);
+    this.wake();
+  }
+
   /** Why the daemon stopped by itself, when it could not go on (see fail()). */
   get fatalError(): Error | undefined {
     return this.fatal;
@@ -114,7 +143,7 @@ export class Daemon {
       setInterval(() => void this.stopCancelledJobs(), CANCEL_CHECK_MS),
     ];
     const watching = this.deps.store.watchQueue(() => this.wake(), this.stopController.signal);
-    this.deps.broadcaster.publishCapabilities(this.idleSlots);
+    this.deps.broadcaster.publishCapabilities(this.announcedIdleSlots);
     this.deps.log.info(
       {
         tasks: this.taskTypes,
@@ -159,7 +188,7 @@ export class Daemon {
     await this.loopDone;
     if (this.running.size > 0) {
       log.info({ running: this.running.size, grace_s: graceMs / 1000 }, 'stopping: waiting for running jobs');
-      broadcaster.announceDraining();
+      broadcaster.announceState('draining');
       const allDone = Promise.all([...this.running.values()].map((job) => job.done));
       await Promise.race([allDone, sleep(graceMs, undefined, { ref: false })]);
       for (const job of this.running.values()) job.stop('shutdown');
@@ -182,7 +211,7 @@ export class Daemon {
       this.wakePending = false;
       let retryDueAt: number | undefined;
       try {
-        while (this.idleSlots > 0 && !signal.aborted && !this.faults.paused) {
+        while (this.idleSlots > 0 && !signal.aborted && !this.faults.paused && !this.paused) {
           const claimStartedAt = performance.now();
           const job = await this.deps.store.claimNextJob({
             workerId: this.options.workerId,
@@ -202,7 +231,7 @@ export class Daemon {
         }
         // A retry waiting out its backoff is claimed when the backoff ends, not at the next poll
         // (while paused for a worker-side fault, nothing is claimed: the fault's check wakes it).
-        if (this.idleSlots > 0 && !this.faults.paused) {
+        if (this.idleSlots > 0 && !this.faults.paused && !this.paused) {
           retryDueAt = await this.deps.store.nextRetryAt(this.taskTypes);
         }
       } catch (error) {
@@ -222,10 +251,10 @@ export class Daemon {
       { ...this.deps, faults: this.faults, storageRoot: this.options.storageRoot },
     );
     this.running.set(job.jobId, runningJob);
-    this.deps.broadcaster.publishCapabilities(this.idleSlots);
+    this.deps.broadcaster.publishCapabilities(this.announcedIdleSlots);
     void runningJob.done.then(() => {
       this.running.delete(job.jobId);
-      this.deps.broadcaster.publishCapabilities(this.idleSlots);
+      this.deps.broadcaster.publishCapabilities(this.announcedIdleSlots);
       this.wake();
     });
   }
