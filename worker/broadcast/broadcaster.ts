@@ -20,6 +20,8 @@ export interface Broadcaster {
   publishCapabilities(idleSlots: number): void;
   /** `draining` while running jobs finish at shutdown, `paused` while claiming is paused (SIGTSTP). */
   announceState(state: WorkerState): void;
+  /** Whether the broker connection is up; undefined when there is no broker. */
+  brokerConnected(): boolean | undefined;
   stop(): Promise<void>;
 }
 
@@ -29,5 +31,8 @@ export class NoopBroadcaster implements Broadcaster {
   publishJobEvent(): void {}
   publishCapabilities(): void {}
   announceState(): void {}
+  brokerConnected(): undefined {
+    return undefined;
+  }
   async stop(): Promise<void> {}
 }

@@ -84,6 +84,10 @@ export class MqttBroadcaster implements Broadcaster {
     }, IDLE_ANNOUNCE_COALESCE_MS);
   }
 
+  brokerConnected(): boolean {
+    return this.connection.connected;
+  }
+
   announceState(state: WorkerState): void {
     this.state = state;
     this.announce();

@@ -3,6 +3,8 @@ import { createBroadcaster } from '../broadcast/create-broadcaster.js';
 import { type Config, requireStorePaths } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { exponentialBackoff } from '../daemon/retry-policy.js';
+import { HealthServer } from '../http/health-server.js';
+import { WorkerMetrics } from '../http/worker-metrics.js';
 import { createLogger } from '../logging/logger.js';
 import { discoverModules, selectModules } from '../modules/discover-modules.js';
 import { preflightModules } from '../modules/preflight-modules.js';
@@ -47,9 +49,18 @@ export async function runWorker(config: Config): Promise<void> {
     killGraceMs: config.killGrace * 1000,
     maxMemoryMb: config.runnerMaxMemory,
     log,
+    onRunnerStarted: (taskType) => metrics.runnerStarted(taskType),
   });
+  const metrics: WorkerMetrics = new WorkerMetrics(
+    {
+      runningJobs: (): number => daemon.runningJobs,
+      queueDepth: () => daemon.queueDepth(),
+      mqttConnected: () => broadcaster.brokerConnected(),
+    },
+    modules.map((module) => module.name),
+  );
   const broadcaster = createBroadcaster(config, modules, versions, log, (error) => void daemon.fail(error));
-  const daemon = new Daemon(
+  const daemon: Daemon = new Daemon(
     {
       workerId: config.workerId,
       storageRoot,
@@ -62,7 +73,7 @@ export async function runWorker(config: Config): Promise<void> {
       timeoutOverrides: config.timeout ?? { byTask: {} },
       drain: config.drain,
     },
-    { store, pool, broadcaster, retryDelay, log },
+    { store, pool, broadcaster, retryDelay, metrics, log },
   );
 
   let signals = 0;
@@ -83,9 +94,20 @@ export async function runWorker(config: Config): Promise<void> {
   process.on('SIGTSTP', () => daemon.pause());
   process.on('SIGCONT', () => daemon.resume());
 
+  const http =
+    config.httpPort === undefined
+      ? undefined
+      : await HealthServer.start({
+          host: config.httpHost,
+          port: config.httpPort,
+          readiness: () => daemon.readiness(),
+          metrics,
+          log,
+        });
   await broadcaster.start();
   await daemon.start();
   await daemon.finished();
+  await http?.close();
   log.flush();
   // Everything the daemon opened is closed; should anything still hold the event loop (a socket a
   // library failed to release), the process exits anyway instead of lingering after "worker stopped".

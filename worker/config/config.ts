@@ -163,6 +163,19 @@ export const SETTINGS = {
     schema: integer(0).default(100),
     default: '100',
   }),
+  httpPort: setting({
+    env: 'WORKER_HTTP_PORT',
+    flag: '--http-port',
+    accepts: 'a TCP port for /healthz, /readyz and /metrics (0: any free port); off when unset',
+    schema: integer(0, 65_535).optional(),
+  }),
+  httpHost: setting({
+    env: 'WORKER_HTTP_HOST',
+    flag: '--http-host',
+    accepts: 'the address the HTTP endpoints listen on (they have no authentication)',
+    schema: nonEmpty.default('127.0.0.1'),
+    default: '127.0.0.1',
+  }),
   runnerMaxMemory: setting({
     env: 'WORKER_RUNNER_MAX_MEMORY',
     flag: '--runner-max-memory',

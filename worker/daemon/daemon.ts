@@ -13,6 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Broadcaster } from '../broadcast/broadcaster.js';
 import { DatabaseBusyError, DatabaseLostError, WorkerFaultError } from '../errors.js';
+import type { Readiness } from '../http/health-server.js';
+import type { WorkerMetrics } from '../http/worker-metrics.js';
 import type { DiscoveredModule } from '../modules/discover-modules.js';
 import type { RunnerPool } from '../runner/runner-pool.js';
 import type { ClaimedJob, JobStore, RetryDelay } from '../store/job-store.js';
@@ -44,8 +46,12 @@ export interface DaemonDeps {
   pool: RunnerPool;
   broadcaster: Broadcaster;
   retryDelay: RetryDelay;
+  metrics: WorkerMetrics;
   log: Logger;
 }
+
+/** How long /readyz waits for the database check before it calls the database unreachable. */
+const READINESS_CHECK_MS = 2000;
 
 export class Daemon {
   private readonly running = new Map<string, RunningJob>();
@@ -99,6 +105,44 @@ export class Daemon {
   /** Free slots as announced: none while paused, since none will be used. */
   private get announcedIdleSlots(): number {
     return this.paused ? 0 : this.idleSlots;
+  }
+
+  /**
+   * Whether the daemon can take work now (/readyz): started (its runners warm), not stopping, not
+   * paused by the operator or by a worker-side fault, and a connection opened now could write
+   * the database.
+   */
+  async readiness(): Promise<Readiness> {
+    if (this.stopController.signal.aborted)
+      return { ready: false, reason: 'draining: the worker is stopping' };
+    if (!this.loopDone) return { ready: false, reason: 'starting: runners are warming up' };
+    if (this.paused) return { ready: false, reason: 'paused (SIGTSTP); SIGCONT resumes' };
+    if (this.faults.paused) return { ready: false, reason: `worker-side fault: ${this.faults.reasonNow}` };
+    try {
+      await Promise.race([
+        this.deps.store.probeWritable(),
+        sleep(READINESS_CHECK_MS, undefined, { ref: false }).then(() => {
+          throw new Error(`no answer within ${READINESS_CHECK_MS} ms`);
+        }),
+      ]);
+    } catch (error) {
+      return { ready: false, reason: `database: ${(error as Error).message}` };
+    }
+    return { ready: true };
+  }
+
+  /** Queued jobs per task type served (the queue-depth metric). */
+  async queueDepth(): Promise<Record<string, number>> {
+    const { counts } = await this.deps.store.jobStats();
+    const depth: Record<string, number> = {};
+    for (const row of counts) {
+      if (row.status === 'queued' && this.taskTypes.includes(row.task_type)) depth[row.task_type] = row.jobs;
+    }
+    return depth;
+  }
+
+  get runningJobs(): number {
+    return this.running.size;
   }
 
   /** Whether claiming is paused by the operator (SIGTSTP); running jobs go on. */

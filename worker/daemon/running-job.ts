@@ -18,6 +18,7 @@ import {
   toJobError,
   WorkerFaultError,
 } from '../errors.js';
+import type { FinishOutcome, WorkerMetrics } from '../http/worker-metrics.js';
 import {
   jobFolderProblem,
   jobOutputDir,
@@ -42,6 +43,7 @@ export interface RunningJobDeps {
   broadcaster: Broadcaster;
   retryDelay: RetryDelay;
   faults: WorkerFaults;
+  metrics: WorkerMetrics;
   log: Logger;
 }
 
@@ -159,6 +161,8 @@ export class RunningJob {
       case 'timeout':
         return this.recordFailure(new JobTimeoutError(timeoutS));
       case 'lease-lost':
+        this.deps.metrics.leaseLost(this.job.taskType);
+        this.finished('fenced');
         await this.deps.store.forgetLease(this.job.lease);
         this.log.warn(
           'job was taken back, deleted or finished elsewhere; its runner was stopped and nothing written',
@@ -178,11 +182,13 @@ export class RunningJob {
         return this.recordFailure(new JobCancelledError());
       }
       case 'shutdown': {
+        this.finished('requeued');
         const released = await this.releaseOrHold();
         this.log.info({ released }, 'job requeued at shutdown without spending a retry');
         return;
       }
       default:
+        this.deps.metrics.runnerCrashed(this.job.taskType);
         return this.recordFailure(new RunnerCrashedError(`runner crashed: ${exitDescription}`));
     }
   }
@@ -214,6 +220,7 @@ export class RunningJob {
         new TransientJobError(`worker-side fault met ${FREE_FAULTS_PER_JOB + 1} times in a row: ${reason}`),
       );
     }
+    this.finished('requeued');
     const released = await this.releaseOrHold();
     this.log.warn(
       { reason, released },
@@ -237,11 +244,13 @@ export class RunningJob {
     switch (outcome.kind) {
       case 'completed':
         this.deps.faults.recordHealthy(this.job.jobId);
+        this.finished('completed');
         this.log.info({ duration_ms: this.durationMs() }, 'job completed');
         this.publish({ type: 'completed', outputFiles: outcome.outputFiles });
         return;
       case 'retrying':
         this.deps.faults.recordHealthy(this.job.jobId);
+        this.finished('retrying');
         this.log.warn({ error: message, retry_in_ms: outcome.delayMs }, 'job failed; will retry');
         this.publish({
           type: 'retrying',
@@ -252,10 +261,12 @@ export class RunningJob {
         return;
       case 'failed':
         this.deps.faults.recordHealthy(this.job.jobId);
+        this.finished(this.stopReason === 'cancelled' ? 'cancelled' : 'failed');
         this.log.warn({ error: outcome.errorMessage, duration_ms: this.durationMs() }, 'job failed');
         this.publish({ type: 'error', error: outcome.errorMessage });
         return;
       case 'fenced':
+        this.finished('fenced');
         this.log.warn('job was taken back, deleted or finished elsewhere; its outcome was not written');
         return;
       case 'worker-fault':
@@ -273,6 +284,7 @@ export class RunningJob {
             ),
           );
         }
+        this.finished('requeued');
         const released = await this.releaseOrHold();
         this.log.warn(
           { released },
@@ -281,6 +293,10 @@ export class RunningJob {
         return;
       }
     }
+  }
+
+  private finished(outcome: FinishOutcome): void {
+    this.deps.metrics.jobFinished(this.job.taskType, outcome, this.durationMs());
   }
 
   /** From the claim to now. */

@@ -43,6 +43,11 @@ export class WorkerFaults {
     return this.reason !== undefined;
   }
 
+  /** What the fault is, while there is one. */
+  get reasonNow(): string | undefined {
+    return this.reason;
+  }
+
   /** Leases held for release, kept alive by the daemon's renewals so that no one takes the jobs back. */
   get heldLeases(): Lease[] {
     return [...this.unreleased.values()];

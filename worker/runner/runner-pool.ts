@@ -20,6 +20,8 @@ export interface RunnerPoolOptions {
   killGraceMs: number;
   maxMemoryMb: number | undefined;
   log: Logger;
+  /** Told of each runner that came up (metrics). */
+  onRunnerStarted?: (taskType: string) => void;
 }
 
 export class RunnerPool {
@@ -154,6 +156,7 @@ export class RunnerPool {
       await this.retire(runner);
       throw new Error('runner pool is closed');
     }
+    this.options.onRunnerStarted?.(taskType);
     return runner;
   }
 
