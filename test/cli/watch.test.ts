@@ -124,4 +124,127 @@ describe('media-worker watch', () => {
       }
     });
   });
+
+  describe('into a pipe', () => {
+    let workspace: Workspace;
+    let broker: Broker;
+    beforeEach(async () => {
+      workspace = await createWorkspace();
+      broker = await startBroker();
+    });
+    afterEach(async () => {
+      await broker.stop();
+      await workspace.cleanup();
+    });
+
+    /** Runs `watch` with its stdout a pipe; resolves lines as they come. */
+    function watchInPipe(args: readonly string[], env: Record<string, string> = {}) {
+      const child = spawn(process.execPath, [CLI, 'watch', ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
+      });
+      const lines: string[] = [];
+      let partial = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        const parts = (partial + chunk.toString()).split('\n');
+        partial = parts.pop() ?? '';
+        lines.push(...parts);
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const stop = async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+        return exited;
+      };
+      return { child, lines, stderr: () => stderr, exited, stop };
+    }
+
+    test('one plain line per change, with queued jobs per task type from the database, and no escape codes', async () => {
+      await workspace.addJob('sleep', { seconds: 1 });
+      await workspace.addJob('sleep', { seconds: 1 });
+      const watcher = watchInPipe(['--broker', broker.url], { CL_SERVER_DIR: workspace.dir });
+      try {
+        await waitFor(
+          () => watcher.lines.find((line) => line.includes('queued: sleep=2')),
+          'the queued counts',
+        );
+        const worker = startWorker(workspace.dir, ['--worker-id', 'w-pipe', '--tasks', 'noop'], {
+          BROADCAST_TYPE: 'mqtt',
+          MQTT_BROKER: broker.url,
+        });
+        await waitFor(
+          () => watcher.lines.find((line) => line.includes('workers: w-pipe 1/1 idle')),
+          'the worker',
+        );
+        worker.child.kill('SIGTERM');
+        await worker.exited;
+        assert.equal(watcher.lines.join('\n').includes('\x1b'), false, 'no escape codes into a pipe');
+        const count = watcher.lines.length;
+        assert.ok(count < 20, `a line per change, not per redraw: ${count} lines`);
+        for (const line of watcher.lines)
+          assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z broker mqtt:\/\/127\.0\.0\.1:\d+ \| workers: /);
+      } finally {
+        assert.equal(await watcher.stop(), 0);
+      }
+    });
+
+    test('a closed pipe ends it quietly', async () => {
+      const pipeline = spawn(
+        'bash',
+        ['-o', 'pipefail', '-c', `"${process.execPath}" "${CLI}" watch --broker ${broker.url} | head -n 1`],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let stdout = '';
+      let stderr = '';
+      pipeline.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      pipeline.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const exited = new Promise<number | null>((resolve) => pipeline.on('exit', (code) => resolve(code)));
+      await waitFor(() => stdout.includes('broker'), 'the first line through head');
+      // head has exited; the next change makes watch write into the closed pipe.
+      const worker = startWorker(workspace.dir, ['--worker-id', 'w-epipe', '--tasks', 'noop'], {
+        BROADCAST_TYPE: 'mqtt',
+        MQTT_BROKER: broker.url,
+      });
+      try {
+        assert.equal(await exited, 0, stderr);
+        assert.equal(stderr, '', 'no EPIPE stack trace');
+      } finally {
+        worker.child.kill('SIGTERM');
+        await worker.exited;
+      }
+    });
+
+    test('a broker it cannot reach is shown with the reason, in --json too', async () => {
+      const unreachable = 'mqtt://127.0.0.1:1';
+      const plain = watchInPipe(['--broker', unreachable]);
+      const json = watchInPipe(['--json', '--broker', unreachable]);
+      try {
+        await waitFor(
+          () => plain.lines.find((line) => /cannot connect: .*ECONNREFUSED.*; retrying/.test(line)),
+          'the reason in the plain line',
+        );
+        const status = await waitFor(
+          () =>
+            json.lines
+              .map((line) => JSON.parse(line) as { broker?: { connected: boolean; error?: string } })
+              .find((line) => line.broker),
+          'the broker line in --json',
+        );
+        assert.equal(status.broker?.connected, false);
+        assert.match(status.broker?.error ?? '', /ECONNREFUSED/);
+      } finally {
+        await plain.stop();
+        await json.stop();
+      }
+    });
+  });
 });

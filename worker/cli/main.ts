@@ -104,10 +104,12 @@ addSettingOptions(
 addSettingOptions(
   program
     .command('watch')
-    .description('Show live workers and running jobs from MQTT (Ctrl-C to quit).')
+    .description(
+      'Show live workers and running jobs from MQTT, and queued jobs when the database is set (Ctrl-C to quit). Into a pipe: one line per change.',
+    )
     .option('--json', 'print one JSON line per message instead, for scripts')
     .option('--broker <host-or-url>', 'same as --mqtt-broker'),
-  WATCH_SETTINGS,
+  [...WATCH_SETTINGS, ...STORE_SETTINGS],
 ).action(async (flags: Flags & { json?: boolean; broker?: string }) =>
   watch(configFrom({ ...flags, mqttBroker: flags.mqttBroker ?? flags.broker }), {
     json: flags.json === true,

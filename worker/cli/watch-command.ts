@@ -1,26 +1,58 @@
-/** `media-worker watch`: a live view of workers and running jobs, or one JSON line per message. */
+/**
+ * `media-worker watch`: a live view of workers and running jobs (and, given the database, queued
+ * jobs per task type). On a terminal it redraws the screen; into a pipe or a file it prints one
+ * line whenever the view changes; with --json, one JSON line per message. A broker it cannot reach
+ * is shown with the reason, and a closed pipe (`watch | head`) ends it quietly.
+ */
 import mqtt from 'mqtt';
 import { brokerAddress } from '../broadcast/mqtt-options.js';
 import type { Config } from '../config/config.js';
 import { topicMatches } from '../mqtt-tools/topic-filter.js';
-import { renderWatch } from '../watch/render-watch.js';
-import { applyCapabilityMessage, applyJobEvent, emptyWatchState, pruneJobs } from '../watch/watch-state.js';
+import type { JobStore } from '../store/job-store.js';
+import { openJobStore } from '../store/open-job-store.js';
+import { renderWatch, summaryLine } from '../watch/render-watch.js';
+import {
+  applyCapabilityMessage,
+  applyJobEvent,
+  emptyWatchState,
+  pruneJobs,
+  type QueueView,
+} from '../watch/watch-state.js';
 
 const REDRAW_MS = 250;
+const QUEUE_READ_MS = 2000;
+
+interface BrokerStatus {
+  connected: boolean;
+  error?: string;
+}
 
 export async function watch(config: Config, options: { json: boolean }): Promise<void> {
   const address = brokerAddress(config);
   const capabilityFilter = `${config.capabilityTopicPrefix}/+`;
-  const client = mqtt.connect(address.url, { ...address.options, reconnectPeriod: 1000, resubscribe: true });
+  const client = mqtt.connect(address.url, {
+    ...address.options,
+    reconnectPeriod: 1000,
+    connectTimeout: 5000,
+    resubscribe: true,
+  });
   const state = emptyWatchState();
-  let connected = false;
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  const printJson = (value: unknown) => print(JSON.stringify(value));
 
+  let broker: BrokerStatus = { connected: false };
+  const setBroker = (next: BrokerStatus) => {
+    if (next.connected === broker.connected && next.error === broker.error) return;
+    broker = next;
+    if (options.json) printJson({ broker: { url: address.url, ...broker }, at: Date.now() });
+  };
   client.on('connect', () => {
-    connected = true;
+    setBroker({ connected: true });
     void client.subscribeAsync([capabilityFilter, config.mqttTopic], { qos: 0 });
   });
+  client.on('error', (error) => setBroker({ connected: false, error: error.message || String(error) }));
   client.on('close', () => {
-    connected = false;
+    if (broker.connected) setBroker({ connected: false, error: 'connection closed' });
   });
   client.on('message', (topic, buffer, packet) => {
     const payload = buffer.toString('utf8');
@@ -32,9 +64,7 @@ export async function watch(config: Config, options: { json: boolean }): Promise
       } catch {
         // not JSON: printed as the raw string
       }
-      process.stdout.write(
-        `${JSON.stringify({ topic, retained: packet.retain, received_at: now, payload: parsed })}\n`,
-      );
+      printJson({ topic, retained: packet.retain, received_at: now, payload: parsed });
       return;
     }
     if (topicMatches(capabilityFilter, topic)) {
@@ -44,20 +74,72 @@ export async function watch(config: Config, options: { json: boolean }): Promise
     }
   });
 
+  const queue = config.databaseUrl === undefined ? undefined : new QueueReader(config.databaseUrl);
+  const readQueue = async () => {
+    if (!queue) return;
+    const view = await queue.read();
+    const changed = JSON.stringify(view) !== JSON.stringify(state.queue);
+    state.queue = view;
+    if (changed && options.json) printJson({ queued: view, at: Date.now() });
+  };
+  void readQueue();
+  const queueTimer = queue ? setInterval(() => void readQueue(), QUEUE_READ_MS) : undefined;
+
+  const brokerText = () =>
+    broker.connected
+      ? address.url
+      : `${address.url} (${broker.error ? `cannot connect: ${broker.error}; retrying` : 'connecting…'})`;
+  let lastLine = '';
   const redraw = options.json
     ? undefined
     : setInterval(() => {
         const now = Date.now();
         pruneJobs(state, now);
-        const status = connected ? address.url : `${address.url} (connecting…)`;
-        process.stdout.write(`\x1b[H\x1b[2J${renderWatch(state, now, status)}\n`);
+        if (process.stdout.isTTY) {
+          process.stdout.write(`\x1b[H\x1b[2J${renderWatch(state, now, brokerText())}\n`);
+          return;
+        }
+        const line = summaryLine(state, now, brokerText());
+        if (line !== lastLine) print(`${new Date(now).toISOString()} ${line}`);
+        lastLine = line;
       }, REDRAW_MS);
 
   await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+    // `watch | head`: the reader went away, which is the end of watching, not an error.
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') resolve();
+    });
   });
   clearInterval(redraw);
+  clearInterval(queueTimer);
+  await queue?.close();
   await client.endAsync(true);
+}
+
+/** Queued jobs per task type; a database that cannot be read is shown with the reason, and tried again. */
+class QueueReader {
+  private store: JobStore | undefined;
+
+  constructor(private readonly databaseUrl: string) {}
+
+  async read(): Promise<QueueView> {
+    try {
+      this.store ??= await openJobStore(this.databaseUrl, { ensureSchema: false, mustExist: true });
+      const { counts } = await this.store.jobStats();
+      const queued: Record<string, number> = {};
+      for (const row of counts) if (row.status === 'queued') queued[row.task_type] = row.jobs;
+      return { counts: queued };
+    } catch (error) {
+      await this.close();
+      return { error: (error as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    const store = this.store;
+    this.store = undefined;
+    await store?.close().catch(() => {});
+  }
 }

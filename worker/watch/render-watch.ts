@@ -35,6 +35,15 @@ export function renderWatch(state: WatchState, now: number, broker: string): str
     );
   }
   const jobs = [...state.jobs.values()].sort((a, b) => a.updatedAt - b.updatedAt);
+  if (state.queue) {
+    lines.push('', 'QUEUED');
+    if ('error' in state.queue) lines.push(`  (database: ${state.queue.error})`);
+    else {
+      const queued = Object.entries(state.queue.counts);
+      if (queued.length === 0) lines.push('  (nothing)');
+      for (const [taskType, count] of queued) lines.push(`  ${taskType.padEnd(20)} ${count}`);
+    }
+  }
   lines.push('', `JOBS (${jobs.filter((job) => job.status === 'processing').length} running)`);
   if (jobs.length === 0) lines.push('  (none)');
   for (const job of jobs) {
@@ -45,4 +54,47 @@ export function renderWatch(state: WatchState, now: number, broker: string): str
     );
   }
   return lines.join('\n');
+}
+
+/**
+ * The view in one line, for a pipe or a log file: printed again only when it changes (it carries
+ * no clock, so an unchanged state prints nothing).
+ */
+export function summaryLine(state: WatchState, now: number, broker: string): string {
+  const workers = [...state.workers.values()]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((worker) => {
+      const slots =
+        worker.concurrency === undefined
+          ? `${worker.idleCount} idle`
+          : `${worker.idleCount}/${worker.concurrency} idle`;
+      const flags = [
+        worker.state !== 'ready' ? worker.state : '',
+        isStale(worker, now) ? 'stale' : '',
+      ].filter(Boolean);
+      return `${worker.id} ${slots}${flags.length > 0 ? ` ${flags.join(' ')}` : ''}`;
+    });
+  const jobs = [...state.jobs.values()]
+    .sort((a, b) => a.updatedAt - b.updatedAt)
+    .map(
+      (job) =>
+        `${job.jobId.slice(0, 8)} ${job.taskType} ${job.status === 'processing' ? `${Math.round(job.progress)}%` : job.status}`,
+    );
+  const parts = [
+    `broker ${broker}`,
+    `workers: ${workers.join(', ') || 'none'}`,
+    `jobs: ${jobs.join(', ') || 'none'}`,
+  ];
+  if (state.queue) {
+    parts.push(
+      'error' in state.queue
+        ? `queued: unknown (${state.queue.error})`
+        : `queued: ${
+            Object.entries(state.queue.counts)
+              .map(([type, count]) => `${type}=${count}`)
+              .join(', ') || 'none'
+          }`,
+    );
+  }
+  return parts.join(' | ');
 }

@@ -25,9 +25,14 @@ export interface WatchedJob {
   updatedAt: number;
 }
 
+/** Queued jobs per task type, read from the database when watch is given one. */
+export type QueueView = { counts: Record<string, number> } | { error: string };
+
 export interface WatchState {
   workers: Map<string, WatchedWorker>;
   jobs: Map<string, WatchedJob>;
+  /** Undefined when watch has no database to read. */
+  queue?: QueueView;
 }
 
 export const emptyWatchState = (): WatchState => ({ workers: new Map(), jobs: new Map() });
