@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { parseDurationSeconds, SETTINGS } from '../../worker/config/config.js';
+import { repoFile } from '../helpers/workspace.js';
+
+const UNIT = repoFile('deploy/media-worker.service');
+const unitText = fs.readFileSync(UNIT, 'utf8');
+const directive = (name: string) => unitText.match(new RegExp(`^${name}=(.*)$`, 'm'))?.[1];
+
+describe('deploy/media-worker.service', () => {
+  test('gives a stopping worker its shutdown grace plus its kill grace plus a margin', () => {
+    const graceS =
+      (parseDurationSeconds(SETTINGS.shutdownGrace.default ?? '') ?? Number.NaN) +
+      (parseDurationSeconds(SETTINGS.killGrace.default ?? '') ?? Number.NaN);
+    const timeoutS = parseDurationSeconds(directive('TimeoutStopSec') ?? '');
+    assert.ok(
+      timeoutS !== undefined && timeoutS >= graceS + 10,
+      `TimeoutStopSec ${timeoutS} s for ${graceS} s of grace`,
+    );
+    assert.equal(directive('KillMode'), 'mixed', 'only the daemon gets SIGTERM; it stops its runners');
+    assert.equal(directive('Restart'), 'on-failure');
+    assert.match(directive('EnvironmentFile') ?? '', /^\/etc\/media-worker\//);
+    assert.equal(directive('MemoryDenyWriteExecute'), undefined, 'V8 needs writable executable memory');
+    assert.match(directive('ExecStart') ?? '', /dist\/worker\/cli\/main\.js run$/);
+  });
+
+  test('passes systemd-analyze verify without a warning, where systemd-analyze is installed', async (t) => {
+    try {
+      const { stderr, stdout } = await promisify(execFile)('systemd-analyze', ['verify', UNIT]);
+      assert.equal(`${stdout}${stderr}`.trim(), '');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        return t.skip('systemd-analyze is not installed');
+      throw error;
+    }
+  });
+});
