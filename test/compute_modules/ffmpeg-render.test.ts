@@ -577,7 +577,7 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     assert.match(String(retried?.error), /^ffmpeg failed: .*killed by SIGKILL/);
   });
 
-  test('a timeout, a shutdown and a deleted job each kill ffmpeg itself: no ffmpeg process is left', async () => {
+  test('a timeout, a shutdown, a cancel and a deleted job each kill ffmpeg itself: no ffmpeg process is left', async () => {
     const clip = makeClip(media('long.mp4'), { seconds: 10, width: 1280, height: 720, audio: false });
     // AV1 at its slowest setting: many minutes for this clip, so only the daemon can end it.
     const endless = { video_codec: 'av1', preset: 'veryslow' };
@@ -612,8 +612,20 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
       'back in the queue, no retry spent',
     );
 
-    const deleted = interrupted;
+    // Cancelled by an operator: the same, and the job ends in error "cancelled".
     const watching = startWorker(workspace.dir, [...daemonArgs, '--lease-ttl', '0.6']);
+    await ffmpegStarted(interrupted);
+    const cancel = await runCli(['jobs', 'cancel', interrupted], { CL_SERVER_DIR: workspace.dir });
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(cancel.stdout, /: cancelled \(worker .* stopped it\)/);
+    await waitFor(
+      () => ffmpegProcessesMentioning(interrupted).length === 0,
+      'ffmpeg of the cancelled job to be gone',
+    );
+    assert.equal(fs.existsSync(path.join(workspace.storageRoot, 'jobs', interrupted, 'output')), false);
+    assert.equal((await workspace.store.getJob(interrupted))?.error_message, 'cancelled');
+
+    const deleted = await addRender(endless, [clip]);
     await ffmpegStarted(deleted);
     const raw = new Database(workspace.databasePath);
     raw.prepare('DELETE FROM jobs WHERE job_id = ?').run(deleted);
