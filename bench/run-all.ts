@@ -1,4 +1,5 @@
 import { benchApiInsertLatency } from './api-insert-latency.js';
+import { benchCancelLatency } from './cancel-latency.js';
 import { benchChangeDetection } from './change-detection.js';
 import { benchClaimThroughput } from './claim-throughput.js';
 import { benchEndToEnd } from './end-to-end.js';
@@ -10,7 +11,7 @@ import { benchWakeUp } from './wake-up.js';
 
 /**
  * `npm run bench` runs all; `npm run bench -- image` (or claim, e2e, ffmpeg, api-latency, wake-up,
- * detect, daemons, postgres) runs the ones named.
+ * detect, daemons, postgres, cancel) runs the ones named.
  */
 const BENCHES: Record<string, () => Promise<void>> = {
   claim: benchClaimThroughput,
@@ -22,6 +23,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   detect: benchChangeDetection,
   daemons: benchManyDaemons,
   postgres: benchPostgres,
+  cancel: benchCancelLatency,
 };
 const wanted = process.argv.slice(2);
 for (const [name, bench] of Object.entries(BENCHES)) {

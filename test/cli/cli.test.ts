@@ -22,6 +22,18 @@ describe('media-worker CLI', () => {
     );
   });
 
+  test('--help says a switch takes no value, and names its variable and what that accepts', async () => {
+    const help = (await runCli(['run', '--help'])).stdout.replace(/\s+/g, ' ');
+    assert.match(
+      help,
+      /--drain a switch: the flag alone turns it on; env WORKER_DRAIN \(true or false\); default false/,
+    );
+    assert.match(
+      help,
+      /--lease-ttl <value> a duration from 0\.5 to 86400 s \(5, 90s, 5m, 1h\); env WORKER_LEASE_TTL/,
+    );
+  });
+
   test('durations are seconds, or a number with a unit: 500ms, 90s, 5m, 1h', () => {
     const config = loadConfig(
       {},
