@@ -443,9 +443,12 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
         assert.deepEqual(await store.cancelRequested([job.lease]), []);
         assert.deepEqual(await store.cancelJob(running), { kind: 'cancel-requested', workerId: 'w' });
         assert.deepEqual(await store.cancelRequested([job.lease]), [job.lease]);
-        // A request belongs to the attempt it was made for, not to a later one.
-        assert.equal(await store.releaseJob(job.lease), true);
+        // A request belongs to the attempt it was made for, not to a later one: this attempt
+        // completes before its daemon acts on it, and the API runs the job again.
+        assert.equal(await store.completeJob(job.lease, { outputFiles: [], taskOutput: {} }), true);
+        await api.setStatus(running, 'queued');
         const again = await claim();
+        assert.equal(again?.jobId, running);
         assert.ok(again);
         assert.deepEqual(await store.cancelRequested([again.lease]), []);
         await store.completeJob(again.lease, { outputFiles: [], taskOutput: {} });
@@ -453,6 +456,44 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
           kind: 'refused',
           reason: `job ${running} has already ended (completed)`,
         });
+      });
+
+      test('a cancel its daemon could not carry out ends the job when it is released or taken back', async () => {
+        const released = await addJob({ priority: 9 });
+        const recovered = await addJob({ priority: 1 });
+        const first = await claim();
+        const second = await store.claimNextJob({ workerId: 'dead', taskTypes: ['t'], leaseMs: 1 });
+        assert.deepEqual([first?.jobId, second?.jobId], [released, recovered]);
+        assert.ok(first);
+        assert.equal((await store.cancelJob(released)).kind, 'cancel-requested');
+        assert.equal((await store.cancelJob(recovered)).kind, 'cancel-requested');
+        // A shutdown releases the job: the cancel wins over the requeue.
+        assert.equal(await store.releaseJob(first.lease), true);
+        // A dead daemon's job is taken back: the cancel wins over the retry.
+        await waitFor(async () => {
+          const back = await store.recoverAbandonedJobs({ orphanAgeMs: 3_600_000, retryDelay: noDelay });
+          return back.find((job) => job.jobId === recovered);
+        }, 'the dead daemon’s lease to expire').then((job) =>
+          assert.deepEqual(job.outcome, { kind: 'failed', errorMessage: 'cancelled' }),
+        );
+        // Its runner failed in a way worth a retry: the cancel wins over the retry.
+        const failing = await addJob();
+        const third = await claim();
+        assert.equal(third?.jobId, failing);
+        assert.ok(third);
+        await store.cancelJob(failing);
+        assert.deepEqual(
+          await store.failAttempt(third.lease, { message: 'flaky', retryable: true }, noDelay),
+          {
+            kind: 'failed',
+            errorMessage: 'cancelled',
+          },
+        );
+        for (const jobId of [released, recovered, failing]) {
+          const job = await store.getJob(jobId);
+          assert.deepEqual([job?.status, job?.error_message], ['error', 'cancelled'], jobId);
+        }
+        assert.equal(await claim(), undefined);
       });
 
       test('jobs list: newest first, queued jobs in claim order, by status and task type', async () => {

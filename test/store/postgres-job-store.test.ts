@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { StartupError } from '../../worker/errors.js';
+import { TRIGGER_NAMES } from '../../worker/store/postgres/ddl.js';
 import { PostgresJobStore } from '../../worker/store/postgres/postgres-job-store.js';
 import { connectionStringOf, isPostgresUrl } from '../../worker/store/postgres/url.js';
 import { createTestDatabase, startPrivateServer, type TestDatabase } from '../helpers/postgres.js';
@@ -158,12 +159,7 @@ describe('PostgresJobStore on PostgreSQL', () => {
       );
       assert.deepEqual(
         rows.map((row) => row.tgname),
-        [
-          'media_worker_entry_changed',
-          'media_worker_job_added',
-          'media_worker_job_removed',
-          'media_worker_job_updated',
-        ],
+        [...TRIGGER_NAMES],
       );
     } finally {
       await client.end();
@@ -235,6 +231,76 @@ describe('PostgresJobStore on PostgreSQL', () => {
       );
     } finally {
       await server.remove();
+    }
+  });
+
+  test('triggers a migration dropped are put back at the next start, and TRUNCATE empties the queue', async () => {
+    const fresh = await createTestDatabase();
+    const api = await apiConnection(fresh.url);
+    try {
+      (await PostgresJobStore.open(fresh.url, { ensureSchema: true })).close();
+      // An API migration that rebuilds `jobs` loses the triggers on it.
+      await api.raw.query('DROP TRIGGER media_worker_job_added ON jobs');
+      await api.insertJob({ jobId: 'during-migration', taskType: 't', priority: 5 });
+      const store = await PostgresJobStore.open(fresh.url, { ensureSchema: true });
+      try {
+        await api.insertJob({ jobId: 'after-restart', taskType: 't', priority: 5 });
+        const claimed = [];
+        for (
+          let job = await store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 });
+          job;
+        ) {
+          claimed.push(job.jobId);
+          job = await store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 });
+        }
+        assert.deepEqual(claimed, ['during-migration', 'after-restart']);
+        await api.insertJob({ jobId: 'truncated', taskType: 't', priority: 5 });
+        assert.equal(await store.hasQueuedJobs(['t']), true);
+        await api.raw.query('TRUNCATE jobs, queue_entries');
+        assert.equal(await store.hasQueuedJobs(['t']), false);
+        assert.equal(await store.nextRetryAt(['t']), undefined);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await api.close();
+      await fresh.drop();
+    }
+  });
+
+  test('the API may write as a role with no rights on the worker’s tables', async () => {
+    const role = `media_worker_api_${process.pid}`;
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      await (await PostgresJobStore.open(database.url, { ensureSchema: true })).close();
+      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON jobs, queue_entries TO ${role}`);
+      await admin.query(`GRANT USAGE ON SEQUENCE jobs_id_seq, queue_entries_id_seq TO ${role}`);
+      const url = new URL(database.url);
+      url.username = role;
+      const api = await apiConnection(url.toString());
+      try {
+        await api.insertJob({ jobId: 'from-api-role', taskType: 'api-role', priority: 7 });
+        await api.setPriority('from-api-role', 8);
+        await api.setStatus('from-api-role', 'error');
+        await api.setStatus('from-api-role', 'queued');
+      } finally {
+        await api.close();
+      }
+      const store = await PostgresJobStore.open(database.url, { ensureSchema: false });
+      try {
+        assert.equal(
+          (await store.claimNextJob({ workerId: 'w', taskTypes: ['api-role'], leaseMs: 60_000 }))?.jobId,
+          'from-api-role',
+        );
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await admin.query(`DROP OWNED BY ${role}`).catch(() => {});
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
     }
   });
 

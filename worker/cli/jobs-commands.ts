@@ -111,7 +111,11 @@ function describe(result: RequestResult): string {
   }
 }
 
-/** Runs `request` on each job; the text (or JSON) to print, and whether any was refused. */
+/**
+ * Runs `request` on each job; the text (or JSON) to print, and whether any was refused or (a
+ * running job) not stopped yet: its daemon may be gone, and the request then ends the job when
+ * the job is released or taken back.
+ */
 export async function requestEach(
   store: JobStore,
   jobIds: readonly string[],
@@ -129,7 +133,7 @@ export async function requestEach(
   }
   return {
     output: json ? JSON.stringify(results, null, 2) : results.map(describe).join('\n'),
-    refused: results.some((result) => result.outcome === 'refused'),
+    refused: results.some((result) => result.outcome === 'refused' || result.outcome === 'still-running'),
   };
 }
 
@@ -137,10 +141,16 @@ export async function requestEach(
 async function waitForStop(store: JobStore, jobId: string, workerId: string | null): Promise<RequestResult> {
   for (const deadline = Date.now() + CANCEL_WAIT_MS; Date.now() < deadline; ) {
     const job = await store.getJob(jobId);
+    if (job?.status === 'error' && job.error_message === 'cancelled') {
+      return { job_id: jobId, outcome: 'stopped', worker_id: workerId };
+    }
     if (job?.status === 'error' || job?.status === 'completed') {
-      return job.status === 'error'
-        ? { job_id: jobId, outcome: 'stopped', worker_id: workerId }
-        : { job_id: jobId, outcome: 'refused', reason: `job ${jobId} completed before it could be stopped` };
+      const ending = job.status === 'error' ? `failed (${job.error_message ?? ''})` : 'completed';
+      return {
+        job_id: jobId,
+        outcome: 'refused',
+        reason: `job ${jobId} ${ending} before it could be stopped`,
+      };
     }
     await sleep(100);
   }

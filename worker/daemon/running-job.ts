@@ -168,19 +168,8 @@ export class RunningJob {
           'job was taken back, deleted or finished elsewhere; its runner was stopped and nothing written',
         );
         return;
-      case 'cancelled': {
-        // Whatever the module wrote before it was killed is half a result: none stays behind.
-        const outputDir = jobOutputDir(this.deps.storageRoot, this.job.jobId);
-        await fs
-          .rm(outputDir, { recursive: true, force: true })
-          .catch((error: unknown) =>
-            this.log.warn(
-              { err: error, output_dir: outputDir },
-              'could not remove the cancelled job’s output',
-            ),
-          );
+      case 'cancelled':
         return this.recordFailure(new JobCancelledError());
-      }
       case 'shutdown': {
         this.finished('requeued');
         const released = await this.releaseOrHold();
@@ -206,7 +195,19 @@ export class RunningJob {
       this.deps.faults.report(error.message);
       return;
     }
+    // A cancel written: whatever the module wrote before it was killed is half a result, and none
+    // stays behind. Only then: a runner that completed first keeps its output.
+    if (failure instanceof JobCancelledError && outcome.kind === 'failed') await this.removeOutput();
     await this.reportOutcome(outcome, failure.message);
+  }
+
+  private async removeOutput(): Promise<void> {
+    const outputDir = jobOutputDir(this.deps.storageRoot, this.job.jobId);
+    await fs
+      .rm(outputDir, { recursive: true, force: true })
+      .catch((error: unknown) =>
+        this.log.warn({ err: error, output_dir: outputDir }, 'could not remove the cancelled job’s output'),
+      );
   }
 
   /**

@@ -12,7 +12,7 @@ import { DEFAULT_PRIORITY } from '../schema.js';
 import { API_TABLES_DDL as SQLITE_API_TABLES_DDL } from '../sqlite/ddl.js';
 
 /** Bumped whenever the objects below change: a daemon finding another layout installs this one. */
-export const POSTGRES_LAYOUT = 'postgres ready index, layout 2';
+export const POSTGRES_LAYOUT = 'postgres ready index, layout 3';
 export const QUEUE_CHANNEL = 'media_worker_queue';
 /** pg_advisory_xact_lock key, so that daemons starting together install the schema once. */
 export const SCHEMA_LOCK_KEY = 0x6d656469; // "medi"
@@ -78,9 +78,25 @@ const READY_ROW_OF_NEW = `
 /**
  * The payload is empty on purpose: a notification only says "look". A task type in it could be
  * longer than NOTIFY allows, and the API's insert must never fail because of the worker.
+ *
+ * The functions run with the rights and the search_path of whoever installed them (the worker's
+ * role), not of the API's role that fires them: the API's writes need no grant on the worker's
+ * tables and find them whatever its own search_path.
  */
+const RUN_AS_WORKER = 'SECURITY DEFINER SET search_path FROM CURRENT';
+
+/** The triggers of ours on the API's tables; a database missing one gets them all again. */
+export const TRIGGER_NAMES = [
+  'media_worker_entries_truncated',
+  'media_worker_entry_changed',
+  'media_worker_job_added',
+  'media_worker_job_removed',
+  'media_worker_job_updated',
+  'media_worker_jobs_truncated',
+] as const;
+
 export const TRIGGERS_DDL = `
-CREATE OR REPLACE FUNCTION media_worker_job_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION media_worker_job_changed() RETURNS trigger LANGUAGE plpgsql ${RUN_AS_WORKER} AS $$
 BEGIN
 	IF TG_OP <> 'INSERT' AND OLD.status = 'queued' THEN
 		DELETE FROM media_worker_ready WHERE job_id = OLD.job_id;
@@ -92,7 +108,7 @@ BEGIN
 	RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION media_worker_entry_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION media_worker_entry_changed() RETURNS trigger LANGUAGE plpgsql ${RUN_AS_WORKER} AS $$
 BEGIN
 	IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.job_id IS DISTINCT FROM NEW.job_id) THEN
 		UPDATE media_worker_ready SET priority = ${DEFAULT_PRIORITY}
@@ -105,6 +121,21 @@ BEGIN
 	RETURN NULL;
 END $$;
 
+-- TRUNCATE fires no row trigger: a statement trigger empties the ready index with the table.
+CREATE OR REPLACE FUNCTION media_worker_jobs_truncated() RETURNS trigger LANGUAGE plpgsql ${RUN_AS_WORKER} AS $$
+BEGIN
+	DELETE FROM media_worker_ready;
+	RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION media_worker_entries_truncated() RETURNS trigger LANGUAGE plpgsql ${RUN_AS_WORKER} AS $$
+BEGIN
+	UPDATE media_worker_ready SET priority = ${DEFAULT_PRIORITY} WHERE priority <> ${DEFAULT_PRIORITY};
+	RETURN NULL;
+END $$;
+
+DROP TRIGGER IF EXISTS media_worker_jobs_truncated ON jobs;
+DROP TRIGGER IF EXISTS media_worker_entries_truncated ON queue_entries;
 DROP TRIGGER IF EXISTS media_worker_job_added ON jobs;
 DROP TRIGGER IF EXISTS media_worker_job_updated ON jobs;
 DROP TRIGGER IF EXISTS media_worker_job_removed ON jobs;
@@ -120,6 +151,10 @@ CREATE TRIGGER media_worker_job_removed AFTER DELETE ON jobs
 	FOR EACH ROW WHEN (OLD.status = 'queued') EXECUTE FUNCTION media_worker_job_changed();
 CREATE TRIGGER media_worker_entry_changed AFTER INSERT OR UPDATE OR DELETE ON queue_entries
 	FOR EACH ROW EXECUTE FUNCTION media_worker_entry_changed();
+CREATE TRIGGER media_worker_jobs_truncated AFTER TRUNCATE ON jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION media_worker_jobs_truncated();
+CREATE TRIGGER media_worker_entries_truncated AFTER TRUNCATE ON queue_entries
+	FOR EACH STATEMENT EXECUTE FUNCTION media_worker_entries_truncated();
 `;
 
 /** Every queued job, as the triggers would have added it: run with the triggers installed, in one transaction. */

@@ -9,7 +9,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { DatabaseLostError, StartupError, WorkerFaultError } from '../../errors.js';
 import { boundProgress, decideAttemptEnd, outcomeOf, recoveryReason } from '../../jobs/attempt-lifecycle.js';
-import { decideCancel, decideRetry, type JobState } from '../../jobs/operator-requests.js';
+import { CANCELLED_FAILURE, decideCancel, decideRetry, type JobState } from '../../jobs/operator-requests.js';
 import type {
   AttemptFailure,
   ClaimedJob,
@@ -176,7 +176,9 @@ export class PostgresJobStore implements JobStore {
       this.db.transaction().execute(async (trx): Promise<FailureOutcome> => {
         const job = await lockHeldJob(trx, lease);
         if (!job) return { kind: 'fenced' };
-        return this.endAttempt(trx, job, failure, retryDelay);
+        // A retry would run a job an operator cancelled: the cancel wins.
+        const cancelled = failure.retryable && (await cancelWanted(trx, lease));
+        return this.endAttempt(trx, job, cancelled ? CANCELLED_FAILURE : failure, retryDelay);
       }),
     );
   }
@@ -210,7 +212,12 @@ export class PostgresJobStore implements JobStore {
   async releaseJob(lease: Lease): Promise<boolean> {
     return this.guarded(() =>
       this.db.transaction().execute(async (trx) => {
-        if (!(await lockHeldJob(trx, lease))) return false;
+        const job = await lockHeldJob(trx, lease);
+        if (!job) return false;
+        if (await cancelWanted(trx, lease)) {
+          await this.endAttempt(trx, job, CANCELLED_FAILURE, () => 0);
+          return true;
+        }
         await requeue(trx, lease.jobId, { notBefore: null, lastError: null, retryIncrement: 0 });
         return true;
       }),
@@ -254,7 +261,15 @@ export class PostgresJobStore implements JobStore {
             taskType: job.task_type,
             attempt: job.retry_count + 1,
             reason,
-            outcome: await this.endAttempt(trx, job, { message: reason, retryable: true }, retryDelay),
+            outcome: await this.endAttempt(
+              trx,
+              job,
+              job.lease_token !== null &&
+                (await cancelWanted(trx, { jobId: job.job_id, token: job.lease_token }))
+                ? CANCELLED_FAILURE
+                : { message: reason, retryable: true },
+              retryDelay,
+            ),
           });
         }
         return recovered;
@@ -266,9 +281,11 @@ export class PostgresJobStore implements JobStore {
     if (taskTypes.length === 0) return false;
     return this.guarded(async () => {
       const row = await this.db
-        .selectFrom('media_worker_ready')
-        .select('job_id')
-        .where('task_type', 'in', [...taskTypes])
+        .selectFrom('media_worker_ready as r')
+        .innerJoin('jobs as j', 'j.job_id', 'r.job_id')
+        .select('r.job_id')
+        .where('r.task_type', 'in', [...taskTypes])
+        .where('j.status', '=', 'queued')
         .limit(1)
         .executeTakeFirst();
       return row !== undefined;
@@ -281,7 +298,9 @@ export class PostgresJobStore implements JobStore {
       const row = await this.db
         .selectFrom('media_worker_ready')
         .select((eb) => eb.fn.min('not_before').as('at'))
-        .where('not_before', 'is not', null)
+        // Only backoffs still running: a retry already due is the claim's to take, and one it
+        // could not take (its row locked this instant) waits for the next look, not a busy loop.
+        .where('not_before', '>', Date.now())
         .where('task_type', 'in', [...taskTypes])
         .executeTakeFirst();
       return row?.at ?? undefined;
@@ -437,6 +456,11 @@ export class PostgresJobStore implements JobStore {
       throw translatePgError(error);
     }
   }
+}
+
+/** Whether an operator asked to cancel this attempt. */
+async function cancelWanted(trx: Transaction<Database>, lease: Lease): Promise<boolean> {
+  return (await cancelRequestedQuery(trx, [lease]).execute()).length > 0;
 }
 
 /** The job's status and lease, its row locked so that the decision holds until the write. */

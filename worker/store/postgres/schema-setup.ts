@@ -12,6 +12,7 @@ import {
   POSTGRES_LAYOUT,
   REBUILD_READY_DDL,
   SCHEMA_LOCK_KEY,
+  TRIGGER_NAMES,
   TRIGGERS_DDL,
   WORKER_TABLES_DDL,
 } from './ddl.js';
@@ -19,13 +20,13 @@ import {
 /** Whether the API's tables were created here (the database had none). */
 export async function ensurePostgresSchema(db: Kysely<Database>): Promise<{ createdApiTables: boolean }> {
   await refuseForeignJobsTable(db);
-  if ((await installedLayout(db)) === POSTGRES_LAYOUT) return { createdApiTables: false };
+  if (await isInstalled(db)) return { createdApiTables: false };
   return db.transaction().execute(async (trx) => {
     await sql`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`.execute(trx);
     const createdApiTables = !(await refuseForeignJobsTable(trx));
     await sql.raw(API_TABLES_DDL).execute(trx);
     await sql.raw(WORKER_TABLES_DDL).execute(trx);
-    if ((await installedLayout(trx)) === POSTGRES_LAYOUT) return { createdApiTables };
+    if (await isInstalled(trx)) return { createdApiTables };
     // Creating the triggers locks `jobs` and `queue_entries` against writes until this
     // transaction ends, so no job slips between the rebuild below and the triggers.
     await sql.raw(TRIGGERS_DDL).execute(trx);
@@ -35,6 +36,20 @@ export async function ensurePostgresSchema(db: Kysely<Database>): Promise<{ crea
       ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value`.execute(trx);
     return { createdApiTables };
   });
+}
+
+/**
+ * This layout, with every trigger in place: a migration that rebuilt an API table, or a restore of
+ * it, drops our triggers, and new jobs would never reach the ready index.
+ */
+async function isInstalled(db: Kysely<Database>): Promise<boolean> {
+  if ((await installedLayout(db)) !== POSTGRES_LAYOUT) return false;
+  const { rows } = await sql<{ tgname: string }>`
+    SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+    WHERE NOT t.tgisinternal AND c.relname IN ('jobs', 'queue_entries')
+      AND c.relnamespace = current_schema()::regnamespace`.execute(db);
+  const present = new Set(rows.map((row) => row.tgname));
+  return TRIGGER_NAMES.every((name) => present.has(name));
 }
 
 async function installedLayout(db: Kysely<Database>): Promise<string | undefined> {

@@ -16,7 +16,7 @@ import {
   outcomeOf,
   recoveryReason,
 } from '../../jobs/attempt-lifecycle.js';
-import { decideCancel, decideRetry, type JobState } from '../../jobs/operator-requests.js';
+import { CANCELLED_FAILURE, decideCancel, decideRetry, type JobState } from '../../jobs/operator-requests.js';
 import type {
   AttemptFailure,
   ClaimedJob,
@@ -56,6 +56,8 @@ import { type OpenSqliteOptions, openSqlite, sqlitePathFromUrl } from './open.js
 import { prepareCompiled } from './prepared-statement.js';
 import { ReadyIndex } from './ready-index.js';
 import { buildStatements, type InFlightJob, queryBuilder, type Statements } from './statements.js';
+
+const NO_RETRY: RetryDelay = () => 0;
 
 export class SqliteJobStore implements JobStore {
   private readonly statements: Statements;
@@ -163,7 +165,9 @@ export class SqliteJobStore implements JobStore {
         .transaction((): FailureOutcome => {
           const job = this.statements.heldJob.get({ jobId: lease.jobId, token: lease.token });
           if (!job) return { kind: 'fenced' };
-          return this.endAttempt(job, failure, retryDelay);
+          // A retry would run a job an operator cancelled: the cancel wins.
+          const cancelled = failure.retryable && this.cancelWanted(lease);
+          return this.endAttempt(job, cancelled ? CANCELLED_FAILURE : failure, retryDelay);
         })
         .immediate(),
     );
@@ -203,6 +207,10 @@ export class SqliteJobStore implements JobStore {
         .transaction(() => {
           const job = this.statements.heldJob.get({ jobId: lease.jobId, token: lease.token });
           if (!job) return false;
+          if (this.cancelWanted(lease)) {
+            this.endAttempt(job, CANCELLED_FAILURE, NO_RETRY);
+            return true;
+          }
           this.statements.scheduleRetry.run({ jobId: lease.jobId, notBefore: null, lastError: null });
           this.statements.requeue.run({ jobId: lease.jobId, retryIncrement: 0 });
           return true;
@@ -231,7 +239,13 @@ export class SqliteJobStore implements JobStore {
               taskType: job.task_type,
               attempt: job.retry_count + 1,
               reason,
-              outcome: this.endAttempt(job, { message: reason, retryable: true }, retryDelay),
+              outcome: this.endAttempt(
+                job,
+                job.lease_token !== null && this.cancelWanted({ jobId: job.job_id, token: job.lease_token })
+                  ? CANCELLED_FAILURE
+                  : { message: reason, retryable: true },
+                retryDelay,
+              ),
             };
           });
         })
@@ -302,6 +316,11 @@ export class SqliteJobStore implements JobStore {
       counts: this.runOnce(countsQuery(queryBuilder)),
       oldestQueued: this.runOnce(oldestQueuedQuery(queryBuilder)),
     }));
+  }
+
+  /** Whether an operator asked to cancel this attempt (inside the caller's transaction). */
+  private cancelWanted(lease: Lease): boolean {
+    return this.runOnce(cancelRequestedQuery(queryBuilder, [lease])).length > 0;
   }
 
   private jobState(jobId: string): JobState | undefined {

@@ -196,7 +196,12 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
         ),
     ),
     abandonedJobs: prepare<
-      InFlightJob & { status: string; worker_id: string | null; lease_expires_at: number | null },
+      InFlightJob & {
+        status: string;
+        worker_id: string | null;
+        lease_token: string | null;
+        lease_expires_at: number | null;
+      },
       { now: number; orphanBefore: number }
     >(
       db
@@ -209,6 +214,7 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
           'j.max_retries',
           'j.status',
           's.worker_id',
+          's.lease_token',
           's.lease_expires_at',
         ])
         .where('j.status', 'in', IN_FLIGHT)
