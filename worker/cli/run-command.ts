@@ -3,6 +3,7 @@ import { createBroadcaster } from '../broadcast/create-broadcaster.js';
 import { type Config, requireStorePaths } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { exponentialBackoff } from '../daemon/retry-policy.js';
+import { StartupError } from '../errors.js';
 import { HealthServer } from '../http/health-server.js';
 import { WorkerMetrics } from '../http/worker-metrics.js';
 import { createLogger } from '../logging/logger.js';
@@ -103,6 +104,10 @@ export async function runWorker(config: Config): Promise<void> {
           readiness: () => daemon.readiness(),
           metrics,
           log,
+        }).catch((error: Error) => {
+          throw new StartupError(
+            `cannot serve HTTP on ${config.httpHost}:${config.httpPort}: ${error.message} (--http-port, --http-host)`,
+          );
         });
   await broadcaster.start();
   await daemon.start();

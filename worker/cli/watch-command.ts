@@ -75,9 +75,13 @@ export async function watch(config: Config, options: { json: boolean }): Promise
   });
 
   const queue = config.databaseUrl === undefined ? undefined : new QueueReader(config.databaseUrl);
+  let reading = false;
   const readQueue = async () => {
-    if (!queue) return;
-    const view = await queue.read();
+    if (!queue || reading) return;
+    reading = true;
+    const view = await queue.read().finally(() => {
+      reading = false;
+    });
     const changed = JSON.stringify(view) !== JSON.stringify(state.queue);
     state.queue = view;
     if (changed && options.json) printJson({ queued: view, at: Date.now() });

@@ -67,6 +67,10 @@ export class Daemon {
   private stopping: Promise<void> | undefined;
   private readonly faults: WorkerFaults;
   private paused = false;
+  /** The last database check for /readyz (see databaseProblem). */
+  private databaseCheck: { at: number; problem: Promise<string | undefined> } | undefined;
+  /** Each one-second check runs alone: a slow database does not pile them up. */
+  private readonly checking = new Set<string>();
   /** Leases whose attempt the last renewal found ended before their runner reported it. */
   private endedAtLastRenewal = new Set<string>();
   /** Set by fail(): the daemon stopped because it cannot go on; the process exits non-zero. */
@@ -118,27 +122,32 @@ export class Daemon {
     if (!this.loopDone) return { ready: false, reason: 'starting: runners are warming up' };
     if (this.paused) return { ready: false, reason: 'paused (SIGTSTP); SIGCONT resumes' };
     if (this.faults.paused) return { ready: false, reason: `worker-side fault: ${this.faults.reasonNow}` };
-    try {
-      await Promise.race([
-        this.deps.store.probeWritable(),
-        sleep(READINESS_CHECK_MS, undefined, { ref: false }).then(() => {
-          throw new Error(`no answer within ${READINESS_CHECK_MS} ms`);
-        }),
-      ]);
-    } catch (error) {
-      return { ready: false, reason: `database: ${(error as Error).message}` };
+    const problem = await this.databaseProblem();
+    return problem === undefined ? { ready: true } : { ready: false, reason: `database: ${problem}` };
+  }
+
+  /**
+   * What keeps a new connection from writing the database, if anything. One check at a time, its
+   * answer kept for READINESS_CHECK_MS: probes (or anyone who reaches the port) cannot open a
+   * connection per request.
+   */
+  private databaseProblem(): Promise<string | undefined> {
+    if (this.databaseCheck && performance.now() - this.databaseCheck.at < READINESS_CHECK_MS) {
+      return this.databaseCheck.problem;
     }
-    return { ready: true };
+    const problem = Promise.race([
+      this.deps.store.probeWritable().then(() => undefined),
+      sleep(READINESS_CHECK_MS, undefined, { ref: false }).then(
+        () => `no answer within ${READINESS_CHECK_MS} ms`,
+      ),
+    ]).catch((error: unknown) => (error as Error).message);
+    this.databaseCheck = { at: performance.now(), problem };
+    return problem;
   }
 
   /** Queued jobs per task type served (the queue-depth metric). */
-  async queueDepth(): Promise<Record<string, number>> {
-    const { counts } = await this.deps.store.jobStats();
-    const depth: Record<string, number> = {};
-    for (const row of counts) {
-      if (row.status === 'queued' && this.taskTypes.includes(row.task_type)) depth[row.task_type] = row.jobs;
-    }
-    return depth;
+  queueDepth(): Promise<Record<string, number>> {
+    return this.deps.store.queuedCounts();
   }
 
   get runningJobs(): number {
@@ -183,8 +192,8 @@ export class Daemon {
     this.timers = [
       setInterval(() => void this.renewLeases(), Math.max(100, leaseMs / 3)),
       setInterval(() => void this.recoverAbandonedJobs(), Math.max(500, leaseMs / 2)),
-      setInterval(() => void this.checkDatabase(), DATABASE_CHECK_MS),
-      setInterval(() => void this.stopCancelledJobs(), CANCEL_CHECK_MS),
+      setInterval(() => void this.alone('database', () => this.checkDatabase()), DATABASE_CHECK_MS),
+      setInterval(() => void this.alone('cancels', () => this.stopCancelledJobs()), CANCEL_CHECK_MS),
     ];
     const watching = this.deps.store.watchQueue(() => this.wake(), this.stopController.signal);
     this.deps.broadcaster.publishCapabilities(this.announcedIdleSlots);
@@ -356,6 +365,17 @@ export class Daemon {
       // A database out of reach is said once, by the fault's own line, not at every renewal.
       if (pausesClaiming(error)) this.faults.report(error.message);
       else this.deps.log.warn({ err: error }, 'lease renewal failed; will try again');
+    }
+  }
+
+  /** Runs `check` unless the previous run of the same check is still going. */
+  private async alone(name: string, check: () => Promise<void>): Promise<void> {
+    if (this.checking.has(name)) return;
+    this.checking.add(name);
+    try {
+      await check();
+    } finally {
+      this.checking.delete(name);
     }
   }
 

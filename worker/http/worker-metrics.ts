@@ -73,8 +73,10 @@ export class WorkerMetrics {
       labelNames: ['task_type'] as const,
       registers: [this.registry],
       async collect() {
-        const depth = await sources.queueDepth();
-        for (const taskType of taskTypes) this.set({ task_type: taskType }, depth[taskType] ?? 0);
+        // A database out of reach must not take every other series down with this one.
+        const depth = await sources.queueDepth().catch(() => undefined);
+        this.reset();
+        if (depth) for (const taskType of taskTypes) this.set({ task_type: taskType }, depth[taskType] ?? 0);
       },
     });
     new client.Gauge({

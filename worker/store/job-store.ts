@@ -191,6 +191,8 @@ export interface JobStore {
   cancelJob(jobId: string): Promise<OperatorOutcome>;
   listJobs(query: JobListQuery): Promise<JobSummary[]>;
   jobStats(): Promise<JobStats>;
+  /** Queued jobs (retries in backoff included) per task type: the queue-depth metric. */
+  queuedCounts(): Promise<Record<string, number>>;
   insertJob(job: NewJob): Promise<void>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
   /**

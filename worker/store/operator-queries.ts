@@ -45,6 +45,15 @@ export function countsQuery(db: Kysely<Database>) {
     .orderBy('status');
 }
 
+/** Queued jobs per task type, read through the API's ix_jobs_status: only queued rows are visited. */
+export function queuedCountsQuery(db: Kysely<Database>) {
+  return db
+    .selectFrom('jobs')
+    .select(['task_type', (eb) => eb.fn.countAll<number>().as('jobs')])
+    .where('status', '=', 'queued')
+    .groupBy('task_type');
+}
+
 export function oldestQueuedQuery(db: Kysely<Database>) {
   return db
     .selectFrom('jobs')

@@ -36,7 +36,8 @@ export function clientConfig(databaseUrl: string, lockTimeoutMs = LOCK_TIMEOUT_M
     connectionString: connectionStringOf(databaseUrl),
     application_name: 'media-worker',
     statement_timeout: STATEMENT_TIMEOUT_MS,
-    lock_timeout: lockTimeoutMs,
+    // 0 turns PostgreSQL's lock timeout off; the worker's 0 means "do not wait".
+    lock_timeout: Math.max(1, lockTimeoutMs),
     idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     keepAlive: true,

@@ -38,6 +38,7 @@ import {
   jobStateQuery,
   listJobsQuery,
   oldestQueuedQuery,
+  queuedCountsQuery,
   requestCancelQuery,
   requeueForRetryQuery,
 } from '../operator-queries.js';
@@ -347,6 +348,11 @@ export class PostgresJobStore implements JobStore {
 
   async listJobs(query: JobListQuery): Promise<JobSummary[]> {
     return this.guarded(() => listJobsQuery(this.db, query).execute());
+  }
+
+  async queuedCounts(): Promise<Record<string, number>> {
+    const rows = await this.guarded(() => queuedCountsQuery(this.db).execute());
+    return Object.fromEntries(rows.map((row) => [row.task_type, row.jobs]));
   }
 
   async jobStats(): Promise<JobStats> {

@@ -198,6 +198,7 @@ export async function lockAbandonedJobs(
       'j.status',
       'j.started_at',
       'j.created_at',
+      's.job_id as leased_job_id',
     ])
     .where('j.status', 'in', IN_FLIGHT)
     .where((eb) =>
@@ -221,11 +222,16 @@ export async function lockAbandonedJobs(
       'in',
       candidates.map((job) => job.job_id),
     )
+    // Lease rows someone is writing this instant (a renewal, the runner's own completion) are
+    // skipped, not waited for: their owner is alive, and waiting would lock in the other order
+    // from those writers.
     .forUpdate()
+    .skipLocked()
     .execute();
   const leaseOf = new Map(leases.map((lease) => [lease.job_id, lease]));
   return candidates
-    .map((job) => {
+    .filter((job) => job.leased_job_id === null || leaseOf.has(job.job_id))
+    .map(({ leased_job_id: _, ...job }) => {
       const lease = leaseOf.get(job.job_id);
       return {
         ...job,

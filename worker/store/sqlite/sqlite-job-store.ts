@@ -44,6 +44,7 @@ import {
   jobStateQuery,
   listJobsQuery,
   oldestQueuedQuery,
+  queuedCountsQuery,
   requestCancelQuery,
   requeueForRetryQuery,
 } from '../operator-queries.js';
@@ -309,6 +310,14 @@ export class SqliteJobStore implements JobStore {
 
   async listJobs(query: JobListQuery): Promise<JobSummary[]> {
     return this.guarded(() => this.runOnce(listJobsQuery(queryBuilder, query)));
+  }
+
+  async queuedCounts(): Promise<Record<string, number>> {
+    return this.guarded(() =>
+      Object.fromEntries(
+        this.runOnce(queuedCountsQuery(queryBuilder)).map((row) => [row.task_type, row.jobs]),
+      ),
+    );
   }
 
   async jobStats(): Promise<JobStats> {
