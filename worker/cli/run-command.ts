@@ -109,10 +109,13 @@ export async function runWorker(config: Config): Promise<void> {
             `cannot serve HTTP on ${config.httpHost}:${config.httpPort}: ${error.message} (--http-port, --http-host)`,
           );
         });
-  await broadcaster.start();
-  await daemon.start();
-  await daemon.finished();
-  await http?.close();
+  try {
+    await broadcaster.start();
+    await daemon.start();
+    await daemon.finished();
+  } finally {
+    await http?.close();
+  }
   log.flush();
   // Everything the daemon opened is closed; should anything still hold the event loop (a socket a
   // library failed to release), the process exits anyway instead of lingering after "worker stopped".
