@@ -154,11 +154,6 @@ export class Daemon {
     return this.running.size;
   }
 
-  /** Whether claiming is paused by the operator (SIGTSTP); running jobs go on. */
-  get isPaused(): boolean {
-    return this.paused;
-  }
-
   /** Stops claiming; running jobs go on. Announced as `state: paused`, `idle_count: 0`. */
   pause(): void {
     if (this.paused || this.stopController.signal.aborted) return;

@@ -41,10 +41,6 @@ export class HealthServer {
     return new HealthServer(server);
   }
 
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
-  }
-
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
