@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { type Broker, startBroker } from '../helpers/mosquitto.js';
+import { describe, test } from 'node:test';
+import { type Broker, useBroker } from '../helpers/mosquitto.js';
 import { runningJobIsCancelled } from '../helpers/scenarios.js';
 import { runCli, runScript, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
 import { repoFile, useWorkspace, type Workspace } from '../helpers/workspace.js';
@@ -153,11 +153,8 @@ describe('what operators expect of a command line', () => {
 
 describe('jobs stats with a broker', () => {
   let broker: Broker;
-  before(async () => {
-    broker = await startBroker();
-  });
-  after(async () => {
-    await broker.stop();
+  useBroker((started) => {
+    broker = started;
   });
   let workspace: Workspace;
   useWorkspace((created) => {

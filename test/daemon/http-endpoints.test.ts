@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { type Broker, startBroker } from '../helpers/mosquitto.js';
+import { describe, test } from 'node:test';
+import { type Broker, useBroker } from '../helpers/mosquitto.js';
 import { startWorker, type WorkerProcess } from '../helpers/worker-process.js';
 import { useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
@@ -18,11 +18,8 @@ const metricValue = (text: string, series: string) => {
 
 describe('health and metrics over HTTP', () => {
   let broker: Broker;
-  before(async () => {
-    broker = await startBroker();
-  });
-  after(async () => {
-    await broker.stop();
+  useBroker((started) => {
+    broker = started;
   });
   let workspace: Workspace;
   useWorkspace((created) => {

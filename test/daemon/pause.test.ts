@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { type Broker, type Subscriber, startBroker, subscribe } from '../helpers/mosquitto.js';
+import { describe, test } from 'node:test';
+import { type Broker, type Subscriber, subscribe, useBroker } from '../helpers/mosquitto.js';
 import { startedLines } from '../helpers/scenarios.js';
 import { startWorker } from '../helpers/worker-process.js';
 import { useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
 describe('pause without stopping (SIGTSTP / SIGCONT)', () => {
   let broker: Broker;
-  before(async () => {
-    broker = await startBroker();
-  });
-  after(async () => {
-    await broker.stop();
+  useBroker((started) => {
+    broker = started;
   });
   let workspace: Workspace;
   useWorkspace((created) => {

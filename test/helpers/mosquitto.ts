@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 
 /** How long a test waits for something that should happen before it calls it a hang (not a speed limit). */
@@ -245,4 +246,16 @@ export async function subscribe(
       ]);
     },
   };
+}
+
+/** A broker of the enclosing suite's own, started before its tests and stopped after them. */
+export function useBroker(use: (broker: Broker) => void): void {
+  let broker: Broker | undefined;
+  before(async () => {
+    broker = await startBroker();
+    use(broker);
+  });
+  after(async () => {
+    await broker?.stop();
+  });
 }
