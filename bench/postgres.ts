@@ -24,6 +24,7 @@ import {
   startDaemon,
   within,
 } from './helpers/daemon-bench.js';
+import { type DrainResult, drainWith } from './many-daemons.js';
 import { idleCpu } from './wake-up.js';
 
 const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -177,43 +178,13 @@ async function apiTablesFloorRun(backlog: number): Promise<number> {
   });
 }
 
-async function drainWith(daemons: number): Promise<{ jobsPerSecond: number; seconds: number }> {
+async function drainPostgres(daemons: number): Promise<DrainResult> {
   return withDatabase(`daemons_${daemons}`, async (url) => {
     const workspace = createBenchDir();
     try {
       (await PostgresJobStore.open(url, { ensureSchema: true })).close();
       await seedJobs(url, 'noop', DAEMON_JOBS);
-      const times: number[] = [];
-      const claimed = new Map<string, number>();
-      const started = Array.from({ length: daemons }, (_, i) =>
-        startDaemon(
-          workspace.dir,
-          ['--concurrency', '2', '--runner-reuse', '0', '--drain', '--worker-id', `d${i + 1}`],
-          (line) => {
-            if (line.msg === 'job claimed') {
-              times.push(line.time);
-              claimed.set(line.job_id ?? '?', (claimed.get(line.job_id ?? '?') ?? 0) + 1);
-            } else if (line.msg === 'job completed') times.push(line.time);
-          },
-          { DATABASE_URL: url },
-        ),
-      );
-      const codes = await Promise.all(started.map((daemon) => daemon.waitForExit(600_000)));
-      if (codes.some((code) => code !== 0)) throw new Error(`daemon exit codes ${codes.join(', ')}`);
-      const completed = await withClient(url, async (client) => {
-        const { rows } = await client.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM jobs WHERE status = 'completed'",
-        );
-        return rows[0]?.n ?? 0;
-      });
-      const twice = [...claimed.values()].filter((count) => count > 1).length;
-      if (completed !== DAEMON_JOBS || claimed.size !== DAEMON_JOBS || twice > 0) {
-        throw new Error(
-          `${daemons} daemons: ${completed} completed, ${claimed.size} claimed, ${twice} twice`,
-        );
-      }
-      const seconds = (Math.max(...times) - Math.min(...times)) / 1000;
-      return { jobsPerSecond: DAEMON_JOBS / seconds, seconds };
+      return await drainWith(daemons, DAEMON_JOBS, { dir: workspace.dir, databaseUrl: url });
     } finally {
       workspace.remove();
     }
@@ -314,8 +285,8 @@ async function wakeUpFigures(): Promise<void> {
 }
 
 async function manyDaemonFigures(): Promise<void> {
-  const one = await drainWith(1);
-  const eight = await drainWith(8);
+  const one = await drainPostgres(1);
+  const eight = await drainPostgres(8);
   console.log(
     `PostgreSQL: ${n(DAEMON_JOBS)} no-op jobs end to end, first claim to last completion (one run)`,
   );

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import mqtt from 'mqtt';
 import { type Broker, HANG_GUARD_MS, startBroker, subscribe } from '../helpers/mosquitto.js';
+import { selfSignedCertificate } from '../helpers/tls.js';
 import { killLeftoverWorkers, startWorker } from '../helpers/worker-process.js';
 import { createWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
@@ -81,27 +81,7 @@ describe('MQTT credentials, TLS, protocol and draining (real Mosquitto)', () => 
   test('TLS with a CA file: the worker announces over mqtts://', async () => {
     const certFile = path.join(workspace.dir, 'broker.crt');
     const keyFile = path.join(workspace.dir, 'broker.key');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSignedCertificate(certFile, keyFile);
     broker = await startBroker({ tls: { certFile, keyFile } });
     const client = await mqtt.connectAsync(broker.url, { ca: fs.readFileSync(certFile) });
     const seen: string[] = [];

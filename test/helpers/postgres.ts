@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { selfSignedCertificate } from './tls.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -112,23 +113,7 @@ export async function startPrivateServer({
   let options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`;
   if (tls) {
     const key = path.join(dataDir, 'server.key');
-    await execFileAsync('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      certificate,
-    ]);
+    selfSignedCertificate(certificate, key);
     if (asServerUser.length > 0) {
       const { uid, gid } = userIds('postgres');
       fs.chownSync(key, uid, gid);

@@ -19,6 +19,8 @@ try {
 const wanted = [
   { command: 'mosquitto', probe: ['-h'], aptPackage: 'mosquitto' },
   { command: 'ffmpeg', probe: ['-version'], aptPackage: 'ffmpeg' },
+  // test/deploy checks the systemd unit with it
+  { command: 'systemd-analyze', probe: ['--version'], aptPackage: 'systemd' },
 ];
 const has = (command, probe) => {
   try {

@@ -7,6 +7,7 @@ import mqtt from 'mqtt';
 import { brokerAddress } from '../broadcast/mqtt-options.js';
 import type { Config } from '../config/config.js';
 import { collectRetained } from '../mqtt-tools/retained-messages.js';
+import { applyCapabilityMessage, emptyWatchState, isStale } from '../watch/watch-state.js';
 
 const CONNECT_TIMEOUT_MS = 5000;
 const RETAINED_IDLE_MS = 1000;
@@ -27,31 +28,18 @@ export async function liveTaskTypes(config: Config): Promise<LiveTaskTypes> {
   }
   try {
     const { messages } = await collectRetained(client, `${config.capabilityTopicPrefix}/+`, RETAINED_IDLE_MS);
+    // Read as `watch` reads them: an empty payload is a Will that cleared a dead worker.
     const now = Date.now();
+    const state = emptyWatchState();
+    for (const { topic, payload } of messages) {
+      applyCapabilityMessage(state, topic.slice(config.capabilityTopicPrefix.length + 1), payload, now);
+    }
     const types = new Set<string>();
-    for (const { payload } of messages) {
-      const announcement = parseAnnouncement(payload);
-      if (!announcement || now - announcement.timestamp > announcement.heartbeatS * 2000) continue;
-      for (const type of announcement.capabilities) types.add(type);
+    for (const worker of state.workers.values()) {
+      if (!isStale(worker, now)) for (const type of worker.capabilities) types.add(type);
     }
     return { known: true, types };
   } finally {
     await client.endAsync(true).catch(() => {});
-  }
-}
-
-function parseAnnouncement(
-  payload: string,
-): { capabilities: string[]; timestamp: number; heartbeatS: number } | undefined {
-  try {
-    const parsed = JSON.parse(payload) as Record<string, unknown>;
-    const capabilities = Array.isArray(parsed.capabilities)
-      ? parsed.capabilities.filter((item): item is string => typeof item === 'string')
-      : [];
-    const timestamp = typeof parsed.timestamp === 'number' ? parsed.timestamp : 0;
-    const heartbeatS = typeof parsed.heartbeat_interval_s === 'number' ? parsed.heartbeat_interval_s : 30;
-    return { capabilities, timestamp, heartbeatS };
-  } catch {
-    return undefined;
   }
 }

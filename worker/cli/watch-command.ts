@@ -131,10 +131,7 @@ class QueueReader {
   async read(): Promise<QueueView> {
     try {
       this.store ??= await openJobStore(this.databaseUrl, { ensureSchema: false, mustExist: true });
-      const { counts } = await this.store.jobStats();
-      const queued: Record<string, number> = {};
-      for (const row of counts) if (row.status === 'queued') queued[row.task_type] = row.jobs;
-      return { counts: queued };
+      return { counts: await this.store.queuedCounts() };
     } catch (error) {
       await this.close();
       return { error: (error as Error).message };
