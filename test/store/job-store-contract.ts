@@ -517,6 +517,58 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
         assert.deepEqual(await store.listJobs({ status: 'completed', limit: 10 }), []);
       });
 
+      test('jobs list pages on, and lists finished jobs by when they finished', async () => {
+        const base = Date.now() - 10_000;
+        const created = [];
+        for (let index = 0; index < 5; index += 1) created.push(await addJob({ createdAt: base + index }));
+        const ids = (jobs: { job_id: string }[]) => jobs.map((job) => job.job_id);
+        assert.deepEqual(ids(await store.listJobs({ limit: 2, offset: 2 })), [created[2], created[1]]);
+        assert.deepEqual(ids(await store.listJobs({ limit: 2, offset: 4 })), [created[0]]);
+        assert.deepEqual(await store.listJobs({ limit: 2, offset: 5 }), []);
+        // Claimed oldest first; the first claimed fails last, so it heads the list of errors.
+        const first = await claim();
+        const second = await claim();
+        assert.ok(first && second);
+        await store.failAttempt(second.lease, { message: 'second', retryable: false }, noDelay);
+        await waitFor(
+          async () => (await store.getJob(second.jobId))?.completed_at !== Date.now(),
+          'a new ms',
+        );
+        await store.failAttempt(first.lease, { message: 'first', retryable: false }, noDelay);
+        assert.deepEqual(ids(await store.listJobs({ status: 'error', limit: 10 })), [
+          first.jobId,
+          second.jobId,
+        ]);
+      });
+
+      test('queue overview: totals, unfinished jobs by type, and finished jobs per minute', async () => {
+        const since = Date.now() - 60_000;
+        const before = await store.changeMarker();
+        await addJob();
+        await addJob();
+        await addJob({ taskType: 'other' });
+        await waitFor(async () => (await store.changeMarker()) !== before, 'the marker to move');
+        const done = await claim();
+        const running = await claim();
+        assert.ok(done && running);
+        await store.completeJob(done.lease, { outputFiles: [], taskOutput: {} });
+        const overview = await store.queueOverview(since);
+        assert.deepEqual(overview.totals, [
+          { status: 'claimed', jobs: 1 },
+          { status: 'completed', jobs: 1 },
+          { status: 'queued', jobs: 1 },
+        ]);
+        assert.deepEqual(overview.active, [
+          { task_type: 'other', status: 'queued', jobs: 1 },
+          { task_type: 't', status: 'claimed', jobs: 1 },
+        ]);
+        const completedAt = (await store.getJob(done.jobId))?.completed_at ?? 0;
+        assert.deepEqual(overview.finished, [
+          { minute: Math.floor(completedAt / 60_000), task_type: 't', status: 'completed', jobs: 1 },
+        ]);
+        assert.deepEqual((await store.queueOverview(completedAt + 1)).finished, []);
+      });
+
       test('jobs stats: counts by task type and status, and the oldest queued job of each type', async () => {
         const base = Date.now() - 10_000;
         await addJob({ createdAt: base + 5 });

@@ -117,11 +117,16 @@ export interface JobRecord {
   } | null;
 }
 
-/** `jobs list`: newest first; with `status: 'queued'`, in claim order. */
+/**
+ * `jobs list` and the dashboard's pages: newest first; with `status: 'queued'`, in claim order;
+ * with a finished status (`completed`, `error`), the most recently finished first.
+ */
 export interface JobListQuery {
   status?: JobStatus;
   taskType?: string;
   limit: number;
+  /** Rows to skip (a page further on). */
+  offset?: number;
 }
 
 export interface JobSummary {
@@ -144,6 +149,16 @@ export interface JobStats {
   counts: { task_type: string; status: JobStatus; jobs: number }[];
   /** The creation time of the oldest queued job of each task type that has one. */
   oldestQueued: { task_type: string; created_at: number }[];
+}
+
+/** The dashboard's counts, each read through an index (no query visits every job). */
+export interface QueueOverview {
+  /** Jobs per status. */
+  totals: { status: JobStatus; jobs: number }[];
+  /** Jobs not yet finished (queued, claimed, processing) per task type and status. */
+  active: { task_type: string; status: JobStatus; jobs: number }[];
+  /** Jobs finished since the time asked for, per minute (epoch ms / 60,000), task type and status. */
+  finished: { minute: number; task_type: string; status: JobStatus; jobs: number }[];
 }
 
 /** An operator's request on one job: done, or refused with the reason. */
@@ -191,6 +206,14 @@ export interface JobStore {
   cancelJob(jobId: string): Promise<OperatorOutcome>;
   listJobs(query: JobListQuery): Promise<JobSummary[]>;
   jobStats(): Promise<JobStats>;
+  /** Counts for the dashboard; `finishedSince` (epoch ms) bounds the per-minute throughput. */
+  queueOverview(finishedSince: number): Promise<QueueOverview>;
+  /**
+   * A value that differs from the last one read whenever another process may have changed the
+   * jobs since (a hint: it may change when nothing the caller shows did). Lets a reader skip
+   * re-reading an idle database.
+   */
+  changeMarker(): Promise<string>;
   /** Queued jobs (retries in backoff included) per task type: the queue-depth metric. */
   queuedCounts(): Promise<Record<string, number>>;
   insertJob(job: NewJob): Promise<void>;

@@ -5,9 +5,12 @@
 import { type Kysely, sql } from 'kysely';
 import { CANCELLED_MESSAGE } from '../jobs/operator-requests.js';
 import type { JobListQuery, Lease } from './job-store.js';
-import { type Database, DEFAULT_PRIORITY } from './schema.js';
+import { type Database, DEFAULT_PRIORITY, type JobStatus } from './schema.js';
 
-export function listJobsQuery(db: Kysely<Database>, { status, taskType, limit }: JobListQuery) {
+const FINISHED_STATUSES: readonly JobStatus[] = ['completed', 'error'];
+const ACTIVE_STATUSES: readonly JobStatus[] = ['queued', 'claimed', 'processing'];
+
+export function listJobsQuery(db: Kysely<Database>, { status, taskType, limit, offset = 0 }: JobListQuery) {
   let query = db
     .selectFrom('jobs as j')
     .leftJoin('queue_entries as q', 'q.job_id', 'j.job_id')
@@ -26,14 +29,49 @@ export function listJobsQuery(db: Kysely<Database>, { status, taskType, limit }:
     ]);
   if (status !== undefined) query = query.where('j.status', '=', status);
   if (taskType !== undefined) query = query.where('j.task_type', '=', taskType);
-  query =
-    status === 'queued'
-      ? query
-          .orderBy((eb) => eb.fn.coalesce('q.priority', sql.lit(DEFAULT_PRIORITY)), 'desc')
-          .orderBy('j.created_at')
-          .orderBy('j.id')
-      : query.orderBy('j.created_at', 'desc').orderBy('j.id', 'desc');
-  return query.limit(limit);
+  if (status === 'queued') {
+    query = query
+      .orderBy((eb) => eb.fn.coalesce('q.priority', sql.lit(DEFAULT_PRIORITY)), 'desc')
+      .orderBy('j.created_at')
+      .orderBy('j.id');
+  } else if (status !== undefined && FINISHED_STATUSES.includes(status)) {
+    query = query.orderBy('j.completed_at', (order) => order.desc().nullsLast()).orderBy('j.id', 'desc');
+  } else {
+    query = query.orderBy('j.created_at', 'desc').orderBy('j.id', 'desc');
+  }
+  return query.limit(limit).offset(offset);
+}
+
+/** Jobs per status: on SQLite a scan of ix_jobs_status alone. */
+export function statusTotalsQuery(db: Kysely<Database>) {
+  return db
+    .selectFrom('jobs')
+    .select(['status', (eb) => eb.fn.countAll<number>().as('jobs')])
+    .groupBy('status')
+    .orderBy('status');
+}
+
+/** Unfinished jobs per task type and status, reached through ix_jobs_status. */
+export function activeCountsQuery(db: Kysely<Database>) {
+  return db
+    .selectFrom('jobs')
+    .select(['task_type', 'status', (eb) => eb.fn.countAll<number>().as('jobs')])
+    .where('status', 'in', ACTIVE_STATUSES)
+    .groupBy(['task_type', 'status'])
+    .orderBy('task_type')
+    .orderBy('status');
+}
+
+/** Jobs finished since a time, per minute, through the worker's media_worker_jobs_finished index. */
+export function finishedPerMinuteQuery(db: Kysely<Database>, since: number) {
+  const minute = sql<number>`completed_at / 60000`;
+  return db
+    .selectFrom('jobs')
+    .select([minute.as('minute'), 'task_type', 'status', (eb) => eb.fn.countAll<number>().as('jobs')])
+    .where('completed_at', '>=', since)
+    .where('status', 'in', FINISHED_STATUSES)
+    .groupBy([minute, 'task_type', 'status'])
+    .orderBy('minute');
 }
 
 export function countsQuery(db: Kysely<Database>) {

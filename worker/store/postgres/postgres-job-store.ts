@@ -25,22 +25,26 @@ import type {
   LeaseRenewal,
   NewJob,
   OperatorOutcome,
+  QueueOverview,
   RecoveredJob,
   RecoveryRequest,
   RetryDelay,
   StoreOpenOptions,
 } from '../job-store.js';
 import {
+  activeCountsQuery,
   cancelQueuedQuery,
   cancelRequestedQuery,
   countsQuery,
   dropWorkerStateQuery,
+  finishedPerMinuteQuery,
   jobStateQuery,
   listJobsQuery,
   oldestQueuedQuery,
   queuedCountsQuery,
   requestCancelQuery,
   requeueForRetryQuery,
+  statusTotalsQuery,
 } from '../operator-queries.js';
 import { jobRecordOf, jobRecordQuery } from '../rows.js';
 import type { Database } from '../schema.js';
@@ -348,6 +352,33 @@ export class PostgresJobStore implements JobStore {
 
   async listJobs(query: JobListQuery): Promise<JobSummary[]> {
     return this.guarded(() => listJobsQuery(this.db, query).execute());
+  }
+
+  async queueOverview(finishedSince: number): Promise<QueueOverview> {
+    return this.guarded(() =>
+      this.db
+        .transaction()
+        .setIsolationLevel('repeatable read')
+        .setAccessMode('read only')
+        .execute(async (trx) => ({
+          totals: await statusTotalsQuery(trx).execute(),
+          active: await activeCountsQuery(trx).execute(),
+          finished: await finishedPerMinuteQuery(trx, finishedSince).execute(),
+        })),
+    );
+  }
+
+  /**
+   * The next transaction id the server will hand out: it moves whenever anything writes, on this
+   * database or another of the server, so it can only over-report.
+   */
+  async changeMarker(): Promise<string> {
+    const { rows } = await this.guarded(() =>
+      sql<{ marker: string }>`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS marker`.execute(
+        this.db,
+      ),
+    );
+    return rows[0]?.marker ?? '';
   }
 
   async queuedCounts(): Promise<Record<string, number>> {

@@ -38,6 +38,14 @@ CREATE UNIQUE INDEX IF NOT EXISTS ix_queue_entries_job_id ON queue_entries (job_
 `;
 
 /**
+ * Finished jobs by when they finished, for the dashboard's throughput and recent failures. Partial,
+ * so the API's inserts (completed_at NULL) and the claims never touch it: only a job's end does.
+ */
+export const FINISHED_INDEX_DDL = `
+CREATE INDEX IF NOT EXISTS media_worker_jobs_finished ON jobs (completed_at) WHERE completed_at IS NOT NULL;
+`;
+
+/**
  * The worker's own tables (the ready index has its own, in ready-index.ts). `worker_job_state`
  * keeps, per job it touched, the lease and the retry schedule; `media_worker_meta` which layout of
  * the ready index is in place. WITHOUT ROWID: both are only ever reached by their key.
@@ -63,6 +71,7 @@ CREATE TABLE IF NOT EXISTS media_worker_meta (
 	name VARCHAR NOT NULL PRIMARY KEY,
 	value VARCHAR
 ) WITHOUT ROWID;
+${FINISHED_INDEX_DDL}
 `;
 
 /**

@@ -32,21 +32,25 @@ import type {
   LeaseRenewal,
   NewJob,
   OperatorOutcome,
+  QueueOverview,
   RecoveredJob,
   RecoveryRequest,
   RetryDelay,
 } from '../job-store.js';
 import {
+  activeCountsQuery,
   cancelQueuedQuery,
   cancelRequestedQuery,
   countsQuery,
   dropWorkerStateQuery,
+  finishedPerMinuteQuery,
   jobStateQuery,
   listJobsQuery,
   oldestQueuedQuery,
   queuedCountsQuery,
   requestCancelQuery,
   requeueForRetryQuery,
+  statusTotalsQuery,
 } from '../operator-queries.js';
 import { jobRecordOf } from '../rows.js';
 import { watchDatabaseChanges } from './change-watch.js';
@@ -310,6 +314,23 @@ export class SqliteJobStore implements JobStore {
 
   async listJobs(query: JobListQuery): Promise<JobSummary[]> {
     return this.guarded(() => this.runOnce(listJobsQuery(queryBuilder, query)));
+  }
+
+  async queueOverview(finishedSince: number): Promise<QueueOverview> {
+    return this.guarded(() =>
+      this.sqlite
+        .transaction(() => ({
+          totals: this.runOnce(statusTotalsQuery(queryBuilder)),
+          active: this.runOnce(activeCountsQuery(queryBuilder)),
+          finished: this.runOnce(finishedPerMinuteQuery(queryBuilder, finishedSince)),
+        }))
+        .deferred(),
+    );
+  }
+
+  /** SQLite's data_version: it changes when another connection commits. */
+  async changeMarker(): Promise<string> {
+    return this.guarded(() => String(this.sqlite.pragma('data_version', { simple: true })));
   }
 
   async queuedCounts(): Promise<Record<string, number>> {
