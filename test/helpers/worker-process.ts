@@ -33,15 +33,26 @@ export function startWorker(
   /** Run as this user (tests run as root, whom file permissions do not stop). */
   user?: { uid: number; gid: number },
 ): WorkerProcess {
-  const child = spawn(
-    process.execPath,
-    [CLI, 'run', '--modules-dir', TEST_MODULES, '--poll-interval', '0.05', ...args],
-    {
-      env: { ...process.env, CL_SERVER_DIR: serverDir, BROADCAST_TYPE: 'noop', LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...user,
-    },
+  return startCli(
+    serverDir,
+    ['run', '--modules-dir', TEST_MODULES, '--poll-interval', '0.05', ...args],
+    env,
+    user,
   );
+}
+
+/** Starts a long-running `media-worker` command (`run`, `dashboard`) and follows its log. */
+export function startCli(
+  serverDir: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+  user?: { uid: number; gid: number },
+): WorkerProcess {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, CL_SERVER_DIR: serverDir, BROADCAST_TYPE: 'noop', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...user,
+  });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   let partial = '';
@@ -159,4 +170,30 @@ export async function drainBuiltIn(
   const { code } = await worker.exited;
   if (code !== 0) throw new Error(`worker exited with ${code}: ${worker.stderr().slice(-800)}`);
   return worker;
+}
+
+export interface DashboardProcess extends WorkerProcess {
+  /** http://127.0.0.1:<port> (no trailing slash). */
+  origin: string;
+}
+
+/** Starts `media-worker dashboard` on a free port and waits until it listens. */
+export async function startDashboard(
+  serverDir: string,
+  args: readonly string[] = [],
+  env: Record<string, string> = {},
+): Promise<DashboardProcess> {
+  const dashboard = startCli(serverDir, ['dashboard', '--port', '0', ...args], {
+    BROADCAST_TYPE: 'noop',
+    ...env,
+  });
+  const listening = await Promise.race([
+    dashboard.waitForLog(
+      (line) => line.msg === 'dashboard listening' || String(line.msg).startsWith('dashboard listening'),
+    ),
+    dashboard.exited.then(({ code }) => {
+      throw new Error(`the dashboard exited with ${code} before listening: ${dashboard.stderr()}`);
+    }),
+  ]);
+  return { ...dashboard, origin: String(listening.url).replace(/\/$/, '') };
 }

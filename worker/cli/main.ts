@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-/** The `media-worker` command line: run, modules, submit, jobs show. */
+/** The `media-worker` command line: run, modules, submit, watch, dashboard, jobs. */
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { ConfigError, type Flags, loadConfig, requireStorePaths } from '../config/config.js';
+import { runDashboard } from '../dashboard/dashboard-command.js';
 import { discoverModules } from '../modules/discover-modules.js';
 import { packageVersion } from '../package-version.js';
 import type { JobStore } from '../store/job-store.js';
@@ -16,6 +17,7 @@ import { runProgram } from './run-program.js';
 import {
   addSettingOptions,
   DAEMON_SETTINGS,
+  DASHBOARD_SETTINGS,
   MODULE_SETTINGS,
   STATS_SETTINGS,
   STORE_SETTINGS,
@@ -114,6 +116,24 @@ addSettingOptions(
   watch(configFrom({ ...flags, mqttBroker: flags.mqttBroker ?? flags.broker }), {
     json: flags.json === true,
   }),
+);
+
+addSettingOptions(
+  program
+    .command('dashboard')
+    .description(
+      'Serve a live web page of workers, queues and jobs, with retry and cancel (127.0.0.1 unless --host; any other address needs --token).',
+    ),
+  DASHBOARD_SETTINGS,
+).action(async (flags: Flags & { port?: unknown; host?: unknown; token?: unknown }) =>
+  runDashboard(
+    configFrom({
+      ...flags,
+      dashboardPort: flags.port,
+      dashboardHost: flags.host,
+      dashboardToken: flags.token,
+    }),
+  ),
 );
 
 const jobs = program.command('jobs').description('Look at jobs.');

@@ -28,7 +28,14 @@ export function addSettingOptions(command: Command, keys: readonly SettingKey[])
 
 export const STORE_SETTINGS: readonly SettingKey[] = ['serverDir', 'databaseUrl', 'storage', 'logLevel'];
 export const MODULE_SETTINGS: readonly SettingKey[] = ['modulesDir'];
-export const DAEMON_SETTINGS: readonly SettingKey[] = Object.keys(SETTINGS) as SettingKey[];
+export const DASHBOARD_OWN_SETTINGS: readonly SettingKey[] = [
+  'dashboardPort',
+  'dashboardHost',
+  'dashboardToken',
+];
+export const DAEMON_SETTINGS: readonly SettingKey[] = (Object.keys(SETTINGS) as SettingKey[]).filter(
+  (key) => !DASHBOARD_OWN_SETTINGS.includes(key),
+);
 export const WATCH_SETTINGS: readonly SettingKey[] = [
   'mqttBroker',
   'mqttPort',
@@ -44,3 +51,10 @@ export const WATCH_SETTINGS: readonly SettingKey[] = [
 ];
 /** `jobs stats` reads the database and, to tell which task types no live worker serves, the broker. */
 export const STATS_SETTINGS: readonly SettingKey[] = [...STORE_SETTINGS, 'broadcastType', ...WATCH_SETTINGS];
+/** The dashboard: the database and storage root, the broker, and its own address and token. */
+export const DASHBOARD_SETTINGS: readonly SettingKey[] = [
+  ...DASHBOARD_OWN_SETTINGS,
+  ...STORE_SETTINGS,
+  'broadcastType',
+  ...WATCH_SETTINGS,
+];

@@ -4,75 +4,37 @@
  * line whenever the view changes; with --json, one JSON line per message. A broker it cannot reach
  * is shown with the reason, and a closed pipe (`watch | head`) ends it quietly.
  */
-import mqtt from 'mqtt';
-import { brokerAddress } from '../broadcast/mqtt-options.js';
 import type { Config } from '../config/config.js';
-import { topicMatches } from '../mqtt-tools/topic-filter.js';
 import type { JobStore } from '../store/job-store.js';
 import { openJobStore } from '../store/open-job-store.js';
+import { BrokerFollower } from '../watch/follow-broker.js';
 import { renderWatch, summaryLine } from '../watch/render-watch.js';
-import {
-  applyCapabilityMessage,
-  applyJobEvent,
-  emptyWatchState,
-  pruneJobs,
-  type QueueView,
-} from '../watch/watch-state.js';
+import { pruneJobs, type QueueView } from '../watch/watch-state.js';
 
 const REDRAW_MS = 250;
 const QUEUE_READ_MS = 2000;
 
-interface BrokerStatus {
-  connected: boolean;
-  error?: string;
-}
-
 export async function watch(config: Config, options: { json: boolean }): Promise<void> {
-  const address = brokerAddress(config);
-  const capabilityFilter = `${config.capabilityTopicPrefix}/+`;
-  const client = mqtt.connect(address.url, {
-    ...address.options,
-    reconnectPeriod: 1000,
-    connectTimeout: 5000,
-    resubscribe: true,
-  });
-  const state = emptyWatchState();
   const print = (line: string) => process.stdout.write(`${line}\n`);
   const printJson = (value: unknown) => print(JSON.stringify(value));
-
-  let broker: BrokerStatus = { connected: false };
-  const setBroker = (next: BrokerStatus) => {
-    if (next.connected === broker.connected && next.error === broker.error) return;
-    broker = next;
-    if (options.json) printJson({ broker: { url: address.url, ...broker }, at: Date.now() });
-  };
-  client.on('connect', () => {
-    setBroker({ connected: true });
-    void client.subscribeAsync([capabilityFilter, config.mqttTopic], { qos: 0 });
-  });
-  client.on('error', (error) => setBroker({ connected: false, error: error.message || String(error) }));
-  client.on('close', () => {
-    if (broker.connected) setBroker({ connected: false, error: 'connection closed' });
-  });
-  client.on('message', (topic, buffer, packet) => {
-    const payload = buffer.toString('utf8');
-    const now = Date.now();
-    if (options.json) {
-      let parsed: unknown = payload;
-      try {
-        parsed = payload === '' ? null : JSON.parse(payload);
-      } catch {
-        // not JSON: printed as the raw string
-      }
-      printJson({ topic, retained: packet.retain, received_at: now, payload: parsed });
-      return;
-    }
-    if (topicMatches(capabilityFilter, topic)) {
-      applyCapabilityMessage(state, topic.slice(config.capabilityTopicPrefix.length + 1), payload, now);
-    } else {
-      applyJobEvent(state, payload, now);
-    }
-  });
+  const follower = new BrokerFollower(
+    config,
+    options.json
+      ? {
+          onBrokerChange: (status) => printJson({ broker: { url: follower.url, ...status }, at: Date.now() }),
+          onMessage: ({ topic, payload, retained, receivedAt }) => {
+            let parsed: unknown = payload;
+            try {
+              parsed = payload === '' ? null : JSON.parse(payload);
+            } catch {
+              // not JSON: printed as the raw string
+            }
+            printJson({ topic, retained, received_at: receivedAt, payload: parsed });
+          },
+        }
+      : {},
+  );
+  const state = follower.state;
 
   const queue = config.databaseUrl === undefined ? undefined : new QueueReader(config.databaseUrl);
   let reading = false;
@@ -89,10 +51,7 @@ export async function watch(config: Config, options: { json: boolean }): Promise
   void readQueue();
   const queueTimer = queue ? setInterval(() => void readQueue(), QUEUE_READ_MS) : undefined;
 
-  const brokerText = () =>
-    broker.connected
-      ? address.url
-      : `${address.url} (${broker.error ? `cannot connect: ${broker.error}; retrying` : 'connecting…'})`;
+  const brokerText = () => follower.describe();
   let lastLine = '';
   const redraw = options.json
     ? undefined
@@ -119,7 +78,7 @@ export async function watch(config: Config, options: { json: boolean }): Promise
   clearInterval(redraw);
   clearInterval(queueTimer);
   await queue?.close();
-  await client.endAsync(true);
+  await follower.close();
 }
 
 /** Queued jobs per task type; a database that cannot be read is shown with the reason, and tried again. */

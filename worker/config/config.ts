@@ -176,6 +176,26 @@ export const SETTINGS = {
     schema: nonEmpty.default('127.0.0.1'),
     default: '127.0.0.1',
   }),
+  dashboardPort: setting({
+    env: 'DASHBOARD_PORT',
+    flag: '--port',
+    accepts: 'a TCP port for the dashboard (0: any free port)',
+    schema: integer(0, 65_535).default(8080),
+    default: '8080',
+  }),
+  dashboardHost: setting({
+    env: 'DASHBOARD_HOST',
+    flag: '--host',
+    accepts: 'the address the dashboard listens on (any but loopback needs a token)',
+    schema: nonEmpty.default('127.0.0.1'),
+    default: '127.0.0.1',
+  }),
+  dashboardToken: setting({
+    env: 'DASHBOARD_TOKEN',
+    flag: '--token',
+    accepts: 'a secret of 16 characters or more the dashboard asks for (prefer the env var)',
+    schema: nonEmpty.optional(),
+  }),
   runnerMaxMemory: setting({
     env: 'WORKER_RUNNER_MAX_MEMORY',
     flag: '--runner-max-memory',

@@ -12,6 +12,10 @@ export interface WatchedWorker {
   heartbeatS: number;
   /** From the payload's timestamp (ms). */
   lastSeen: number;
+  hostname: string;
+  version: string;
+  /** What each module runs on (ffmpeg_render: {ffmpeg: '5.1.6'}). */
+  moduleVersions: Record<string, Record<string, string>>;
 }
 
 export interface WatchedJob {
@@ -67,7 +71,22 @@ export function applyCapabilityMessage(
     state: asString(data.state, 'ready'),
     heartbeatS: asNumber(data.heartbeat_interval_s, DEFAULT_HEARTBEAT_S),
     lastSeen: asNumber(data.timestamp, now),
+    hostname: asString(data.hostname),
+    version: asString(data.version),
+    moduleVersions: moduleVersionsOf(data.module_versions),
   });
+}
+
+function moduleVersionsOf(value: unknown): Record<string, Record<string, string>> {
+  const versions: Record<string, Record<string, string>> = {};
+  if (typeof value !== 'object' || value === null) return versions;
+  for (const [module, tools] of Object.entries(value)) {
+    if (typeof tools !== 'object' || tools === null) continue;
+    versions[module] = Object.fromEntries(
+      Object.entries(tools).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
+    );
+  }
+  return versions;
 }
 
 export function applyJobEvent(state: WatchState, payload: string, now: number): void {
