@@ -21,6 +21,8 @@ const wanted = [
   { command: 'ffmpeg', probe: ['-version'], aptPackage: 'ffmpeg' },
   // test/deploy checks the systemd unit with it
   { command: 'systemd-analyze', probe: ['--version'], aptPackage: 'systemd' },
+  // test/dashboard drives Debian's chromium through playwright-core (never a downloaded browser)
+  { command: '/usr/bin/chromium', probe: ['--version'], aptPackage: 'chromium' },
 ];
 const has = (command, probe) => {
   try {
