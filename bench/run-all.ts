@@ -2,6 +2,7 @@ import { benchApiInsertLatency } from './api-insert-latency.js';
 import { benchCancelLatency } from './cancel-latency.js';
 import { benchChangeDetection } from './change-detection.js';
 import { benchClaimThroughput } from './claim-throughput.js';
+import { benchDashboard } from './dashboard.js';
 import { benchEndToEnd } from './end-to-end.js';
 import { benchFfmpegTranscode } from './ffmpeg-transcode.js';
 import { benchImageResize } from './image-resize.js';
@@ -11,7 +12,7 @@ import { benchWakeUp } from './wake-up.js';
 
 /**
  * `npm run bench` runs all; `npm run bench -- image` (or claim, e2e, ffmpeg, api-latency, wake-up,
- * detect, daemons, postgres, cancel) runs the ones named.
+ * detect, daemons, postgres, cancel, dashboard) runs the ones named.
  */
 const BENCHES: Record<string, () => Promise<void>> = {
   claim: benchClaimThroughput,
@@ -24,6 +25,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   daemons: benchManyDaemons,
   postgres: benchPostgres,
   cancel: benchCancelLatency,
+  dashboard: benchDashboard,
 };
 const wanted = process.argv.slice(2);
 for (const [name, bench] of Object.entries(BENCHES)) {

@@ -6,7 +6,6 @@
  * alone is the change watch. Then, nothing queued, the CPU time of the daemon and its runner over
  * an idle window (/proc/<pid>/stat utime+stime).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
@@ -18,23 +17,11 @@ import {
   startDaemon,
   within,
 } from './helpers/daemon-bench.js';
+import { clockTicksPerSecond, cpuTicks } from './helpers/process-cpu.js';
 
 const POLL_INTERVAL_S = 5;
 const GOAL_MEDIAN_MS = 50;
 const GOAL_IDLE_CPU_PERCENT = 1;
-
-/** utime+stime (clock ticks) and ppid of a process, or undefined once it is gone. */
-function cpuTicks(pid: number): { ticks: number; ppid: number } | undefined {
-  let stat: string;
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // "pid (comm) state ppid …": comm may hold spaces and parentheses; fields from `state` on are field 3 on.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { ticks: Number(fields[11]) + Number(fields[12]), ppid: Number(fields[1]) };
-}
 
 /** The daemon's child processes (its runners), from the ppid of every process in /proc. */
 function childrenOf(pid: number): number[] {
@@ -87,7 +74,7 @@ export async function idleCpu(
   daemonPid: number,
   seconds: number,
 ): Promise<{ daemon: number; runners: number }> {
-  const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const clockTicks = clockTicksPerSecond();
   const runners = childrenOf(daemonPid);
   const sample = (pid: number) => cpuTicks(pid)?.ticks ?? Number.NaN;
   const before = { daemon: sample(daemonPid), runners: runners.map(sample) };

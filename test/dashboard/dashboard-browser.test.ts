@@ -73,7 +73,10 @@ describe('the dashboard in chromium', () => {
     const slow = await workspace.addJob('progress', { steps: 3000, step_ms: 50 });
     // Twenty quick jobs, so the chart and the counts have something to show.
     for (let index = 0; index < 20; index += 1) await workspace.addJob('noop');
-    await workspace.addJob('fail', { retryable: false, message: 'input is not a video: moov atom not found' });
+    await workspace.addJob('fail', {
+      retryable: false,
+      message: 'input is not a video: moov atom not found',
+    });
     const mqttEnv = { BROADCAST_TYPE: 'mqtt', MQTT_BROKER: broker.url };
     const worker = startWorker(
       workspace.dir,

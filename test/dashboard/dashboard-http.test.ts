@@ -215,3 +215,47 @@ describe('dashboard over HTTP', () => {
     assert.equal((await rawRequest(dashboard.origin, '/api/jobs/no-such-job')).status, 404);
   });
 });
+
+describe('dashboard over HTTP on PostgreSQL', () => {
+  let workspace: Workspace;
+  useWorkspace(
+    (created) => {
+      workspace = created;
+    },
+    { postgres: true },
+  );
+
+  test('the live state, a page of jobs and a retry, through the PostgreSQL store', async () => {
+    const queued = await workspace.addJob('noop');
+    const dashboard = await startDashboard(workspace.dir, [], { DATABASE_URL: workspace.databaseUrl });
+    const stream = await fetch(`${dashboard.origin}/api/events`);
+    const reader = stream.body?.getReader();
+    let events = '';
+    while (!events.includes('"snapshot"')) {
+      const chunk = await reader?.read();
+      assert.ok(chunk && !chunk.done, 'the event stream ended');
+      events += Buffer.from(chunk.value).toString('utf8');
+    }
+    const state = JSON.parse(events.slice(events.lastIndexOf('data: ') + 6).split('\n')[0] ?? '');
+    assert.deepEqual(state.queue.snapshot.overview.totals, [{ status: 'queued', jobs: 1 }]);
+    assert.equal(state.queue.snapshot.queuedHead[0].job_id, queued);
+    await reader?.cancel();
+
+    const list = JSON.parse((await rawRequest(dashboard.origin, '/api/jobs?status=queued')).body.toString());
+    assert.deepEqual(
+      list.jobs.map((job: { job_id: string }) => job.job_id),
+      [queued],
+    );
+    const cancel = await rawRequest(dashboard.origin, `/api/jobs/${queued}/cancel`, {
+      method: 'POST',
+      headers: { 'x-media-worker-action': '1' },
+    });
+    assert.deepEqual(JSON.parse(cancel.body.toString()), { kind: 'cancelled' });
+    const retry = await rawRequest(dashboard.origin, `/api/jobs/${queued}/retry`, {
+      method: 'POST',
+      headers: { 'x-media-worker-action': '1' },
+    });
+    assert.deepEqual(JSON.parse(retry.body.toString()), { kind: 'requeued' });
+    assert.equal((await workspace.store.getJob(queued))?.status, 'queued');
+  });
+});

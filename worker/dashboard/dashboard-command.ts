@@ -3,8 +3,10 @@
  * live state to every open page until SIGINT/SIGTERM. It opens all three and closes all three.
  */
 import { type Config, requireStorePaths } from '../config/config.js';
+import { StartupError } from '../errors.js';
 import { createLogger } from '../logging/logger.js';
 import { openJobStore } from '../store/open-job-store.js';
+import { isPostgresUrl, redactedUrl } from '../store/postgres/url.js';
 import { BrokerFollower } from '../watch/follow-broker.js';
 import { isStale, pruneJobs } from '../watch/watch-state.js';
 import { checkExposure } from './access.js';
@@ -18,7 +20,14 @@ export async function runDashboard(config: Config): Promise<void> {
   const { databaseUrl, storageRoot } = requireStorePaths(config);
   checkExposure(config.dashboardHost, config.dashboardToken);
   const log = createLogger(config.logLevel, { component: 'dashboard' });
-  const store = await openJobStore(databaseUrl, { ensureSchema: false, mustExist: true, log });
+  const store = await openJobStore(databaseUrl, { ensureSchema: false, mustExist: true, log }).catch(
+    (error: unknown) => {
+      if (error instanceof StartupError) throw error;
+      throw new StartupError(
+        `cannot open the database ${isPostgresUrl(databaseUrl) ? redactedUrl(databaseUrl) : databaseUrl}: ${(error as Error).message} (the dashboard never creates one; is CL_SERVER_DIR or DATABASE_URL right?)`,
+      );
+    },
+  );
   let pushTimer: NodeJS.Timeout | undefined;
   const pushSoon = () => {
     pushTimer ??= setTimeout(() => {

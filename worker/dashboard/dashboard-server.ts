@@ -123,7 +123,9 @@ export class DashboardServer {
       if (request.headers[ACTION_HEADER] !== '1') {
         return json(response, 403, { error: `actions need the ${ACTION_HEADER} header` });
       }
-      return this.act(response, decodeURIComponent(action[1] ?? ''), action[2] as 'retry' | 'cancel');
+      const jobId = decodedOrUndefined(action[1] ?? '');
+      if (jobId === undefined) return json(response, 400, { error: 'malformed percent-encoding' });
+      return this.act(response, jobId, action[2] as 'retry' | 'cancel');
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       return json(response, 405, { error: 'GET, HEAD or POST only' });
@@ -197,12 +199,8 @@ export class DashboardServer {
   }
 
   private async showJob(response: http.ServerResponse, encodedJobId: string): Promise<void> {
-    let jobId: string;
-    try {
-      jobId = decodeURIComponent(encodedJobId);
-    } catch {
-      return json(response, 400, { error: 'malformed percent-encoding' });
-    }
+    const jobId = decodedOrUndefined(encodedJobId);
+    if (jobId === undefined) return json(response, 400, { error: 'malformed percent-encoding' });
     const job = await this.options.store.getJob(jobId);
     if (!job) return json(response, 404, { error: `no job ${jobId}` });
     json(response, 200, jobDetails(job));
@@ -225,4 +223,12 @@ function json(response: http.ServerResponse, status: number, body: unknown): voi
     'cache-control': 'no-store',
   });
   response.end(JSON.stringify(body));
+}
+
+function decodedOrUndefined(encoded: string): string | undefined {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return undefined;
+  }
 }

@@ -11,14 +11,15 @@ const FINISHED_STATUSES: readonly JobStatus[] = ['completed', 'error'];
 const ACTIVE_STATUSES: readonly JobStatus[] = ['queued', 'claimed', 'processing'];
 
 export function listJobsQuery(db: Kysely<Database>, { status, taskType, limit, offset = 0 }: JobListQuery) {
+  // A scalar subquery, not a join: the rows an offset skips are never looked up in queue_entries.
+  const priority = sql<number | null>`(SELECT q.priority FROM queue_entries AS q WHERE q.job_id = j.job_id)`;
   let query = db
     .selectFrom('jobs as j')
-    .leftJoin('queue_entries as q', 'q.job_id', 'j.job_id')
     .select([
       'j.job_id',
       'j.task_type',
       'j.status',
-      'q.priority',
+      priority.as('priority'),
       'j.progress',
       'j.retry_count',
       'j.max_retries',
@@ -31,7 +32,7 @@ export function listJobsQuery(db: Kysely<Database>, { status, taskType, limit, o
   if (taskType !== undefined) query = query.where('j.task_type', '=', taskType);
   if (status === 'queued') {
     query = query
-      .orderBy((eb) => eb.fn.coalesce('q.priority', sql.lit(DEFAULT_PRIORITY)), 'desc')
+      .orderBy((eb) => eb.fn.coalesce(priority, sql.lit(DEFAULT_PRIORITY)), 'desc')
       .orderBy('j.created_at')
       .orderBy('j.id');
   } else if (status !== undefined && FINISHED_STATUSES.includes(status)) {
