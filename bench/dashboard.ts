@@ -129,14 +129,14 @@ export async function benchDashboard(): Promise<void> {
         "SELECT task_type, status, count(*) FROM jobs WHERE status IN ('queued','claimed','processing') GROUP BY task_type, status",
       ),
       raw.prepare(
-        "SELECT completed_at / 60000 AS minute, task_type, status, count(*) FROM jobs WHERE completed_at >= ? AND status IN ('completed','error') GROUP BY 1, 2, 3",
+        "SELECT completed_at / 60000 AS minute, task_type, status, count(*) FROM jobs WHERE status IN ('completed','error') AND completed_at >= ? GROUP BY 1, 2, 3",
       ),
       raw.prepare(
         "SELECT j.* FROM jobs j LEFT JOIN queue_entries q ON q.job_id = j.job_id WHERE j.status = 'queued' ORDER BY coalesce(q.priority, 5) DESC, j.created_at, j.id LIMIT 10",
       ),
       raw.prepare("SELECT * FROM jobs WHERE status = 'processing' LIMIT 50"),
       raw.prepare("SELECT * FROM jobs WHERE status = 'claimed' LIMIT 50"),
-      raw.prepare("SELECT * FROM jobs WHERE status = 'error' ORDER BY completed_at DESC, id DESC LIMIT 10"),
+      raw.prepare("SELECT * FROM jobs WHERE status = 'error' AND completed_at IS NOT NULL ORDER BY completed_at DESC, id DESC LIMIT 10"),
     ];
     const handTime = await timed(() => {
       for (const statement of byHand) {
@@ -190,7 +190,7 @@ export async function benchDashboard(): Promise<void> {
         'status=error&page=1',
         () =>
           raw
-            .prepare("SELECT * FROM jobs WHERE status = 'error' ORDER BY completed_at DESC, id DESC LIMIT 51")
+            .prepare("SELECT * FROM jobs WHERE status = 'error' AND completed_at IS NOT NULL ORDER BY completed_at DESC, id DESC LIMIT 51")
             .all(),
       ],
     ];

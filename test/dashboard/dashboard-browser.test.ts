@@ -122,7 +122,7 @@ describe('the dashboard in chromium', () => {
     assert.deepEqual((page as Page & { problems: string[] }).problems, []);
   });
 
-  test('a job page shows parameters and timings, an image output as a thumbnail, and a video that plays', async () => {
+  test('a job page shows parameters and timings, an image output as a thumbnail, a video and an HLS stream that play', async () => {
     const image = await workspace.addJob(
       'image_resize',
       { width: 64, height: 48 },
@@ -132,6 +132,11 @@ describe('the dashboard in chromium', () => {
     const video = await workspace.addJob(
       'ffmpeg_render',
       { operation: 'transcode', width: 160, preset: 'ultrafast' },
+      { input: { name: 'clip.mp4', content: fs.readFileSync(clip) } },
+    );
+    const hls = await workspace.addJob(
+      'ffmpeg_render',
+      { operation: 'hls', variants: [{ height: 120, bitrate: 200 }], segment_seconds: 1 },
       { input: { name: 'clip.mp4', content: fs.readFileSync(clip) } },
     );
     await drainBuiltIn(workspace.dir, ['image_resize', 'ffmpeg_render']);
@@ -174,8 +179,71 @@ describe('the dashboard in chromium', () => {
       () => player.evaluate((element) => (element as unknown as PlayingVideo).currentTime > 0),
       'the video to play',
     );
-    for (const page of [imagePage, videoPage]) {
+
+    // HLS plays where the browser plays it itself; where it cannot, the page says so.
+    const hlsPage = await openPage(`${dashboard.origin}/#job/${encodeURIComponent(hls)}`);
+    await hlsPage.locator('#outputs details.supporting summary', { hasText: /more files/ }).waitFor();
+    const playsHls = await hlsPage.evaluate(
+      () =>
+        (
+          globalThis as unknown as {
+            document: { createElement(tag: string): { canPlayType(type: string): string } };
+          }
+        ).document
+          .createElement('video')
+          .canPlayType('application/vnd.apple.mpegurl') !== '',
+    );
+    if (playsHls) {
+      const stream = hlsPage.locator('#outputs .file.hls video');
+      await stream.evaluate((element) => {
+        const video = element as unknown as PlayingVideo;
+        video.muted = true;
+        return video.play();
+      });
+      await waitFor(
+        () => stream.evaluate((element) => (element as unknown as PlayingVideo).currentTime > 0),
+        'the HLS stream to play',
+      );
+    } else {
+      await hlsPage.locator('#outputs .file.hls', { hasText: /does not play HLS itself/ }).waitFor();
+    }
+    for (const page of [imagePage, videoPage, hlsPage]) {
       assert.deepEqual((page as Page & { problems: string[] }).problems, []);
     }
+  });
+
+  test('rows are shown as text, never as markup, and the job list pages on', async () => {
+    const hostileId = '<img src=x onerror="window.pwned=1">';
+    const hostileError = '<script>window.pwned=2</script><b>bold</b> & "quotes"';
+    await workspace.addJob('fail', { retryable: false, message: hostileError }, { jobId: hostileId });
+    for (let index = 0; index < 55; index += 1) await workspace.addJob('noop');
+    const worker = startWorker(workspace.dir, ['--tasks', 'fail', '--drain']);
+    assert.equal((await worker.exited).code, 0);
+    const dashboard = await startDashboard(workspace.dir);
+
+    const page = await openPage(`${dashboard.origin}/#jobs?status=error`);
+    const row = page.locator('#jobs tr.job').first();
+    await row.waitFor();
+    assert.equal(await row.locator('td').first().innerText(), hostileId);
+    assert.equal(await row.locator('td.error').innerText(), hostileError);
+    assert.equal(await row.locator('script, b, img').count(), 0);
+    await page.goto(`${dashboard.origin}/#overview`);
+    await page.locator('#recent-failures tr.job').first().waitFor();
+    assert.equal(await page.locator('#view img').count(), 0);
+    assert.equal(await page.evaluate(() => (globalThis as { pwned?: unknown }).pwned), undefined);
+
+    await page.goto(`${dashboard.origin}/#jobs`);
+    await page.locator('#jobs tr.job').nth(49).waitFor();
+    assert.equal(await page.locator('#jobs tr.job').count(), 50);
+    await page.locator('#jobs button.next').click();
+    await page.waitForFunction(
+      () => (globalThis as unknown as { location: { hash: string } }).location.hash === '#jobs?page=2',
+    );
+    await waitFor(
+      async () => (await page.locator('#jobs tr.job').count()) === 6,
+      'the second page: 56 jobs, 50 a page',
+    );
+    assert.equal(await page.locator('#jobs button.next').isDisabled(), true);
+    assert.deepEqual((page as Page & { problems: string[] }).problems, []);
   });
 });

@@ -29,16 +29,15 @@ export async function runDashboard(config: Config): Promise<void> {
     },
   );
   let pushTimer: NodeJS.Timeout | undefined;
+  let closing = false;
   const pushSoon = () => {
+    if (closing) return;
     pushTimer ??= setTimeout(() => {
       pushTimer = undefined;
       server?.broadcast();
     }, PUSH_MS);
   };
-  const follower =
-    config.broadcastType === 'mqtt'
-      ? new BrokerFollower(config, { onMessage: pushSoon, onBrokerChange: pushSoon })
-      : undefined;
+  let follower: BrokerFollower | undefined;
   const reader = new QueueReader(store, pushSoon);
   const state = () => {
     const now = Date.now();
@@ -59,6 +58,9 @@ export async function runDashboard(config: Config): Promise<void> {
   };
   let server: DashboardServer | undefined;
   try {
+    if (config.broadcastType === 'mqtt') {
+      follower = new BrokerFollower(config, { onMessage: pushSoon, onBrokerChange: pushSoon });
+    }
     server = await DashboardServer.start({
       host: config.dashboardHost,
       port: config.dashboardPort,
@@ -87,6 +89,7 @@ export async function runDashboard(config: Config): Promise<void> {
     });
     clearInterval(tick);
   } finally {
+    closing = true;
     clearTimeout(pushTimer);
     reader.stop();
     await server?.close();

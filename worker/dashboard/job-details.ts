@@ -13,6 +13,8 @@ export interface JobFile {
   /** Where the page fetches it; null when the recorded path cannot be under the storage root. */
   url: string | null;
   kind: MediaKind;
+  /** ffmpeg_render's `metadata.role`: main, playlist, segment, file; null when the module sets none. */
+  role: string | null;
   metadata: unknown;
 }
 
@@ -67,16 +69,21 @@ export function jobDetails(job: JobRecord): JobDetails {
         name: text(input.filename) || where,
         url: storageUrl(where),
         kind: mediaKind(where),
+        role: null,
         metadata: { size: input.size ?? null },
       };
     }),
     outputs: outputs.map((output) => {
       const name = text(output.filename);
+      const metadata = output.metadata ?? {};
+      const role =
+        typeof metadata === 'object' && metadata !== null ? (metadata as { role?: unknown }).role : null;
       return {
         name,
         url: name ? storageUrl(`jobs/${job.job_id}/output/${name}`) : null,
         kind: mediaKind(name),
-        metadata: output.metadata ?? {},
+        role: typeof role === 'string' ? role : null,
+        metadata,
       };
     }),
     timings: {

@@ -34,6 +34,7 @@ export class QueueReader {
   private marker: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private reading: Promise<void> | undefined;
+  private followUp: Promise<void> | undefined;
   private lastReadEnded = 0;
   private lastReadMs = 0;
 
@@ -53,9 +54,19 @@ export class QueueReader {
     }, CHECK_MS);
   }
 
-  /** Reads now (a page connected, or an action changed a job). */
+  /**
+   * Reads now (a page connected, or an action changed a job). A read already under way may have
+   * begun before the change: then one more follows it, shared by everyone who asks meanwhile.
+   */
   refresh(): Promise<void> {
-    this.reading ??= this.read().finally(() => {
+    if (this.reading) {
+      this.followUp ??= this.reading.then(() => {
+        this.followUp = undefined;
+        return this.refresh();
+      });
+      return this.followUp;
+    }
+    this.reading = this.read().finally(() => {
       this.reading = undefined;
     });
     return this.reading;

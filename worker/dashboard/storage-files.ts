@@ -90,6 +90,7 @@ export function parseRange(
   if (!match) return undefined;
   const [, from = '', to = ''] = match;
   if (from === '' && to === '') return undefined;
+  if (size === 0) return 'unsatisfiable';
   if (from === '') {
     const suffix = Number(to);
     if (suffix === 0) return 'unsatisfiable';

@@ -36,7 +36,12 @@ export function listJobsQuery(db: Kysely<Database>, { status, taskType, limit, o
       .orderBy('j.created_at')
       .orderBy('j.id');
   } else if (status !== undefined && FINISHED_STATUSES.includes(status)) {
-    query = query.orderBy('j.completed_at', (order) => order.desc().nullsLast()).orderBy('j.id', 'desc');
+    // Through media_worker_finished, read backwards. A finished job always has completed_at (every
+    // worker and `jobs cancel` set it); a row ended without one shows among all jobs, not here.
+    query = query
+      .where('j.completed_at', 'is not', null)
+      .orderBy('j.completed_at', 'desc')
+      .orderBy('j.id', 'desc');
   } else {
     query = query.orderBy('j.created_at', 'desc').orderBy('j.id', 'desc');
   }
@@ -63,7 +68,7 @@ export function activeCountsQuery(db: Kysely<Database>) {
     .orderBy('status');
 }
 
-/** Jobs finished since a time, per minute, through the worker's media_worker_jobs_finished index. */
+/** Jobs finished since a time, per minute, through the worker's media_worker_finished index. */
 export function finishedPerMinuteQuery(db: Kysely<Database>, since: number) {
   const minute = sql<number>`completed_at / 60000`;
   return db

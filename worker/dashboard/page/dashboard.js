@@ -69,6 +69,68 @@ const table = (headers, rows, empty) =>
         el('tbody', {}, rows),
       );
 
+/**
+ * Replaces a table body's rows with `rows` ({key, build}), keeping every row whose key is unchanged
+ * as it is: a button under the pointer is never swapped for a copy while it is being clicked.
+ */
+function patchRows(body, rows) {
+  const existing = new Map([...body.children].map((row) => [row.dataset.key, row]));
+  rows.forEach(({ key, build }, index) => {
+    let row = existing.get(key);
+    existing.delete(key);
+    if (!row) {
+      row = build();
+      row.dataset.key = key;
+    }
+    if (body.children[index] !== row) body.insertBefore(row, body.children[index] ?? null);
+  });
+  for (const row of existing.values()) row.remove();
+}
+
+/** A table patched in place (patchRows), with a line shown instead when it has no rows. */
+function liveTable(headers, empty) {
+  const body = el('tbody');
+  const grid = el(
+    'table',
+    {},
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        headers.map(([label, cls]) => el('th', { class: cls }, label)),
+      ),
+    ),
+    body,
+  );
+  const none = el('p', { class: 'muted' }, empty);
+  return {
+    node: el('div', {}, grid, none),
+    update(rows) {
+      patchRows(body, rows);
+      grid.hidden = rows.length === 0;
+      none.hidden = rows.length > 0;
+    },
+  };
+}
+
+/** A progress bar and its figure; setProgress moves them without rebuilding anything. */
+const progressCell = (percent) =>
+  el(
+    'td',
+    { class: 'progress' },
+    el('progress', { max: 100, value: Math.round(percent) }),
+    el('span', {}, ` ${Math.round(percent)}%`),
+  );
+
+function setProgress(container, percent) {
+  const bar = container?.querySelector('progress');
+  if (!bar || percent === undefined) return;
+  bar.value = Math.round(percent);
+  bar.nextElementSibling.textContent = ` ${Math.round(percent)}%`;
+}
+
 function notice(text) {
   const box = document.getElementById('notice');
   box.textContent = text;
@@ -308,63 +370,63 @@ function queueSection() {
   );
 }
 
-function runningSection() {
+/** What a row shows, progress aside (bars move in place; see setProgress). */
+const withoutProgress = (job) => (job ? { ...job, progress: null } : job);
+
+/** Running jobs: from the database, with progress, worker and attempt from the live events. */
+function runningJobs() {
   const fromDatabase = state.queue?.ok ? state.queue.snapshot.running : [];
-  const seen = new Set();
-  const rows = [];
-  const add = (jobId, taskType, workerId, attempt, progress, status, job) => {
-    if (seen.has(jobId)) return;
-    seen.add(jobId);
-    rows.push(
-      el(
-        'tr',
-        { class: 'job', 'data-job-id': jobId },
-        el('td', {}, jobLink(jobId)),
-        el('td', {}, taskType),
-        el('td', { class: 'mono' }, workerId ?? '–'),
-        el('td', { class: 'num' }, attempt ?? '–'),
-        el('td', {}, el('progress', { max: 100, value: Math.round(progress) }), ` ${Math.round(progress)}%`),
-        el('td', {}, badge(status)),
-        el('td', {}, job ? actions(job) : null),
-      ),
-    );
-  };
+  const rows = new Map();
   for (const job of fromDatabase) {
     const live = liveProgress(job.job_id);
-    add(
-      job.job_id,
-      job.task_type,
-      live?.workerId,
-      live?.attempt ?? job.retry_count + 1,
-      live?.progress ?? job.progress,
-      live?.status ?? job.status,
+    rows.set(job.job_id, {
+      jobId: job.job_id,
+      taskType: job.task_type,
+      workerId: live?.workerId ?? null,
+      attempt: live?.attempt ?? job.retry_count + 1,
+      progress: live?.progress ?? job.progress,
+      status: live?.status ?? job.status,
       job,
-    );
+    });
   }
   for (const live of state.live) {
-    if (live.status === 'processing')
-      add(live.jobId, live.taskType, live.workerId, live.attempt, live.progress, live.status, null);
+    if (live.status !== 'processing' || rows.has(live.jobId)) continue;
+    rows.set(live.jobId, { ...live, job: null });
   }
-  return section(
-    'Running',
-    `${rows.length}`,
-    table(
-      [['Job'], ['Task'], ['Worker'], ['Attempt', 'num'], ['Progress'], ['Status'], ['']],
-      rows,
-      'Nothing running.',
-    ),
-  );
+  return [...rows.values()];
 }
 
-function jobRows(jobs, columns) {
-  return jobs.map((job) =>
-    el(
-      'tr',
-      { class: 'job', 'data-job-id': job.job_id },
-      columns.map((column) => column(job)),
-      el('td', {}, actions(job)),
-    ),
-  );
+function runningRow(item) {
+  const { progress, ...rest } = item;
+  return {
+    key: JSON.stringify({ ...rest, job: withoutProgress(rest.job) }),
+    build: () =>
+      el(
+        'tr',
+        { class: 'job', 'data-job-id': item.jobId },
+        el('td', {}, jobLink(item.jobId)),
+        el('td', {}, item.taskType),
+        el('td', { class: 'mono' }, item.workerId ?? '–'),
+        el('td', { class: 'num' }, item.attempt ?? '–'),
+        progressCell(progress),
+        el('td', {}, badge(item.status)),
+        el('td', {}, item.job ? actions(item.job) : null),
+      ),
+  };
+}
+
+/** A row of a job list; rebuilt only when the job (or, every 30 s, its age) changed. */
+function jobRow(job, columns) {
+  return {
+    key: JSON.stringify([withoutProgress(job), columns.length, Math.floor(state.now / 30000)]),
+    build: () =>
+      el(
+        'tr',
+        { class: 'job', 'data-job-id': job.job_id },
+        columns.map((column) => column(job)),
+        el('td', {}, actions(job)),
+      ),
+  };
 }
 
 const COLUMNS = {
@@ -379,36 +441,67 @@ const COLUMNS = {
   error: (job) => el('td', { class: 'error' }, job.error_message ?? ''),
 };
 
-function queuedSection() {
-  const jobs = state.queue?.ok ? state.queue.snapshot.queuedHead : [];
-  return section(
-    'Queued',
-    'in claim order',
-    table(
-      [['Job'], ['Task'], ['Priority', 'num'], ['Queued'], ['']],
-      jobRows(jobs, [COLUMNS.id, COLUMNS.task, COLUMNS.priority, COLUMNS.created]),
-      'Nothing queued.',
-    ),
-    el('p', {}, el('a', { href: '#jobs?status=queued' }, 'All queued jobs →')),
+/** The overview's job tables: built once per visit, then patched row by row. */
+function jobTables() {
+  const running = liveTable(
+    [['Job'], ['Task'], ['Worker'], ['Attempt', 'num'], ['Progress'], ['Status'], ['']],
+    'Nothing running.',
   );
+  const queued = liveTable([['Job'], ['Task'], ['Priority', 'num'], ['Queued'], ['']], 'Nothing queued.');
+  const failures = liveTable(
+    [['Job'], ['Task'], ['Failed'], ['Retries', 'num'], ['Error'], ['']],
+    'No failures.',
+  );
+  const runningCount = el('small', {});
+  const runningSection = el(
+    'section',
+    { id: 'running' },
+    el('h2', {}, 'Running', runningCount),
+    running.node,
+  );
+  return {
+    sections: [
+      runningSection,
+      section(
+        'Queued',
+        'in claim order',
+        queued.node,
+        el('p', {}, el('a', { href: '#jobs?status=queued' }, 'All queued jobs →')),
+      ),
+      section(
+        'Recent failures',
+        null,
+        failures.node,
+        el('p', {}, el('a', { href: '#jobs?status=error' }, 'All failed jobs →')),
+      ),
+    ],
+    update() {
+      const snapshot = state.queue?.ok ? state.queue.snapshot : undefined;
+      const items = runningJobs();
+      running.update(items.map(runningRow));
+      for (const item of items)
+        setProgress(
+          runningSection.querySelector(`tr[data-job-id="${CSS.escape(item.jobId)}"]`),
+          item.progress,
+        );
+      runningCount.textContent = String(items.length);
+      queued.update(
+        (snapshot?.queuedHead ?? []).map((job) =>
+          jobRow(job, [COLUMNS.id, COLUMNS.task, COLUMNS.priority, COLUMNS.created]),
+        ),
+      );
+      failures.update(
+        (snapshot?.recentFailures ?? []).map((job) =>
+          jobRow(job, [COLUMNS.id, COLUMNS.task, COLUMNS.finished, COLUMNS.retries, COLUMNS.error]),
+        ),
+      );
+    },
+  };
 }
 
-function failuresSection() {
-  const jobs = state.queue?.ok ? state.queue.snapshot.recentFailures : [];
-  return section(
-    'Recent failures',
-    null,
-    table(
-      [['Job'], ['Task'], ['Failed'], ['Retries', 'num'], ['Error'], ['']],
-      jobRows(jobs, [COLUMNS.id, COLUMNS.task, COLUMNS.finished, COLUMNS.retries, COLUMNS.error]),
-      'No failures.',
-    ),
-    el('p', {}, el('a', { href: '#jobs?status=error' }, 'All failed jobs →')),
-  );
-}
-
-/** Each overview section is rebuilt only when what it shows changed, so a click is never lost to a redraw. */
+/** Workers and queue are rebuilt when what they show changed; the job tables are patched. */
 const overviewKeys = new Map();
+let overviewTables = null;
 
 function showOverview() {
   refreshRoute = () => {};
@@ -416,29 +509,29 @@ function showOverview() {
   const view = document.getElementById('view');
   if (view.dataset.route !== 'overview') {
     view.dataset.route = 'overview';
-    view.replaceChildren();
     overviewKeys.clear();
+    overviewTables = jobTables();
+    view.replaceChildren(
+      el('section', { 'data-part': 'workers' }),
+      el('section', { 'data-part': 'queue' }),
+      ...overviewTables.sections,
+    );
   }
-  const snapshot = state.queue?.ok ? state.queue.snapshot : undefined;
   const everyFewSeconds = Math.floor(state.now / 5000);
   const parts = [
     ['workers', [state.workers, state.broker, everyFewSeconds], workersSection],
     ['queue', [state.queue, everyFewSeconds], queueSection],
-    ['running', [snapshot?.running, state.live], runningSection],
-    ['queued', [snapshot?.queuedHead, Math.floor(state.now / 30000)], queuedSection],
-    ['failures', [snapshot?.recentFailures, Math.floor(state.now / 30000)], failuresSection],
   ];
-  parts.forEach(([name, inputs, build], index) => {
+  for (const [name, inputs, build] of parts) {
     const key = JSON.stringify(inputs);
-    if (overviewKeys.get(name) === key) return;
+    if (overviewKeys.get(name) === key) continue;
     overviewKeys.set(name, key);
     const built = build();
     built.dataset.part = name;
     if (name === 'workers') built.classList.add('wide');
-    const existing = view.querySelector(`:scope > [data-part="${name}"]`);
-    if (existing) existing.replaceWith(built);
-    else view.insertBefore(built, view.children[index] ?? null);
-  });
+    view.querySelector(`:scope > [data-part="${name}"]`).replaceWith(built);
+  }
+  overviewTables.update();
 }
 
 // ---- job list --------------------------------------------------------------------------------
@@ -448,98 +541,111 @@ async function showJobs(params, { databaseChanged }) {
   const task = params.get('task') ?? '';
   const page = Math.max(1, Number(params.get('page') ?? '1') || 1);
   const view = document.getElementById('view');
-  const load = async () => {
-    const query = new URLSearchParams({ page: String(page) });
-    if (status) query.set('status', status);
-    if (task) query.set('task', task);
-    const response = await fetch(`/api/jobs?${query}`);
-    const text = await response.text();
-    if (view.dataset.route === `jobs?${query}` && text === showJobs.lastText) return;
-    showJobs.lastText = text;
-    view.dataset.route = `jobs?${query}`;
-    const body = JSON.parse(text);
-    if (!response.ok) {
-      view.replaceChildren(section('Jobs', null, el('p', { class: 'error' }, body.error)));
-      return;
-    }
-    const go = (changes) => {
-      const next = new URLSearchParams({ status, task, page: String(page), ...changes });
-      for (const [key, value] of [...next]) if (!value || (key === 'page' && value === '1')) next.delete(key);
-      location.hash = `jobs${next.size ? `?${next}` : ''}`;
-    };
-    const statusPicker = el(
-      'select',
-      { name: 'status', onchange: (event) => go({ status: event.target.value, page: '1' }) },
-      ['', 'queued', 'claimed', 'processing', 'completed', 'error'].map((value) =>
-        el('option', { value, selected: value === status }, value || 'any status'),
-      ),
-    );
-    const taskInput = el('input', {
-      name: 'task',
-      value: task,
-      placeholder: 'task type',
-      onchange: (event) => go({ task: event.target.value, page: '1' }),
-    });
+  const query = new URLSearchParams({ page: String(page) });
+  if (status) query.set('status', status);
+  if (task) query.set('task', task);
+  const routeName = `jobs?${query}`;
+  const go = (changes) => {
+    const next = new URLSearchParams({ status, task, page: String(page), ...changes });
+    for (const [key, value] of [...next]) if (!value || (key === 'page' && value === '1')) next.delete(key);
+    location.hash = `jobs${next.size ? `?${next}` : ''}`;
+  };
+  if (view.dataset.route !== routeName) {
+    // The frame (filters, pager) is built once per list; only rows and the pager's state change.
+    view.dataset.route = routeName;
     const order =
       status === 'queued'
         ? 'in claim order'
         : FINISHED.has(status)
           ? 'most recently finished first'
           : 'newest first';
+    const rows = liveTable(
+      [
+        ['Job'],
+        ['Task'],
+        ['Status'],
+        ['Priority', 'num'],
+        ['Created'],
+        ['Finished'],
+        ['Retries', 'num'],
+        ['Error'],
+        [''],
+      ],
+      'No jobs match.',
+    );
+    const previous = el(
+      'button',
+      { class: 'previous', disabled: page <= 1, onclick: () => go({ page: String(page - 1) }) },
+      '← Newer',
+    );
+    const next = el(
+      'button',
+      { class: 'next', disabled: true, onclick: () => go({ page: String(page + 1) }) },
+      'Older →',
+    );
+    const range = el('span', { class: 'muted' });
+    const problem = el('p', { class: 'error', hidden: true });
     view.replaceChildren(
       el(
         'section',
         { id: 'jobs', class: 'wide' },
         el('h2', {}, 'Jobs', el('small', {}, `${order} · page ${page}`)),
-        el('div', { class: 'filters' }, statusPicker, taskInput),
-        table(
-          [
-            ['Job'],
-            ['Task'],
-            ['Status'],
-            ['Priority', 'num'],
-            ['Created'],
-            ['Finished'],
-            ['Retries', 'num'],
-            ['Error'],
-            [''],
-          ],
-          jobRows(body.jobs, [
-            COLUMNS.id,
-            COLUMNS.task,
-            COLUMNS.status,
-            COLUMNS.priority,
-            COLUMNS.created,
-            COLUMNS.finished,
-            COLUMNS.retries,
-            COLUMNS.error,
-          ]),
-          'No jobs match.',
-        ),
         el(
           'div',
-          { class: 'pager' },
+          { class: 'filters' },
           el(
-            'button',
-            { class: 'previous', disabled: page <= 1, onclick: () => go({ page: String(page - 1) }) },
-            '← Newer',
+            'select',
+            { name: 'status', onchange: (event) => go({ status: event.target.value, page: '1' }) },
+            ['', 'queued', 'claimed', 'processing', 'completed', 'error'].map((value) =>
+              el('option', { value, selected: value === status }, value || 'any status'),
+            ),
           ),
-          el(
-            'span',
-            { class: 'muted' },
-            `${(page - 1) * body.pageSize + 1}–${(page - 1) * body.pageSize + body.jobs.length}`,
-          ),
-          el(
-            'button',
-            { class: 'next', disabled: !body.hasMore, onclick: () => go({ page: String(page + 1) }) },
-            'Older →',
-          ),
+          el('input', {
+            name: 'task',
+            value: task,
+            placeholder: 'task type',
+            onchange: (event) => go({ task: event.target.value, page: '1' }),
+          }),
         ),
+        problem,
+        rows.node,
+        el('div', { class: 'pager' }, previous, range, next),
       ),
     );
+    showJobs.frame = { rows, next, range, problem, lastText: null };
+  }
+  const frame = showJobs.frame;
+  const load = async () => {
+    const response = await fetch(`/api/jobs?${query}`);
+    const text = await response.text();
+    // Another list (or page) was opened meanwhile, or nothing changed: leave the page alone.
+    if (view.dataset.route !== routeName || text === frame.lastText) return;
+    frame.lastText = text;
+    const body = JSON.parse(text);
+    frame.problem.hidden = response.ok;
+    frame.problem.textContent = response.ok ? '' : body.error;
+    const jobs = response.ok ? body.jobs : [];
+    frame.rows.update(
+      jobs.map((job) =>
+        jobRow(job, [
+          COLUMNS.id,
+          COLUMNS.task,
+          COLUMNS.status,
+          COLUMNS.priority,
+          COLUMNS.created,
+          COLUMNS.finished,
+          COLUMNS.retries,
+          COLUMNS.error,
+        ]),
+      ),
+    );
+    frame.next.disabled = !body.hasMore;
+    frame.range.textContent = jobs.length
+      ? `${(page - 1) * body.pageSize + 1}–${(page - 1) * body.pageSize + jobs.length}`
+      : '';
   };
   refreshRoute = load;
-  if (databaseChanged) await load();
+  if (databaseChanged || frame.lastText === null) await load();
 }
 
 // ---- one job ---------------------------------------------------------------------------------
@@ -576,16 +682,63 @@ function filePreview(file, poster) {
   );
 }
 
+/** Media first; an HLS rendition's own playlists and segments are listed, not previewed. */
+const SUPPORTING_ROLES = new Set(['playlist', 'segment']);
+
+function outputsSection(outputs, poster) {
+  if (outputs.length === 0) return section('Outputs', '0', el('p', { class: 'muted' }, 'None yet.'));
+  const shown = outputs.filter((file) => !SUPPORTING_ROLES.has(file.role));
+  const supporting = outputs.filter((file) => SUPPORTING_ROLES.has(file.role));
+  const link = (file) =>
+    file.url ? el('a', { href: file.url, target: '_blank', rel: 'noopener' }, file.name) : file.name;
+  return section(
+    'Outputs',
+    `${outputs.length}`,
+    el(
+      'div',
+      { class: 'files' },
+      shown.map((file) => filePreview(file, poster)),
+    ),
+    supporting.length === 0
+      ? null
+      : el(
+          'details',
+          { class: 'supporting' },
+          el('summary', {}, `${supporting.length} more files (playlists and segments)`),
+          el(
+            'ul',
+            {},
+            supporting.map((file) => el('li', {}, link(file))),
+          ),
+        ),
+  );
+}
+
 async function showJob(jobId, { databaseChanged, live }) {
   const view = document.getElementById('view');
+  const routeName = `job/${jobId}`;
   const load = async () => {
     const response = await fetch(`/api/jobs/${encodeURIComponent(jobId)}`);
     const text = await response.text();
-    // Unchanged: left alone, so a playing video is not reloaded by someone else's job.
-    if (view.dataset.route === `job/${jobId}` && text === showJob.lastText) return;
-    showJob.lastText = text;
-    view.dataset.route = `job/${jobId}`;
+    if (currentRoute !== routeName) return; // another page was opened meanwhile
     const body = JSON.parse(text);
+    // Only the progress moved: the bar moves, and nothing else (a playing video) is touched.
+    const key = response.ok
+      ? JSON.stringify({
+          ...body,
+          job: {
+            ...withoutProgress(body.job),
+            worker: body.job.worker && { ...body.job.worker, lease_expires_at: null },
+          },
+        })
+      : text;
+    if (view.dataset.route === routeName && key === showJob.lastKey) {
+      if (response.ok)
+        setProgress(view.querySelector('#job .facts'), liveProgress(jobId)?.progress ?? body.job.progress);
+      return;
+    }
+    showJob.lastKey = key;
+    view.dataset.route = routeName;
     if (!response.ok) {
       showJob.last = undefined;
       view.replaceChildren(section('Job', null, el('p', { class: 'error' }, body.error)));
@@ -597,7 +750,8 @@ async function showJob(jobId, { databaseChanged, live }) {
   const render = ({ job, params, inputs, outputs, timings }) => {
     const progress = liveProgress(job.job_id);
     const percent = progress?.progress ?? job.progress;
-    const poster = outputs.find((file) => file.kind === 'image');
+    // A still among the outputs (a thumbnail rendered with the video) stands for the video until it plays.
+    const poster = outputs.find((file) => file.kind === 'image' && file.url);
     view.replaceChildren(
       el(
         'section',
@@ -609,7 +763,12 @@ async function showJob(jobId, { databaseChanged, live }) {
           el('dt', {}, 'Task'),
           el('dd', {}, job.task_type),
           el('dt', {}, 'Progress'),
-          el('dd', {}, el('progress', { max: 100, value: Math.round(percent) }), ` ${Math.round(percent)}%`),
+          el(
+            'dd',
+            {},
+            el('progress', { max: 100, value: Math.round(percent) }),
+            el('span', {}, ` ${Math.round(percent)}%`),
+          ),
           el('dt', {}, 'Priority'),
           el('dd', {}, job.priority ?? 5),
           el('dt', {}, 'Retries'),
@@ -638,17 +797,7 @@ async function showJob(jobId, { databaseChanged, live }) {
             : null,
         ),
       ),
-      section(
-        'Outputs',
-        `${outputs.length}`,
-        outputs.length
-          ? el(
-              'div',
-              { class: 'files' },
-              outputs.map((file) => filePreview(file, poster)),
-            )
-          : el('p', { class: 'muted' }, 'None yet.'),
-      ),
+      outputsSection(outputs, poster),
       section(
         'Inputs',
         `${inputs.length}`,
@@ -665,16 +814,11 @@ async function showJob(jobId, { databaseChanged, live }) {
     );
   };
   refreshRoute = load;
-  const shown = showJob.last?.job.job_id === jobId && view.dataset.route === `job/${jobId}`;
+  const shown = showJob.last?.job.job_id === jobId && view.dataset.route === routeName;
   if (databaseChanged || !shown) await load();
-  else if (live && shown && !FINISHED.has(showJob.last.job.status)) {
-    // Progress moved (an MQTT event): redraw without asking the server. Media stays as it was.
-    const bar = view.querySelector('#job progress');
-    const percent = liveProgress(jobId)?.progress;
-    if (bar && percent !== undefined) {
-      bar.value = Math.round(percent);
-      bar.nextSibling.textContent = ` ${Math.round(percent)}%`;
-    }
+  else if (live && !FINISHED.has(showJob.last.job.status)) {
+    // Progress moved (an MQTT event): the bar moves without asking the server.
+    setProgress(view.querySelector('#job .facts'), liveProgress(jobId)?.progress);
   }
 }
 
@@ -691,7 +835,13 @@ function route({ live = false, databaseChanged = false } = {}) {
     link.classList.toggle('active', link.getAttribute('href') === `#${hash}`);
   }
   if (name.startsWith('job/')) {
-    return void showJob(decodeURIComponent(name.slice(4)), {
+    let jobId;
+    try {
+      jobId = decodeURIComponent(name.slice(4));
+    } catch {
+      jobId = name.slice(4); // a hand-typed hash that is not valid percent-encoding: taken as written
+    }
+    return void showJob(jobId, {
       databaseChanged: databaseChanged || changedRoute,
       live,
     });

@@ -12,7 +12,7 @@ import { DEFAULT_PRIORITY } from '../schema.js';
 import { FINISHED_INDEX_DDL, API_TABLES_DDL as SQLITE_API_TABLES_DDL } from '../sqlite/ddl.js';
 
 /** Bumped whenever the objects below change: a daemon finding another layout installs this one. */
-export const POSTGRES_LAYOUT = 'postgres ready index, layout 4';
+export const POSTGRES_LAYOUT = 'postgres ready index, layout 5';
 export const QUEUE_CHANNEL = 'media_worker_queue';
 /** pg_advisory_xact_lock key, so that daemons starting together install the schema once. */
 export const SCHEMA_LOCK_KEY = 0x6d656469; // "medi"
@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS media_worker_meta (
 	name VARCHAR NOT NULL PRIMARY KEY,
 	value VARCHAR
 );
+DROP INDEX IF EXISTS media_worker_jobs_finished;
 ${FINISHED_INDEX_DDL}
 
 CREATE TABLE IF NOT EXISTS media_worker_ready (

@@ -369,14 +369,12 @@ export class PostgresJobStore implements JobStore {
   }
 
   /**
-   * The next transaction id the server will hand out: it moves whenever anything writes, on this
-   * database or another of the server, so it can only over-report.
+   * The server's current snapshot (the next transaction id and those still in progress): it changes
+   * whenever a transaction anywhere on the server takes an id or ends, so it can only over-report.
    */
   async changeMarker(): Promise<string> {
     const { rows } = await this.guarded(() =>
-      sql<{ marker: string }>`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS marker`.execute(
-        this.db,
-      ),
+      sql<{ marker: string }>`SELECT pg_current_snapshot()::text AS marker`.execute(this.db),
     );
     return rows[0]?.marker ?? '';
   }

@@ -38,11 +38,12 @@ CREATE UNIQUE INDEX IF NOT EXISTS ix_queue_entries_job_id ON queue_entries (job_
 `;
 
 /**
- * Finished jobs by when they finished, for the dashboard's throughput and recent failures. Partial,
- * so the API's inserts (completed_at NULL) and the claims never touch it: only a job's end does.
+ * Finished jobs by status and when they finished, for the dashboard's throughput and its lists of
+ * recent failures. Partial, so the API's inserts (completed_at NULL) and the claims never touch it:
+ * only a job's end does.
  */
 export const FINISHED_INDEX_DDL = `
-CREATE INDEX IF NOT EXISTS media_worker_jobs_finished ON jobs (completed_at) WHERE completed_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS media_worker_finished ON jobs (status, completed_at) WHERE completed_at IS NOT NULL;
 `;
 
 /**
@@ -85,4 +86,5 @@ DROP INDEX IF EXISTS media_worker_queue_priority;
 DROP TRIGGER IF EXISTS media_worker_ready_job_added;
 DROP TRIGGER IF EXISTS media_worker_ready_entry_added;
 DROP TABLE IF EXISTS media_worker_priority;
+DROP INDEX IF EXISTS media_worker_jobs_finished;
 `;
