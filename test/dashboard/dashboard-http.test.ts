@@ -79,27 +79,28 @@ describe('dashboard over HTTP', () => {
       '0123456789',
     );
 
-    const refused = [
-      '/files/../secret.txt',
-      '/files/%2e%2e/secret.txt',
-      '/files/jobs/%2e%2e%2f%2e%2e%2f..%2fsecret.txt',
-      '/files/jobs/job-1/output/..%2F..%2F..%2F..%2Fsecret.txt',
-      '/files/jobs/job-1/output/..%5C..%5C..%5C..%5Csecret.txt',
-      `/files/${encodeURIComponent(path.join(workspace.dir, 'secret.txt'))}`,
-      '/files//etc/passwd',
-      '/files/jobs/job-1/output/link-out.txt',
-      '/files/jobs/job-1/output/dir-out/secret.txt',
-      '/files/jobs/job-1/output/plain.txt%00.png',
-      '/files/jobs/job-1/output/%E0%A4%A',
-      '/files/jobs/job-1/output',
-      '/files/jobs/job-1/output/missing.png',
+    // `..` and `%2e%2e` segments are resolved by the server's URL parser before the file lookup
+    // (to a route that does not exist); everything else reaches the lookup, which refuses it.
+    const refused: [string, number][] = [
+      ['/files/../secret.txt', 404],
+      ['/files/%2e%2e/secret.txt', 404],
+      ['/files/jobs/%2e%2e%2f%2e%2e%2f..%2fsecret.txt', 400],
+      ['/files/jobs/job-1/output/..%2F..%2F..%2F..%2Fsecret.txt', 400],
+      ['/files/jobs/job-1/output/..%5C..%5C..%5C..%5Csecret.txt', 400],
+      [`/files/${encodeURIComponent(path.join(workspace.dir, 'secret.txt'))}`, 400],
+      ['/files//etc/passwd', 400],
+      ['/files/jobs/job-1/output/link-out.txt', 403],
+      ['/files/jobs/job-1/output/dir-out/secret.txt', 403],
+      ['/files/jobs/job-1/output/plain.txt%00.png', 400],
+      ['/files/jobs/job-1/output/%E0%A4%A', 400],
+      ['/files/jobs/job-1/output', 404],
+      ['/files/jobs/job-1/output/missing.png', 404],
     ];
-    for (const rawPath of refused) {
+    for (const [rawPath, status] of refused) {
       const response = await rawRequest(dashboard.origin, rawPath);
-      assert.ok([400, 403, 404].includes(response.status), `${rawPath}: ${response.status}`);
+      assert.equal(response.status, status, rawPath);
       assert.ok(!response.body.toString().includes(SECRET), rawPath);
     }
-    assert.equal((await rawRequest(dashboard.origin, '/files/jobs/job-1/output/link-out.txt')).status, 403);
 
     const range = await rawRequest(dashboard.origin, '/files/jobs/job-1/output/plain.txt', {
       headers: { range: 'bytes=2-5' },

@@ -94,6 +94,24 @@ describe('SqliteJobStore on SQLite', () => {
     workspace = created;
   });
 
+  test('the change marker holds still while no other connection writes, and moves when one does', async () => {
+    const store = workspace.store;
+    const first = await store.changeMarker();
+    await store.listJobs({ limit: 10 });
+    await store.queueOverview(0);
+    // A pause, so that a marker drawn from a clock would differ: nothing else is awaited here.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(await store.changeMarker(), first, 'reads change nothing');
+    const api = new Database(workspace.databasePath);
+    try {
+      api.prepare('UPDATE jobs SET progress = 1 WHERE 0').run();
+      api.exec('CREATE TABLE IF NOT EXISTS api_scratch (x)');
+    } finally {
+      api.close();
+    }
+    assert.notEqual(await store.changeMarker(), first);
+  });
+
   test('a job inserted exactly as the contract does (no queue entry, no worker tables) is claimed', async () => {
     const databasePath = path.join(workspace.dir, 'api.db');
     const api = new Database(databasePath);

@@ -31,6 +31,8 @@ export const PAGE_SIZE = 50;
 const MAX_PAGE = 100_000;
 /** A comment line on idle streams, so proxies and browsers keep them open. */
 const KEEPALIVE_MS = 25_000;
+/** Unsent bytes past which a page's stream is closed; EventSource reconnects once it reads again. */
+const STALLED_STREAM_BYTES = 1 << 20;
 
 export interface DashboardServerOptions {
   host: string;
@@ -93,7 +95,15 @@ export class DashboardServer {
     const message = JSON.stringify(this.options.state());
     if (message === this.lastSent) return;
     this.lastSent = message;
-    for (const stream of this.streams) stream.write(`event: state\ndata: ${message}\n\n`);
+    for (const stream of this.streams) {
+      // A page that stopped reading (a laptop asleep with the tab open) is let go, not buffered for.
+      if (stream.writableLength > STALLED_STREAM_BYTES) {
+        this.streams.delete(stream);
+        stream.destroy();
+        continue;
+      }
+      stream.write(`event: state\ndata: ${message}\n\n`);
+    }
   }
 
   async close(): Promise<void> {

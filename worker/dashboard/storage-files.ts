@@ -42,7 +42,8 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 const INLINE = /^(image|video|audio)\/|^application\/vnd\.apple\.mpegurl$|^text\/plain|^application\/json$/;
 
 export type StorageLookup =
-  | { kind: 'file'; absolutePath: string; size: number; contentType: string }
+  /** `handle` is open on the file that was checked; the caller reads from it and closes it. */
+  | { kind: 'file'; absolutePath: string; handle: fs.promises.FileHandle; size: number; contentType: string }
   | { kind: 'refused'; status: 400 | 403 | 404; reason: string };
 
 /** Finds the file a `/files/…` path names (`encodedPath` is the part after `/files/`, still encoded). */
@@ -75,11 +76,27 @@ export async function lookUpStorageFile(storageRoot: string, encodedPath: string
   if (!isWithin(realFile, realRoot)) {
     return { kind: 'refused', status: 403, reason: 'the file lies outside the storage root' };
   }
-  const stat = await fs.promises.stat(realFile).catch(() => undefined);
-  if (!stat?.isFile()) return { kind: 'refused', status: 404, reason: 'not a file' };
+  // Checked again on the open file itself: a folder swapped for a symlink between the check above
+  // and the open cannot lead out of the root.
+  const handle = await fs.promises
+    .open(realFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
+    .catch(() => undefined);
+  if (!handle) return { kind: 'refused', status: 404, reason: 'no such file' };
+  const opened = await fs.promises.realpath(`/proc/self/fd/${handle.fd}`).catch(() => realFile);
+  const stat = await handle.stat().catch(() => undefined);
+  if (!isWithin(opened, realRoot) || !stat?.isFile()) {
+    await handle.close();
+    return isWithin(opened, realRoot)
+      ? { kind: 'refused', status: 404, reason: 'not a file' }
+      : { kind: 'refused', status: 403, reason: 'the file lies outside the storage root' };
+  }
   const contentType = CONTENT_TYPES[path.extname(realFile).toLowerCase()] ?? 'application/octet-stream';
-  return { kind: 'file', absolutePath: realFile, size: stat.size, contentType };
+  return { kind: 'file', absolutePath: realFile, handle, size: stat.size, contentType };
 }
+
+/** RFC 5987's value encoding: encodeURIComponent leaves ' ( ) * as they are, which it does not allow. */
+const rfc5987 = (text: string) =>
+  encodeURIComponent(text).replace(/['()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
 
 /** A single `bytes=` range, resolved against the size; undefined for a header we do not honour. */
 export function parseRange(
@@ -114,10 +131,11 @@ export async function sendStorageFile(
     // An output is the job's data, not ours: it may be shown, never run (an SVG with a script).
     'content-security-policy': "sandbox; default-src 'none'; img-src 'self'; media-src 'self'",
     'cache-control': 'private, no-cache',
-    'content-disposition': `${INLINE.test(file.contentType) ? 'inline' : 'attachment'}; filename*=UTF-8''${encodeURIComponent(path.basename(file.absolutePath))}`,
+    'content-disposition': `${INLINE.test(file.contentType) ? 'inline' : 'attachment'}; filename*=UTF-8''${rfc5987(path.basename(file.absolutePath))}`,
   };
   const range = parseRange(request.headers.range, file.size);
   if (range === 'unsatisfiable') {
+    await file.handle.close();
     response.writeHead(416, { ...headers, 'content-range': `bytes */${file.size}` });
     response.end();
     return;
@@ -129,10 +147,12 @@ export async function sendStorageFile(
     ...(range ? { 'content-range': `bytes ${start}-${end}/${file.size}` } : {}),
   });
   if (request.method === 'HEAD' || file.size === 0) {
+    await file.handle.close();
     response.end();
     return;
   }
-  await pipeline(fs.createReadStream(file.absolutePath, { start, end }), response).catch(() => {
+  // The stream closes the handle when it ends, fails or is destroyed.
+  await pipeline(file.handle.createReadStream({ start, end }), response).catch(() => {
     // the browser went away mid-file (it seeks in a video by dropping one request for another)
   });
 }
