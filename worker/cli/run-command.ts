@@ -2,10 +2,10 @@
 import { createBroadcaster } from '../broadcast/create-broadcaster.js';
 import { type Config, requireStorePaths } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
-import { exponentialBackoff } from '../daemon/retry-policy.js';
 import { StartupError } from '../errors.js';
 import { HealthServer } from '../http/health-server.js';
 import { WorkerMetrics } from '../http/worker-metrics.js';
+import { exponentialBackoff } from '../jobs/retry-policy.js';
 import { createLogger } from '../logging/logger.js';
 import { discoverModules, selectModules } from '../modules/discover-modules.js';
 import { preflightModules } from '../modules/preflight-modules.js';
@@ -114,7 +114,13 @@ export async function runWorker(config: Config): Promise<void> {
     await daemon.start();
     await daemon.finished();
   } finally {
+    // Opened here, closed here: the runners first (they write to the store themselves), then the
+    // announcement is cleared, then the store.
+    await pool.close();
+    await broadcaster.stop();
+    await store.close();
     await http?.close();
+    log.info('worker stopped');
   }
   log.flush();
   // Everything the daemon opened is closed; should anything still hold the event loop (a socket a

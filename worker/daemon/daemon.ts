@@ -6,7 +6,8 @@
  * the database file it opened is still the one at its path.
  *
  * Lifecycle: start() → (stop() | fail() | drain finishing) → `finished` resolves. Shut down in
- * reverse: stop claiming, let running jobs finish within the grace, requeue the rest, close the pool.
+ * reverse: stop claiming, let running jobs finish within the grace, requeue the rest. What it was
+ * given (store, pool, broadcaster) stays open: the caller opened it and closes it.
  * A worker-side fault (WorkerFaults) pauses claiming without stopping.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -230,7 +231,7 @@ export class Daemon {
   }
 
   private async shutDown(graceMs: number): Promise<void> {
-    const { log, broadcaster, pool, store } = this.deps;
+    const { log, broadcaster } = this.deps;
     this.stopController.abort();
     this.wake();
     await this.loopDone;
@@ -241,16 +242,11 @@ export class Daemon {
       await Promise.race([allDone, sleep(graceMs, undefined, { ref: false })]);
       for (const job of this.running.values()) job.stop('shutdown');
     }
-    // Closing the pool kills runners still starting too, so that a job waiting for one is
-    // requeued now rather than once the runner is ready.
-    const poolClosed = pool.close();
+    // A stopped job waiting for a runner stops waiting, so it is requeued now rather than once
+    // the runner is ready. The pool, the broadcaster and the store are its caller's to close.
     await Promise.all([...this.running.values()].map((job) => job.done));
-    await poolClosed;
     for (const timer of this.timers) clearInterval(timer);
     await this.faults.stop();
-    await broadcaster.stop();
-    await store.close();
-    log.info('worker stopped');
   }
 
   private async claimLoop(): Promise<void> {

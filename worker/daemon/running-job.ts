@@ -7,7 +7,7 @@
 
 import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { Broadcaster, JobEventBody } from '../broadcast/broadcaster.js';
+import type { JobEventBody } from '../broadcast/broadcaster.js';
 import {
   BadInputError,
   JobCancelledError,
@@ -18,7 +18,7 @@ import {
   toJobError,
   WorkerFaultError,
 } from '../errors.js';
-import type { FinishOutcome, WorkerMetrics } from '../http/worker-metrics.js';
+import type { FinishOutcome } from '../http/worker-metrics.js';
 import {
   jobFolderProblem,
   jobOutputDir,
@@ -27,24 +27,19 @@ import {
 } from '../jobs/job-row.js';
 import { boundedChild } from '../logging/logger.js';
 import type { RunnerOutcome } from '../runner/protocol.js';
-import type { RunnerPool } from '../runner/runner-pool.js';
 import { describeExit, type RunnerProcess } from '../runner/runner-process.js';
-import type { ClaimedJob, JobStore, RetryDelay } from '../store/job-store.js';
+import type { ClaimedJob, JobStore } from '../store/job-store.js';
 import type { InputFile } from '../store/schema.js';
+import type { DaemonDeps } from './daemon.js';
 import { FREE_FAULTS_PER_JOB, type WorkerFaults } from './worker-faults.js';
 
 export type StopReason = 'timeout' | 'lease-lost' | 'shutdown' | 'cancelled';
 
-export interface RunningJobDeps {
-  store: JobStore;
+/** What a running job uses: the daemon's own dependencies, its fault tracker and the storage root. */
+export interface RunningJobDeps extends DaemonDeps {
   /** Where the job's output folder is, removed when the job is cancelled. */
   storageRoot: string;
-  pool: RunnerPool;
-  broadcaster: Broadcaster;
-  retryDelay: RetryDelay;
   faults: WorkerFaults;
-  metrics: WorkerMetrics;
-  log: Logger;
 }
 
 export class RunningJob {
@@ -61,6 +56,8 @@ export class RunningJob {
    * be read-only for good), or it gave the job up and is killing itself.
    */
   private discardRunner = false;
+  /** Aborted by stop(): a job still waiting for a runner stops waiting. */
+  private readonly stopped = new AbortController();
 
   constructor(
     readonly job: ClaimedJob,
@@ -83,6 +80,7 @@ export class RunningJob {
   stop(reason: StopReason): void {
     if (this.stopReason) return;
     this.stopReason = reason;
+    this.stopped.abort(new Error(`job stopped: ${reason}`));
     this.log.info({ reason, runner_pid: this.runner?.pid }, 'stopping the job');
     if (this.runner) void this.runner.kill();
   }
@@ -105,7 +103,7 @@ export class RunningJob {
     this.log.info({ timeout_s: timeoutS }, 'job claimed');
     let runner: RunnerProcess;
     try {
-      runner = await deps.pool.acquire(job.taskType);
+      runner = await deps.pool.acquire(job.taskType, this.stopped.signal);
     } catch (error) {
       if (this.stopReason) return this.recordExit('stopped before it started', timeoutS);
       return this.recordWorkerFault(`no runner: ${(error as Error).message}`);

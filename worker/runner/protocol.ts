@@ -1,4 +1,8 @@
-/** Messages between the daemon and a runner process over the Node IPC channel. */
+/**
+ * Messages between the daemon and a runner process over the Node IPC channel. Each end parses what
+ * it receives with the schemas below, so a malformed message is an error that says what was wrong
+ * with it, not a job that silently never starts.
+ */
 import { z } from 'zod';
 import type { FailureOutcome, Lease } from '../store/job-store.js';
 import type { InputFile, OutputFile } from '../store/schema.js';
@@ -51,3 +55,66 @@ export type RunnerToDaemon =
   | { type: 'started'; jobId: string }
   | { type: 'progress'; jobId: string; progress: number }
   | { type: 'finished'; jobId: string; outcome: RunnerOutcome; message?: string };
+
+const LeaseSchema = z.object({ jobId: z.string(), token: z.string() });
+const InputFileSchema = z.looseObject({
+  path: z.string(),
+  filename: z.string().exactOptional(),
+  size: z.number().exactOptional(),
+  hash: z.string().exactOptional(),
+  metadata: z.record(z.string(), z.unknown()).exactOptional(),
+});
+const OutputFileSchema = z.object({
+  file_id: z.string(),
+  filename: z.string(),
+  metadata: z.record(z.string(), z.unknown()),
+});
+
+export const DaemonToRunnerSchema: z.ZodType<DaemonToRunner> = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('run'),
+    job: z.object({
+      jobId: z.string(),
+      taskType: z.string(),
+      attempt: z.number().int().positive(),
+      inputFiles: z.array(InputFileSchema),
+      lease: LeaseSchema,
+      leaseValidForMs: z.number(),
+    }),
+  }),
+  z.object({ type: z.literal('lease'), jobId: z.string(), validForMs: z.number() }),
+]);
+
+const RunnerOutcomeSchema: z.ZodType<RunnerOutcome> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('completed'), outputFiles: z.array(OutputFileSchema) }),
+  z.object({ kind: z.literal('retrying'), nextAttempt: z.number(), delayMs: z.number() }),
+  z.object({ kind: z.literal('failed'), errorMessage: z.string() }),
+  z.object({ kind: z.literal('fenced') }),
+  z.object({ kind: z.literal('worker-fault'), reason: z.string() }),
+  z.object({ kind: z.literal('lease-expired') }),
+]);
+
+export const RunnerToDaemonSchema: z.ZodType<RunnerToDaemon> = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('ready') }),
+  z.object({ type: z.literal('started'), jobId: z.string() }),
+  z.object({ type: z.literal('progress'), jobId: z.string(), progress: z.number() }),
+  z.object({
+    type: z.literal('finished'),
+    jobId: z.string(),
+    outcome: RunnerOutcomeSchema,
+    message: z.string().exactOptional(),
+  }),
+]);
+
+/** The message, or an Error naming the direction and what was wrong with it. */
+export function parseMessage<T>(schema: z.ZodType<T>, raw: unknown, from: 'daemon' | 'runner'): T | Error {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+  const type =
+    typeof raw === 'object' && raw !== null && 'type' in raw
+      ? ` (type ${JSON.stringify((raw as { type: unknown }).type).slice(0, 40)})`
+      : '';
+  return new Error(`malformed message from the ${from}${type}${where}: ${issue?.message ?? 'invalid'}`);
+}

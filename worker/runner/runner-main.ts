@@ -7,9 +7,9 @@
 import fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { exponentialBackoff } from '../daemon/retry-policy.js';
 import { DatabaseBusyError, mayClearByItself, toJobError, WorkerFaultError } from '../errors.js';
 import { jobOutputDir } from '../jobs/job-row.js';
+import { exponentialBackoff } from '../jobs/retry-policy.js';
 import { boundedChild, createLogger } from '../logging/logger.js';
 import { loadManifest, loadModuleRun } from '../modules/discover-modules.js';
 import type { JobResult } from '../store/job-store.js';
@@ -18,7 +18,8 @@ import { readParams, resolveInputPaths } from './job-inputs.js';
 import { LeaseClock } from './lease-clock.js';
 import { ProgressReporter } from './progress-reporter.js';
 import {
-  type DaemonToRunner,
+  DaemonToRunnerSchema,
+  parseMessage,
   RunnerInitSchema,
   type RunnerJob,
   type RunnerOutcome,
@@ -75,7 +76,15 @@ process.on('disconnect', () => {
   current?.controller.abort(new Error('daemon went away'));
   process.exit(0);
 });
-process.on('message', (message: DaemonToRunner) => {
+/** EX_SOFTWARE: the daemon and this runner disagree on the protocol, a bug no retry mends. */
+const PROTOCOL_ERROR_EXIT = 70;
+process.on('message', (raw: unknown) => {
+  const message = parseMessage(DaemonToRunnerSchema, raw, 'daemon');
+  if (message instanceof Error) {
+    // On stderr, so that the daemon's account of this runner's exit quotes it.
+    process.stderr.write(`${message.message}\n`);
+    process.exit(PROTOCOL_ERROR_EXIT);
+  }
   if (message.type === 'run') void runJob(message.job);
   else if (message.type === 'lease' && current?.jobId === message.jobId)
     current.lease.extend(message.validForMs);

@@ -57,8 +57,36 @@ export class RunnerPool {
   }
 
   /** An idle or warming runner of the module, or a new one; rejects if it cannot start. */
-  async acquire(taskType: string): Promise<RunnerProcess> {
-    const runner = await this.take(taskType);
+  /**
+   * A warm runner for the task type, started if none is idle. `signal` gives up the wait (a job
+   * stopped before it started): a runner that arrives later goes back to the pool.
+   */
+  async acquire(taskType: string, signal?: AbortSignal): Promise<RunnerProcess> {
+    signal?.throwIfAborted();
+    const taking = this.take(taskType);
+    let runner: RunnerProcess;
+    if (signal) {
+      let onAbort: (() => void) | undefined;
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      try {
+        runner = await Promise.race([taking, aborted]);
+      } catch (error) {
+        if (signal.aborted) {
+          taking.then(
+            (late) => this.release(taskType, late),
+            () => {},
+          );
+        }
+        throw error;
+      } finally {
+        if (onAbort) signal.removeEventListener('abort', onAbort);
+      }
+    } else {
+      runner = await taking;
+    }
     const { reuseLimit } = this.options;
     const retiresAfterThisJob = reuseLimit > 0 && runner.jobsServed + 1 >= reuseLimit;
     if (!this.closed && retiresAfterThisJob && this.hasNoSpare(taskType)) this.warmSpare(taskType);

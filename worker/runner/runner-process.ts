@@ -6,7 +6,15 @@
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { RunnerCrashedError } from '../errors.js';
-import type { DaemonToRunner, RunnerInit, RunnerJob, RunnerOutcome, RunnerToDaemon } from './protocol.js';
+import {
+  type DaemonToRunner,
+  parseMessage,
+  type RunnerInit,
+  type RunnerJob,
+  type RunnerOutcome,
+  type RunnerToDaemon,
+  RunnerToDaemonSchema,
+} from './protocol.js';
 
 const RUNNER_MAIN = fileURLToPath(new URL('./runner-main.js', import.meta.url));
 /** How long a dead runner's group may take to vanish after SIGKILL (a zombie nobody reaps never does). */
@@ -59,6 +67,10 @@ export class RunnerProcess {
   private exitInfo: RunnerExit | undefined;
   private readonly exited: Promise<RunnerExit>;
   private current: { job: RunnerJob; hooks: RunHooks; settle: (result: RunResult) => void } | undefined;
+  /** What was wrong with a message it sent, when that is why it was killed. */
+  private protocolError: string | undefined;
+  /** Set while spawn() waits for the runner's `ready`. */
+  private onReady: (() => void) | undefined;
 
   private constructor(
     private readonly subprocess: RunnerSubprocess,
@@ -68,7 +80,20 @@ export class RunnerProcess {
       process.stderr.write(chunk);
       this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
     });
-    subprocess.on('message', (message: RunnerToDaemon) => this.onMessage(message));
+    subprocess.on('message', (raw: unknown) => {
+      const message = parseMessage(RunnerToDaemonSchema, raw, 'runner');
+      if (message instanceof Error) {
+        // The two ends disagree: this runner cannot be trusted with the job. Its exit, as the
+        // daemon reports it, quotes what was wrong.
+        this.protocolError = message.message;
+        this.stderrTail = `${this.stderrTail}\n${message.message}`.slice(-STDERR_TAIL_BYTES);
+        this.dying = true;
+        this.killGroup('SIGKILL');
+        return;
+      }
+      if (message.type === 'ready') this.onReady?.();
+      else this.onMessage(message);
+    });
     this.exited = subprocess.then(async (result) => {
       this.exitInfo = {
         exitCode: result.exitCode,
@@ -114,15 +139,16 @@ export class RunnerProcess {
     // the runner is killed and counts as failed to start.
     const slow = setTimeout(() => void runner.kill(), READY_LIMIT_MS);
     const ready = new Promise<RunnerProcess>((resolve, reject) => {
-      const onMessage = (message: RunnerToDaemon) => {
-        if (message.type !== 'ready') return;
-        subprocess.off('message', onMessage);
+      runner.onReady = () => {
+        runner.onReady = undefined;
         resolve(runner);
       };
-      subprocess.on('message', onMessage);
       runner.exited.then((exit) => {
-        subprocess.off('message', onMessage);
-        const cause = runner.dying ? 'stopped before it was ready' : describeExit(exit);
+        runner.onReady = undefined;
+        const cause =
+          runner.dying && runner.protocolError === undefined
+            ? 'stopped before it was ready'
+            : describeExit(exit);
         reject(new RunnerCrashedError(`runner for ${init.moduleName} failed to start: ${cause}`));
       });
     }).finally(() => clearTimeout(slow));
@@ -181,9 +207,9 @@ export class RunnerProcess {
     }
   }
 
-  private onMessage(message: RunnerToDaemon): void {
+  private onMessage(message: Exclude<RunnerToDaemon, { type: 'ready' }>): void {
     const running = this.current;
-    if (!running || !('jobId' in message) || message.jobId !== running.job.jobId) return;
+    if (!running || message.jobId !== running.job.jobId) return;
     if (message.type === 'started') running.hooks.onStarted();
     else if (message.type === 'progress') running.hooks.onProgress(message.progress);
     else if (message.type === 'finished') {
