@@ -136,7 +136,9 @@ export async function benchDashboard(): Promise<void> {
       ),
       raw.prepare("SELECT * FROM jobs WHERE status = 'processing' LIMIT 50"),
       raw.prepare("SELECT * FROM jobs WHERE status = 'claimed' LIMIT 50"),
-      raw.prepare("SELECT * FROM jobs WHERE status = 'error' AND completed_at IS NOT NULL ORDER BY completed_at DESC, id DESC LIMIT 10"),
+      raw.prepare(
+        "SELECT * FROM jobs WHERE status = 'error' AND completed_at IS NOT NULL ORDER BY completed_at DESC, id DESC LIMIT 10",
+      ),
     ];
     const handTime = await timed(() => {
       for (const statement of byHand) {
@@ -190,7 +192,9 @@ export async function benchDashboard(): Promise<void> {
         'status=error&page=1',
         () =>
           raw
-            .prepare("SELECT * FROM jobs WHERE status = 'error' AND completed_at IS NOT NULL ORDER BY completed_at DESC, id DESC LIMIT 51")
+            .prepare(
+              "SELECT * FROM jobs WHERE status = 'error' AND completed_at IS NOT NULL ORDER BY completed_at DESC, id DESC LIMIT 51",
+            )
             .all(),
       ],
     ];

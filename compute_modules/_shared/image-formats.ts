@@ -71,7 +71,9 @@ const FORMAT_NAMES: Readonly<Record<string, ImageFormat>> = {
   HEIF: 'heif',
   HEIC: 'heif',
 };
-export const SUPPORTED_FORMAT_NAMES = ['JPEG', 'JPG', 'PNG', 'BMP', 'GIF', 'TIFF', 'WEBP', 'AVIF', 'HEIF'];
+/** Accepted, but not named in messages (those keep the Python worker's list, plus AVIF and HEIF). */
+const UNLISTED_ALIASES: ReadonlySet<string> = new Set(['TIF', 'HEIC']);
+export const SUPPORTED_FORMAT_NAMES = Object.keys(FORMAT_NAMES).filter((name) => !UNLISTED_ALIASES.has(name));
 
 export function formatFromName(name: string): ImageFormat | undefined {
   return FORMAT_NAMES[name.toUpperCase()];

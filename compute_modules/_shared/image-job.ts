@@ -5,7 +5,7 @@
  */
 import type { Sharp } from 'sharp';
 import type { JobContext } from '../../worker/modules/module-contract.js';
-import { IMAGE_FORMATS, type ImageFormat } from './image-formats.js';
+import { IMAGE_FORMATS } from './image-formats.js';
 import { type InputImage, openInputImage, singleInputPath } from './image-input.js';
 import { type EncodedImage, type EncodeRequest, encodeImage, writeEncodedImage } from './image-output.js';
 import { describeSharpFailure } from './sharp-errors.js';
@@ -17,31 +17,13 @@ export interface ImageJobOutcome {
   sizeBytes: number;
 }
 
-/** The output parameters both modules accept, under their parameter names. */
-export interface ImageOutputParams {
-  format: ImageFormat;
-  quality?: number | undefined;
-  lossless?: boolean | undefined;
-  effort?: number | undefined;
-  background: string;
-  keep_metadata: boolean;
-}
-
 export async function runImageJob(
   taskType: string,
   context: JobContext,
-  output: { basename: string; params: ImageOutputParams },
+  output: { basename: string; params: EncodeRequest },
   transform: (image: Sharp) => Sharp = (image) => image,
 ): Promise<ImageJobOutcome> {
   const { params } = output;
-  const request: EncodeRequest = {
-    format: params.format,
-    quality: params.quality,
-    lossless: params.lossless,
-    effort: params.effort,
-    background: params.background,
-    keepMetadata: params.keep_metadata,
-  };
   const inputPath = singleInputPath(taskType, context.inputPaths);
   const traits = IMAGE_FORMATS[params.format];
   const input = await openInputImage(inputPath, {
@@ -52,7 +34,7 @@ export async function runImageJob(
   context.signal.throwIfAborted();
   const filename = `${output.basename}.${traits.extension}`;
   try {
-    const encoded = await encodeImage(transform(input.image), request);
+    const encoded = await encodeImage(transform(input.image), params);
     context.reportProgress(85);
     context.signal.throwIfAborted();
     const written = await writeEncodedImage(context.outputDir, filename, encoded);

@@ -10,6 +10,7 @@ import { encodeBmp24 } from './bmp.js';
 import { IMAGE_FORMATS, type ImageFormat } from './image-formats.js';
 import { writeOutputAtomically } from './write-output.js';
 
+/** How to encode, under the parameter names both image modules accept (their schemas feed it directly). */
 export interface EncodeRequest {
   format: ImageFormat;
   quality?: number | undefined;
@@ -18,7 +19,7 @@ export interface EncodeRequest {
   /** Hex colour that transparency is flattened onto for formats without alpha. */
   background: string;
   /** Keep EXIF and XMP (orientation reset, as the pixels are already upright) and tag as sRGB. */
-  keepMetadata: boolean;
+  keep_metadata: boolean;
 }
 
 export interface EncodedImage {
@@ -34,7 +35,7 @@ export interface EncodedImage {
 export async function encodeImage(pipeline: Sharp, request: EncodeRequest): Promise<EncodedImage> {
   const traits = IMAGE_FORMATS[request.format];
   let encoder = traits.alpha ? pipeline : pipeline.flatten({ background: request.background });
-  if (request.keepMetadata) encoder = encoder.keepExif().keepXmp().withIccProfile('srgb');
+  if (request.keep_metadata) encoder = encoder.keepExif().keepXmp().withIccProfile('srgb');
   const quality = traits.lossy && !request.lossless ? (request.quality ?? traits.defaultQuality) : undefined;
   const lossless = request.lossless ?? false;
   const effort = request.effort;

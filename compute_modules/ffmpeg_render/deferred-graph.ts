@@ -1,7 +1,7 @@
 /**
  * ffmpeg can be started before its filter graph is known: with `-filter_complex_script pipe:0` it
  * reads the graph from stdin while it parses its options, before it opens any input. Newer ffmpeg
- * drops that option (ffmpeg 9), so whether this binary takes it is asked once per runner by running
+ * drops that option (ffmpeg 9), so whether a binary takes it is asked once per binary and runner by running
  * it; a binary that does not gets its graph on the command line and the probe is not overlapped.
  */
 import { execa } from 'execa';
@@ -9,10 +9,12 @@ import type { FfmpegBinaries } from './binaries.js';
 
 export const GRAPH_FROM_STDIN = ['-filter_complex_script', 'pipe:0'] as const;
 
-let answer: Promise<boolean> | undefined;
+const answers = new Map<string, Promise<boolean>>();
 
 export function takesGraphOnStdin(binaries: FfmpegBinaries): Promise<boolean> {
-  answer ??= execa(
+  const known = answers.get(binaries.ffmpeg);
+  if (known) return known;
+  const answer = execa(
     binaries.ffmpeg,
     [
       '-nostdin',
@@ -33,5 +35,6 @@ export function takesGraphOnStdin(binaries: FfmpegBinaries): Promise<boolean> {
     () => true,
     () => false,
   );
+  answers.set(binaries.ffmpeg, answer);
   return answer;
 }

@@ -1,7 +1,7 @@
 /**
  * Video encoders: the software one for each codec, and the hardware ones (NVENC, VAAPI, QSV) that
  * are used only when the ffmpeg binary has them and a one-frame test encode works on this machine.
- * Each answer is probed once per runner process and cached.
+ * Each answer is probed once per runner process and binary, and cached.
  */
 import fs from 'node:fs';
 import { execa } from 'execa';
@@ -12,7 +12,7 @@ export const VIDEO_CODECS = ['h264', 'hevc', 'vp9', 'av1'] as const;
 export type VideoCodec = (typeof VIDEO_CODECS)[number];
 export const HARDWARE = ['auto', 'none', 'nvenc', 'vaapi', 'qsv'] as const;
 export type Hardware = (typeof HARDWARE)[number];
-type Accelerator = Exclude<Hardware, 'auto' | 'none'>;
+export type Accelerator = Exclude<Hardware, 'auto' | 'none'>;
 export const PRESETS = [
   'ultrafast',
   'superfast',
@@ -47,154 +47,168 @@ export interface VideoEncoder {
 const presetIndex = (preset: Preset) => PRESETS.indexOf(preset);
 /** The render node VAAPI and QSV encode on unless the operator names another (GPU_DEVICE). */
 export const DEFAULT_GPU_DEVICE = '/dev/dri/renderD128';
-const VAAPI_NAMES: Readonly<Record<VideoCodec, string>> = {
-  h264: 'h264_vaapi',
-  hevc: 'hevc_vaapi',
-  vp9: 'vp9_vaapi',
-  av1: 'av1_vaapi',
+
+/**
+ * How one encoder is driven. Its options for a stream are `-c <name>`, then `tuning`, then the rate:
+ * a bitrate when one is asked for, else constant quality (`qualityFlag`, `defaultQuality`).
+ */
+interface EncoderSpec {
+  /** Options that depend on the preset only, as flag and value. */
+  tuning(preset: Preset): readonly (readonly [flag: string, value: string])[];
+  qualityFlag: string;
+  defaultQuality: number;
+  /** libvpx and libaom read constant quality only with `-b 0`. */
+  qualityNeedsZeroBitrate?: boolean;
+  /** A bitrate is also given a buffer of twice its size (the software encoders). */
+  bufferedBitrate: boolean;
+}
+
+const SOFTWARE_SPECS: Readonly<Record<string, EncoderSpec>> = {
+  libx264: {
+    tuning: (preset) => [['-preset', preset]],
+    qualityFlag: '-crf',
+    defaultQuality: 23,
+    bufferedBitrate: true,
+  },
+  libx265: {
+    tuning: (preset) => [
+      ['-preset', preset],
+      ['-tag', 'hvc1'],
+      ['-x265-params', 'log-level=error'],
+    ],
+    qualityFlag: '-crf',
+    defaultQuality: 28,
+    bufferedBitrate: true,
+  },
+  'libvpx-vp9': {
+    tuning: (preset) => [
+      ['-deadline', 'good'],
+      ['-cpu-used', String(Math.max(0, 5 - Math.floor(presetIndex(preset) * 0.625)))],
+      ['-row-mt', '1'],
+    ],
+    qualityFlag: '-crf',
+    defaultQuality: 33,
+    qualityNeedsZeroBitrate: true,
+    bufferedBitrate: true,
+  },
+  libsvtav1: {
+    tuning: (preset) => [['-preset', String(12 - presetIndex(preset))]],
+    qualityFlag: '-crf',
+    defaultQuality: 35,
+    bufferedBitrate: true,
+  },
+  'libaom-av1': {
+    tuning: (preset) => [
+      ['-cpu-used', String(8 - presetIndex(preset))],
+      ['-row-mt', '1'],
+    ],
+    qualityFlag: '-crf',
+    defaultQuality: 35,
+    qualityNeedsZeroBitrate: true,
+    bufferedBitrate: true,
+  },
 };
 
+/** The software encoders of each codec, preferred first; the last is the one used when none is built in. */
+const SOFTWARE_ENCODERS: Readonly<Record<VideoCodec, readonly string[]>> = {
+  h264: ['libx264'],
+  hevc: ['libx265'],
+  vp9: ['libvpx-vp9'],
+  av1: ['libsvtav1', 'libaom-av1'],
+};
+
+interface HardwareSpec extends EncoderSpec {
+  encoderName(codec: VideoCodec): string;
+  inputOptions(gpuDevice: string): string[];
+  filterSuffix: string;
+}
+
+const HARDWARE_SPECS: Readonly<Record<Accelerator, HardwareSpec>> = {
+  nvenc: {
+    encoderName: (codec) => `${codec}_nvenc`,
+    inputOptions: () => [],
+    filterSuffix: '',
+    // NVENC presets p1 (fastest) … p7 (best).
+    tuning: (preset) => [['-preset', `p${1 + Math.round((presetIndex(preset) * 6) / 8)}`]],
+    qualityFlag: '-cq',
+    defaultQuality: 23,
+    bufferedBitrate: false,
+  },
+  vaapi: {
+    encoderName: (codec) => `${codec}_vaapi`,
+    inputOptions: (gpuDevice) => ['-vaapi_device', gpuDevice],
+    filterSuffix: ',format=nv12,hwupload',
+    tuning: () => [],
+    qualityFlag: '-qp',
+    defaultQuality: 23,
+    bufferedBitrate: false,
+  },
+  qsv: {
+    encoderName: (codec) => `${codec}_qsv`,
+    inputOptions: (gpuDevice) => ['-qsv_device', gpuDevice],
+    filterSuffix: '',
+    // QSV has no presets faster than veryfast.
+    tuning: (preset) => [['-preset', preset === 'ultrafast' || preset === 'superfast' ? 'veryfast' : preset]],
+    qualityFlag: '-global_quality',
+    defaultQuality: 23,
+    bufferedBitrate: false,
+  },
+};
+
+/** `-c <name>`, the tuning, then the rate control, each flag with the stream specifier `s`. */
+function streamOptionsFor(name: string, spec: EncoderSpec): VideoEncoder['streamOptions'] {
+  return (rate, s = ':v') => {
+    const options = [`-c${s}`, name];
+    for (const [flag, value] of spec.tuning(rate.preset)) options.push(flag + s, value);
+    if (rate.bitrateKbps !== undefined) {
+      const kbps = `${rate.bitrateKbps}k`;
+      options.push(`-b${s}`, kbps, `-maxrate${s}`, kbps);
+      if (spec.bufferedBitrate) options.push(`-bufsize${s}`, `${rate.bitrateKbps * 2}k`);
+    } else {
+      if (spec.qualityNeedsZeroBitrate) options.push(`-b${s}`, '0');
+      options.push(spec.qualityFlag + s, String(rate.crf ?? spec.defaultQuality));
+    }
+    return options;
+  };
+}
+
 export function softwareEncoder(codec: VideoCodec, available: ReadonlySet<string>): VideoEncoder {
-  const rateOptions = (rate: RateControl, s: string, defaultCrf: number, crfFlag = '-crf'): string[] =>
-    rate.bitrateKbps !== undefined
-      ? [
-          `-b${s}`,
-          `${rate.bitrateKbps}k`,
-          `-maxrate${s}`,
-          `${rate.bitrateKbps}k`,
-          `-bufsize${s}`,
-          `${rate.bitrateKbps * 2}k`,
-        ]
-      : [crfFlag + s, String(rate.crf ?? defaultCrf)];
-  const base = { accelerator: undefined, inputOptions: [], filterSuffix: '' };
-  switch (codec) {
-    case 'h264':
-      return {
-        ...base,
-        name: 'libx264',
-        streamOptions: (rate, s = ':v') => [
-          `-c${s}`,
-          'libx264',
-          `-preset${s}`,
-          rate.preset,
-          ...rateOptions(rate, s, 23),
-        ],
-      };
-    case 'hevc':
-      return {
-        ...base,
-        name: 'libx265',
-        streamOptions: (rate, s = ':v') => [
-          `-c${s}`,
-          'libx265',
-          `-preset${s}`,
-          rate.preset,
-          `-tag${s}`,
-          'hvc1',
-          `-x265-params${s}`,
-          'log-level=error',
-          ...rateOptions(rate, s, 28),
-        ],
-      };
-    case 'vp9':
-      return {
-        ...base,
-        name: 'libvpx-vp9',
-        streamOptions: (rate, s = ':v') => [
-          `-c${s}`,
-          'libvpx-vp9',
-          `-deadline${s}`,
-          'good',
-          `-cpu-used${s}`,
-          String(Math.max(0, 5 - Math.floor(presetIndex(rate.preset) * 0.625))),
-          `-row-mt${s}`,
-          '1',
-          ...(rate.bitrateKbps === undefined ? [`-b${s}`, '0'] : []),
-          ...rateOptions(rate, s, 33),
-        ],
-      };
-    case 'av1':
-      if (available.has('libsvtav1')) {
-        return {
-          ...base,
-          name: 'libsvtav1',
-          streamOptions: (rate, s = ':v') => [
-            `-c${s}`,
-            'libsvtav1',
-            `-preset${s}`,
-            String(12 - presetIndex(rate.preset)),
-            ...rateOptions(rate, s, 35),
-          ],
-        };
-      }
-      return {
-        ...base,
-        name: 'libaom-av1',
-        streamOptions: (rate, s = ':v') => [
-          `-c${s}`,
-          'libaom-av1',
-          `-cpu-used${s}`,
-          String(8 - presetIndex(rate.preset)),
-          `-row-mt${s}`,
-          '1',
-          ...(rate.bitrateKbps === undefined ? [`-b${s}`, '0'] : []),
-          ...rateOptions(rate, s, 35),
-        ],
-      };
-  }
+  const names = SOFTWARE_ENCODERS[codec];
+  const name = names.find((candidate) => available.has(candidate)) ?? (names.at(-1) as string);
+  return {
+    name,
+    accelerator: undefined,
+    inputOptions: [],
+    filterSuffix: '',
+    streamOptions: streamOptionsFor(name, SOFTWARE_SPECS[name] as EncoderSpec),
+  };
 }
 
-function hardwareEncoder(codec: VideoCodec, accelerator: Accelerator, gpuDevice: string): VideoEncoder {
-  const hwRate = (rate: RateControl, s: string, qualityFlag: string): string[] =>
-    rate.bitrateKbps !== undefined
-      ? [`-b${s}`, `${rate.bitrateKbps}k`, `-maxrate${s}`, `${rate.bitrateKbps}k`]
-      : [qualityFlag + s, String(rate.crf ?? 23)];
-  switch (accelerator) {
-    case 'nvenc':
-      return {
-        name: `${codec}_nvenc`,
-        accelerator,
-        inputOptions: [],
-        filterSuffix: '',
-        // NVENC presets p1 (fastest) … p7 (best).
-        streamOptions: (rate, s = ':v') => [
-          `-c${s}`,
-          `${codec}_nvenc`,
-          `-preset${s}`,
-          `p${1 + Math.round((presetIndex(rate.preset) * 6) / 8)}`,
-          ...hwRate(rate, s, '-cq'),
-        ],
-      };
-    case 'vaapi':
-      return {
-        name: VAAPI_NAMES[codec],
-        accelerator,
-        inputOptions: ['-vaapi_device', gpuDevice],
-        filterSuffix: ',format=nv12,hwupload',
-        streamOptions: (rate, s = ':v') => [`-c${s}`, VAAPI_NAMES[codec], ...hwRate(rate, s, '-qp')],
-      };
-    case 'qsv':
-      return {
-        name: `${codec}_qsv`,
-        accelerator,
-        inputOptions: ['-qsv_device', gpuDevice],
-        filterSuffix: '',
-        streamOptions: (rate, s = ':v') => [
-          `-c${s}`,
-          `${codec}_qsv`,
-          `-preset${s}`,
-          rate.preset === 'ultrafast' || rate.preset === 'superfast' ? 'veryfast' : rate.preset,
-          ...hwRate(rate, s, '-global_quality'),
-        ],
-      };
-  }
+export function hardwareEncoder(
+  codec: VideoCodec,
+  accelerator: Accelerator,
+  gpuDevice: string,
+): VideoEncoder {
+  const spec = HARDWARE_SPECS[accelerator];
+  const name = spec.encoderName(codec);
+  return {
+    name,
+    accelerator,
+    inputOptions: spec.inputOptions(gpuDevice),
+    filterSuffix: spec.filterSuffix,
+    streamOptions: streamOptionsFor(name, spec),
+  };
 }
 
-let encoderList: Promise<Set<string>> | undefined;
-/** Names of the video encoders the binary was built with, read once per runner. */
+const encoderLists = new Map<string, Promise<Set<string>>>();
+/** Names of the video encoders a binary was built with, read once per binary and runner. */
 export function availableEncoders(binaries: FfmpegBinaries): Promise<Set<string>> {
-  encoderList ??= listVideoEncoders(binaries);
-  return encoderList;
+  let list = encoderLists.get(binaries.ffmpeg);
+  if (!list) {
+    list = listVideoEncoders(binaries);
+    encoderLists.set(binaries.ffmpeg, list);
+  }
+  return list;
 }
 
 const hardwareChecks = new Map<string, Promise<string | undefined>>();
@@ -206,7 +220,7 @@ function hardwareProblem(
   built: Set<string>,
   gpuDevice: string,
 ): Promise<string | undefined> {
-  const key = `${encoder.name} ${gpuDevice}`;
+  const key = JSON.stringify([binaries.ffmpeg, encoder.name, gpuDevice]);
   const cached = hardwareChecks.get(key);
   if (cached) return cached;
   const check = (async () => {

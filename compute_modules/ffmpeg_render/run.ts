@@ -4,7 +4,14 @@ import { BadInputError, InvalidParametersError } from '../../worker/errors.js';
 import { defineRun, type JobContext, type ModuleTools } from '../../worker/modules/module-contract.js';
 import { type FfmpegBinaries, resolveBinaries } from './binaries.js';
 import { takesGraphOnStdin } from './deferred-graph.js';
-import { availableEncoders, chooseVideoEncoder, softwareEncoder, type VideoEncoder } from './encoders.js';
+import {
+  availableEncoders,
+  chooseVideoEncoder,
+  type EncoderChoice,
+  softwareEncoder,
+  type VideoCodec,
+  type VideoEncoder,
+} from './encoders.js';
 import { FfmpegRunError } from './ffmpeg-failure.js';
 import { type FfmpegInvocation, runFfmpeg } from './fluent.js';
 import { planConcat } from './operations/concat.js';
@@ -54,37 +61,18 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
         context.tools.gpuDevice,
       )
     : undefined;
-  let encoder = choice?.encoder;
-  let fallbackReason = choice?.fallbackReason;
-  let staging = await createStaging(context.outputDir);
-  let durationS: number | undefined;
-  try {
-    const invocation = early
-      ? early.build(staging, encoder, planned)
-      : (await planned).build(staging, encoder);
-    durationS = await render(binaries, invocation, () => expectedDurationS, context);
-  } catch (error) {
-    const ffmpegFailed = error instanceof FfmpegRunError; // not a failed probe or plan
-    if (!ffmpegFailed || encoder?.accelerator === undefined || context.signal.aborted || !videoCodec) {
-      await fs.rm(staging, { recursive: true, force: true });
-      throw error;
-    }
-    // A GPU encoder that passed its test can still fail on a real input (memory, a driver fault, an
-    // option it refuses): the job is redone on the CPU rather than failed, retryable or not.
-    const software = softwareEncoder(videoCodec, await availableEncoders(binaries));
-    fallbackReason = `${encoder.name} failed mid-job (${error.message}); re-encoded with ${software.name}`;
-    context.log.warn({ encoder: encoder.name, err: error }, 'hardware encode failed; re-encoding on the CPU');
-    encoder = software;
-    await fs.rm(staging, { recursive: true, force: true });
-    staging = await createStaging(context.outputDir);
-    const invocation = (await planned).build(staging, encoder);
-    durationS = await render(binaries, invocation, () => expectedDurationS, context).catch(
-      async (cpuError: unknown) => {
-        await fs.rm(staging, { recursive: true, force: true });
-        throw cpuError;
-      },
-    );
-  }
+  const { staging, durationS, encoder, fallbackReason } = await renderWithFallback({
+    binaries,
+    context,
+    videoCodec,
+    choice,
+    // The first attempt takes the early start when there is one; a redo on the CPU, the plan.
+    invocation: (stagingDir, chosen, redo) =>
+      early && !redo
+        ? early.build(stagingDir, chosen, planned)
+        : planned.then((plan) => plan.build(stagingDir, chosen)),
+    expectedDurationS: () => expectedDurationS,
+  });
   const plan = await planned;
   const files = await publishStaging(staging, context.outputDir);
   if (!files.includes(plan.mainOutput)) {
@@ -151,6 +139,71 @@ async function planConcatInputs(
   const watermarkPath = markIndex === undefined ? undefined : paths[markIndex];
   if (watermarkPath !== undefined) await probeMedia(binaries, watermarkPath, { needVideo: false });
   return planConcat(params, clips, watermarkPath);
+}
+
+interface Rendered {
+  /** The folder ffmpeg wrote into, to be published. */
+  staging: string;
+  durationS: number | undefined;
+  encoder: VideoEncoder | undefined;
+  fallbackReason: string | undefined;
+}
+
+/**
+ * Renders with the chosen encoder; a GPU encoder that passed its test can still fail on a real
+ * input (memory, a driver fault, an option it refuses), and then the job is redone once on the CPU
+ * rather than failed, retryable or not. Only ffmpeg failing counts (FfmpegRunError): a failed probe
+ * or plan is the job's own failure. Whatever fails, no staging folder is left behind.
+ */
+async function renderWithFallback(job: {
+  binaries: FfmpegBinaries;
+  context: JobContext;
+  videoCodec: VideoCodec | undefined;
+  choice: EncoderChoice | undefined;
+  invocation(
+    staging: string,
+    encoder: VideoEncoder | undefined,
+    redo: boolean,
+  ): FfmpegInvocation | Promise<FfmpegInvocation>;
+  expectedDurationS(): number;
+}): Promise<Rendered> {
+  const { binaries, context, videoCodec, choice } = job;
+  const attempt = (encoder: VideoEncoder | undefined, redo: boolean) =>
+    inStaging(context.outputDir, async (staging) =>
+      render(binaries, await job.invocation(staging, encoder, redo), job.expectedDurationS, context),
+    );
+  const encoder = choice?.encoder;
+  try {
+    const { staging, result } = await attempt(encoder, false);
+    return { staging, durationS: result, encoder, fallbackReason: choice?.fallbackReason };
+  } catch (error) {
+    const gpuFailed =
+      error instanceof FfmpegRunError && encoder?.accelerator !== undefined && videoCodec !== undefined;
+    if (!gpuFailed || context.signal.aborted) throw error;
+    const software = softwareEncoder(videoCodec, await availableEncoders(binaries));
+    context.log.warn({ encoder: encoder.name, err: error }, 'hardware encode failed; re-encoding on the CPU');
+    const { staging, result } = await attempt(software, true);
+    return {
+      staging,
+      durationS: result,
+      encoder: software,
+      fallbackReason: `${encoder.name} failed mid-job (${error.message}); re-encoded with ${software.name}`,
+    };
+  }
+}
+
+/** Runs `work` in a fresh staging folder under `outputDir`, which is removed if the work fails. */
+async function inStaging<T>(
+  outputDir: string,
+  work: (staging: string) => Promise<T>,
+): Promise<{ staging: string; result: T }> {
+  const staging = await createStaging(outputDir);
+  try {
+    return { staging, result: await work(staging) };
+  } catch (error) {
+    await fs.rm(staging, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 /** Runs one ffmpeg call; resolves with the last output time ffmpeg reported (its duration). */

@@ -16,7 +16,7 @@ import {
 } from '../helpers/media.js';
 import { type Broker, type Subscriber, startBroker, subscribe } from '../helpers/mosquitto.js';
 import { BUILT_IN_MODULES, drainBuiltIn, runCli, startWorker } from '../helpers/worker-process.js';
-import { errorMessageOf, useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
+import { completedJob, errorMessageOf, useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
 /** The order of an MP4's top-level boxes (ftyp, moov, mdat…). */
 function topLevelBoxes(file: Buffer): string[] {
@@ -28,12 +28,6 @@ function topLevelBoxes(file: Buffer): string[] {
     offset += size;
   }
   return types;
-}
-
-interface RenderOutput {
-  file_id: string;
-  filename: string;
-  metadata: Record<string, unknown>;
 }
 
 describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)', () => {
@@ -74,12 +68,8 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
   const outputOf = (jobId: string, filename: string) =>
     path.join(workspace.storageRoot, 'jobs', jobId, 'output', filename);
   async function completed(jobId: string) {
-    const job = await workspace.store.getJob(jobId);
-    assert.equal(job?.status, 'completed', `${jobId}: ${job?.error_message}`);
-    return {
-      output: job?.task_output as Record<string, unknown>,
-      files: job?.output_files as RenderOutput[],
-    };
+    const { taskOutput, outputs } = await completedJob(workspace, jobId);
+    return { output: taskOutput, files: outputs };
   }
   const failed = (jobId: string) => errorMessageOf(workspace.store, jobId);
 
@@ -637,7 +627,6 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
     await waitFor(
       () => ffmpegProcessesMentioning(deleted).length === 0,
       'ffmpeg of the deleted job to be gone',
-      5000,
     );
     watching.child.kill('SIGTERM');
     assert.equal((await watching.exited).code, 0, watching.stderr());

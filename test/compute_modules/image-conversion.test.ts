@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
 import { describe, test } from 'node:test';
 import sharp from 'sharp';
 import { animatedGif, decodeWithFfmpeg, firstPixel, near, solid, solidJpeg } from '../helpers/images.js';
 import { drainBuiltIn } from '../helpers/worker-process.js';
-import { errorMessageOf, useWorkspace, type Workspace } from '../helpers/workspace.js';
-
-interface ImageOutput {
-  file_id: string;
-  filename: string;
-  metadata: Record<string, unknown>;
-}
+import { completedJob, errorMessageOf, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
 describe('image_conversion through the daemon (real sharp)', () => {
   let workspace: Workspace;
@@ -22,12 +15,11 @@ describe('image_conversion through the daemon (real sharp)', () => {
   const addConversion = (params: Record<string, unknown>, image: Buffer, name = 'photo.png') =>
     workspace.addJob('image_conversion', params, { input: { name, content: image } });
   async function completed(jobId: string) {
-    const job = await workspace.store.getJob(jobId);
-    assert.equal(job?.status, 'completed', `${jobId}: ${job?.error_message}`);
-    const [output] = job?.output_files as ImageOutput[];
+    const { job, outputs, outputPath } = await completedJob(workspace, jobId);
+    const [output] = outputs;
     assert.ok(output);
     assert.equal(output.file_id, 'converted_image');
-    const file = path.join(workspace.storageRoot, 'jobs', jobId, 'output', output.filename);
+    const file = outputPath(output.filename);
     assert.equal(output.metadata.output_size_bytes, fs.statSync(file).size);
     return { job, output, file };
   }

@@ -15,13 +15,7 @@ import {
   solidJpeg,
 } from '../helpers/images.js';
 import { drainBuiltIn } from '../helpers/worker-process.js';
-import { errorMessageOf, useWorkspace, type Workspace } from '../helpers/workspace.js';
-
-interface ImageOutput {
-  file_id: string;
-  filename: string;
-  metadata: Record<string, unknown>;
-}
+import { completedJob, errorMessageOf, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
 describe('image_resize through the daemon (real sharp)', () => {
   let workspace: Workspace;
@@ -34,13 +28,12 @@ describe('image_resize through the daemon (real sharp)', () => {
   const outputPath = (jobId: string, filename: string) =>
     path.join(workspace.storageRoot, 'jobs', jobId, 'output', filename);
   async function completed(jobId: string) {
-    const job = await workspace.store.getJob(jobId);
-    assert.equal(job?.status, 'completed', `${jobId}: ${job?.error_message}`);
-    assert.equal(job?.progress, 100);
-    const [output] = job?.output_files as ImageOutput[];
+    const { job, outputs, taskOutput, outputPath } = await completedJob(workspace, jobId);
+    assert.equal(job.progress, 100);
+    const [output] = outputs;
     assert.ok(output);
-    const resized = (job?.task_output as { resized_dimensions?: number[] } | null)?.resized_dimensions;
-    return { job, output, resized, file: outputPath(jobId, output.filename) };
+    const resized = taskOutput.resized_dimensions as number[] | undefined;
+    return { job, output, resized, file: outputPath(output.filename) };
   }
   async function failed(jobId: string) {
     const message = await errorMessageOf(workspace.store, jobId, { retried: false });

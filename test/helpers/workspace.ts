@@ -6,8 +6,9 @@ import path from 'node:path';
 import { afterEach, beforeEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import type { JobStore, NewJob } from '../../worker/store/job-store.js';
+import type { JobRecord, JobStore, NewJob } from '../../worker/store/job-store.js';
 import { openJobStore } from '../../worker/store/open-job-store.js';
+import type { OutputFile } from '../../worker/store/schema.js';
 import { createTestDatabase } from './postgres.js';
 import { killLeftoverWorkers } from './worker-process.js';
 
@@ -189,4 +190,25 @@ export async function errorMessageOf(
   assert.equal(job?.status, 'error', `${jobId} should fail, got ${job?.status}`);
   if (retried === false) assert.equal(job?.retry_count, 0, 'a job that cannot succeed is not retried');
   return job?.error_message ?? '';
+}
+
+export interface CompletedJob {
+  job: JobRecord;
+  outputs: OutputFile[];
+  taskOutput: Record<string, unknown>;
+  /** Where an output file of the job is under the storage root. */
+  outputPath(filename: string): string;
+}
+
+/** Asserts that a job completed (the error message says why not) and returns what it produced. */
+export async function completedJob(workspace: Workspace, jobId: string): Promise<CompletedJob> {
+  const job = await workspace.store.getJob(jobId);
+  assert.equal(job?.status, 'completed', `${jobId}: ${job?.error_message}`);
+  assert.ok(job);
+  return {
+    job,
+    outputs: job.output_files as OutputFile[],
+    taskOutput: job.task_output as Record<string, unknown>,
+    outputPath: (filename) => path.join(workspace.storageRoot, 'jobs', jobId, 'output', filename),
+  };
 }

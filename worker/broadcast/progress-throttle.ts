@@ -1,60 +1,38 @@
 /**
- * At most one progress event per job every PROGRESS_INTERVAL_MS: the first goes out at once, later
- * ones replace each other until the interval ends (no backlog), and the latest is flushed before
- * the job's terminal event, so subscribers always see the first and the last value.
+ * At most one progress event per job every PROGRESS_INTERVAL_MS (see LatestThrottle), and the
+ * latest is flushed before the job's terminal event, so subscribers always see the first and the
+ * last value.
  */
+import { LatestThrottle } from '../latest-throttle.js';
 import type { JobEvent } from './broadcaster.js';
 
 const PROGRESS_INTERVAL_MS = 250;
 
 type ProgressEvent = Extract<JobEvent, { type: 'processing' }>;
 
-interface JobThrottle {
-  lastSentAt: number;
-  pending: ProgressEvent | undefined;
-  timer: NodeJS.Timeout | undefined;
-}
-
 export class ProgressThrottle {
-  private readonly jobs = new Map<string, JobThrottle>();
+  private readonly jobs = new Map<string, LatestThrottle<ProgressEvent>>();
 
   constructor(private readonly send: (event: JobEvent) => void) {}
 
   progress(event: ProgressEvent): void {
-    const job = this.jobs.get(event.jobId) ?? { lastSentAt: 0, pending: undefined, timer: undefined };
-    this.jobs.set(event.jobId, job);
-    const wait = job.lastSentAt + PROGRESS_INTERVAL_MS - Date.now();
-    if (wait <= 0 && !job.timer) {
-      job.lastSentAt = Date.now();
-      this.send(event);
-      return;
+    let throttle = this.jobs.get(event.jobId);
+    if (!throttle) {
+      throttle = new LatestThrottle<ProgressEvent>(PROGRESS_INTERVAL_MS, this.send);
+      this.jobs.set(event.jobId, throttle);
     }
-    job.pending = event;
-    job.timer ??= setTimeout(() => this.flush(event.jobId), Math.max(0, wait));
+    throttle.offer(event);
   }
 
   /** A terminal event: flush the job's pending progress, then send it, then forget the job. */
   finish(event: JobEvent): void {
-    this.flush(event.jobId);
+    this.jobs.get(event.jobId)?.flush();
     this.jobs.delete(event.jobId);
     this.send(event);
   }
 
   close(): void {
-    for (const job of this.jobs.values()) clearTimeout(job.timer);
+    for (const throttle of this.jobs.values()) throttle.cancel();
     this.jobs.clear();
-  }
-
-  private flush(jobId: string): void {
-    const job = this.jobs.get(jobId);
-    if (!job) return;
-    clearTimeout(job.timer);
-    job.timer = undefined;
-    if (job.pending) {
-      const pending = job.pending;
-      job.pending = undefined;
-      job.lastSentAt = Date.now();
-      this.send(pending);
-    }
   }
 }

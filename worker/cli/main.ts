@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
-import { ConfigError, type Flags, loadConfig, requireStorePaths } from '../config/config.js';
+import { type Flags, loadConfig, requireStorePaths } from '../config/config.js';
 import { runDashboard } from '../dashboard/dashboard-command.js';
 import { discoverModules } from '../modules/discover-modules.js';
 import { packageVersion } from '../package-version.js';
@@ -24,6 +24,7 @@ import {
   WATCH_SETTINGS,
 } from './setting-options.js';
 import { checkSubmission, parseParamsJson, submitJob } from './submit-command.js';
+import { UsageError } from './usage-error.js';
 import { watch } from './watch-command.js';
 
 const BUILT_IN_MODULES = fileURLToPath(new URL('../../compute_modules', import.meta.url));
@@ -146,7 +147,7 @@ addSettingOptions(
   });
   try {
     const job = await store.getJob(jobId);
-    if (!job) throw new ConfigError(`no job ${jobId}`);
+    if (!job) throw new UsageError(`no job ${jobId}`);
     console.log(JSON.stringify(job, null, 2));
   } finally {
     await store.close();

@@ -6,12 +6,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError } from '../config/config.js';
 import { InvalidParametersError } from '../errors.js';
 import { discoverModules } from '../modules/discover-modules.js';
 import { readParams } from '../runner/job-inputs.js';
 import { openJobStore } from '../store/open-job-store.js';
 import type { InputFile } from '../store/schema.js';
+import { UsageError } from './usage-error.js';
 
 export interface SubmitRequest {
   databaseUrl: string;
@@ -29,10 +29,10 @@ export function parseParamsJson(text: string | undefined): Record<string, unknow
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`--params is not valid JSON: ${(error as Error).message}`);
+    throw new UsageError(`--params is not valid JSON: ${(error as Error).message}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ConfigError('--params must be a JSON object, e.g. {"width": 128}');
+    throw new UsageError('--params must be a JSON object, e.g. {"width": 128}');
   }
   return parsed as Record<string, unknown>;
 }
@@ -49,14 +49,14 @@ export async function checkSubmission(
   const modules = await discoverModules(modulesDir);
   const module = modules.get(taskType);
   if (!module) {
-    throw new ConfigError(
+    throw new UsageError(
       `unknown task type '${taskType}'; the modules are: ${[...modules.keys()].join(', ')}`,
     );
   }
   try {
     readParams(module.manifest.params, [{ path: '', metadata: params }]);
   } catch (error) {
-    if (error instanceof InvalidParametersError) throw new ConfigError(`${taskType}: ${error.message}`);
+    if (error instanceof InvalidParametersError) throw new UsageError(`${taskType}: ${error.message}`);
     throw error;
   }
 }
@@ -70,7 +70,7 @@ export async function submitJob(request: SubmitRequest): Promise<string> {
   for (const [index, file] of request.files.entries()) {
     const filename = path.basename(file);
     const content = await fs.readFile(file).catch((error: NodeJS.ErrnoException) => {
-      throw new ConfigError(`cannot read ${file}: ${error.code ?? error.message}`);
+      throw new UsageError(`cannot read ${file}: ${error.code ?? error.message}`);
     });
     await fs.writeFile(path.join(inputDir, filename), content);
     inputFiles.push({

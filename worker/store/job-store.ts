@@ -6,8 +6,10 @@
  * Every method that writes on behalf of a running attempt takes its Lease and changes nothing when
  * that lease is no longer the job's (the job was taken back, deleted or finished by someone else).
  */
+
+import type { Selectable } from 'kysely';
 import type { Logger } from 'pino';
-import type { InputFile, JobStatus, OutputFile } from './schema.js';
+import type { InputFile, JobStatus, JobsTable, OutputFile, WorkerJobStateTable } from './schema.js';
 
 export interface Lease {
   jobId: string;
@@ -90,32 +92,19 @@ export interface NewJob {
   createdBy: string | null;
 }
 
-export interface JobRecord {
-  id: number;
-  job_id: string;
-  task_type: string;
-  input_file_source: string;
-  input_file_path: string;
-  input_files: unknown;
-  output_files: unknown;
-  status: JobStatus;
-  progress: number;
-  created_at: number;
-  started_at: number | null;
-  completed_at: number | null;
-  task_output: unknown;
-  error_message: string | null;
-  retry_count: number;
-  max_retries: number;
-  created_by: string | null;
+/** The JSON columns, parsed. */
+type ParsedJsonColumns = 'input_files' | 'output_files' | 'task_output';
+
+/**
+ * A job as `jobs show` and the dashboard present it: every column of the API's row (its JSON
+ * parsed), the queue entry's priority, and the worker's own state for it.
+ */
+export type JobRecord = Omit<Selectable<JobsTable>, ParsedJsonColumns> & {
+  [column in ParsedJsonColumns]: unknown;
+} & {
   priority: number | null;
-  worker: {
-    worker_id: string | null;
-    lease_expires_at: number | null;
-    not_before: number | null;
-    last_error: string | null;
-  } | null;
-}
+  worker: Omit<WorkerJobStateTable, 'job_id' | 'lease_token'> | null;
+};
 
 /**
  * `jobs list` and the dashboard's pages: newest first; with `status: 'queued'`, in claim order;
