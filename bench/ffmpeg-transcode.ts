@@ -38,7 +38,7 @@ function ffmpegArguments(invocation: FfmpegInvocation): string[] {
 }
 
 async function directSeconds(input: string, jobs: number): Promise<number> {
-  const binaries = resolveBinaries({});
+  const binaries = resolveBinaries({ ffmpegBinary: undefined, ffprobeBinary: undefined });
   const params = ffmpegRenderParams.parse(PARAMS) as TranscodeParams;
   const plan = planTranscode(params, await probeMedia(binaries, input));
   const { encoder } = await chooseVideoEncoder(binaries, 'h264', params.hardware);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { StartupError } from '../../worker/errors.js';
-import type { ModuleTools } from '../../worker/modules/module-contract.js';
+import type { FfmpegSettings } from './settings.js';
 
 export interface FfmpegBinaries {
   ffmpeg: string;
@@ -14,12 +14,17 @@ const INSTALL_HINT =
   'install it (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg) or point FFMPEG_BINARY ' +
   'and FFPROBE_BINARY at it';
 
-export function resolveBinaries(tools: ModuleTools): FfmpegBinaries {
-  const ffmpeg = tools.ffmpeg ?? 'ffmpeg';
+export function resolveBinaries(
+  settings: Pick<FfmpegSettings, 'ffmpegBinary' | 'ffprobeBinary'>,
+): FfmpegBinaries {
+  const ffmpeg = settings.ffmpegBinary ?? 'ffmpeg';
   const besideFfmpeg =
-    tools.ffmpeg === undefined ? undefined : path.join(path.dirname(tools.ffmpeg), 'ffprobe');
+    settings.ffmpegBinary === undefined
+      ? undefined
+      : path.join(path.dirname(settings.ffmpegBinary), 'ffprobe');
   const ffprobe =
-    tools.ffprobe ?? (besideFfmpeg !== undefined && fs.existsSync(besideFfmpeg) ? besideFfmpeg : 'ffprobe');
+    settings.ffprobeBinary ??
+    (besideFfmpeg !== undefined && fs.existsSync(besideFfmpeg) ? besideFfmpeg : 'ffprobe');
   return { ffmpeg, ffprobe };
 }
 

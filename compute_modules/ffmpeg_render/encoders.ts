@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { execa } from 'execa';
 import type { FfmpegBinaries } from './binaries.js';
 import { listVideoEncoders } from './fluent.js';
+import { DEFAULT_GPU_DEVICE } from './settings.js';
 
 export const VIDEO_CODECS = ['h264', 'hevc', 'vp9', 'av1'] as const;
 export type VideoCodec = (typeof VIDEO_CODECS)[number];
@@ -45,8 +46,6 @@ export interface VideoEncoder {
 }
 
 const presetIndex = (preset: Preset) => PRESETS.indexOf(preset);
-/** The render node VAAPI and QSV encode on unless the operator names another (GPU_DEVICE). */
-export const DEFAULT_GPU_DEVICE = '/dev/dri/renderD128';
 
 /**
  * How one encoder is driven. Its options for a stream are `-c <name>`, then `tuning`, then the rate:

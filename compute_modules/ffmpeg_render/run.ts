@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { BadInputError, InvalidParametersError } from '../../worker/errors.js';
-import { defineRun, type JobContext, type ModuleTools } from '../../worker/modules/module-contract.js';
+import { defineRun, type JobContext } from '../../worker/modules/module-contract.js';
 import { type FfmpegBinaries, resolveBinaries } from './binaries.js';
 import { takesGraphOnStdin } from './deferred-graph.js';
 import {
@@ -21,6 +21,7 @@ import { planTranscode, startTranscode } from './operations/transcode.js';
 import type { ConcatParams, FfmpegRenderParams } from './params.js';
 import type { EarlyStart, RenderPlan } from './plan.js';
 import { type MediaInfo, probeMedia } from './probe.js';
+import type { FfmpegSettings } from './settings.js';
 import { createStaging, publishStaging } from './staging.js';
 
 /** Probing the inputs is the first few percent; moving the files into place the last few. */
@@ -31,13 +32,13 @@ const PROGRESS_RENDERED = 95;
  * Runs at runner start: the encoder list (and fluent-ffmpeg's capability cache) is read then, and
  * whether ffmpeg takes its graph on stdin.
  */
-export async function warmUp(tools: ModuleTools): Promise<void> {
-  const binaries = resolveBinaries(tools);
+export async function warmUp(settings: FfmpegSettings): Promise<void> {
+  const binaries = resolveBinaries(settings);
   await Promise.all([availableEncoders(binaries), takesGraphOnStdin(binaries)]);
 }
 
-export default defineRun<FfmpegRenderParams>(async (params, context) => {
-  const binaries = resolveBinaries(context.tools);
+export default defineRun<FfmpegRenderParams, FfmpegSettings>(async (params, context) => {
+  const binaries = resolveBinaries(context.settings);
   const { planned, early: earlyStart } = startPlanning(params, context.inputPaths, binaries);
   // Progress is ffmpeg's output time against this; ffmpeg reports none before it has its graph,
   // so none before the plan is made. The second handler keeps a failed probe from counting as
@@ -58,7 +59,7 @@ export default defineRun<FfmpegRenderParams>(async (params, context) => {
         binaries,
         videoCodec,
         'hardware' in params ? params.hardware : 'none',
-        context.tools.gpuDevice,
+        context.settings.gpuDevice,
       )
     : undefined;
   const { staging, durationS, encoder, fallbackReason } = await renderWithFallback({
@@ -157,7 +158,7 @@ interface Rendered {
  */
 async function renderWithFallback(job: {
   binaries: FfmpegBinaries;
-  context: JobContext;
+  context: JobContext<FfmpegSettings>;
   videoCodec: VideoCodec | undefined;
   choice: EncoderChoice | undefined;
   invocation(

@@ -107,23 +107,29 @@ describe('MQTT credentials, TLS, protocol and draining (real Mosquitto)', () => 
   test('MQTT 3.1.1: announcement, and the Will on kill -9', async () => {
     broker = await startBroker();
     const subscriber = await subscribe(broker.url, ['inference/workers/#']);
-    const worker = startWorker(
-      workspace.dir,
-      ['--worker-id', 'w-v4', '--tasks', 'noop', '--mqtt-protocol-version', '4'],
-      {
-        BROADCAST_TYPE: 'mqtt',
-        MQTT_BROKER: broker.url,
-      },
-    );
-    await subscriber.waitFor(announced('w-v4'), 'the announcement');
-    assert.ok(worker.logs.some((line) => line.msg === 'MQTT connected' && line.mqtt_version === 4));
-    worker.child.kill('SIGKILL');
-    await worker.exited;
-    await subscriber.waitFor(
-      (message) => message.topic === 'inference/workers/w-v4' && message.payload === '',
-      'the Will',
-    );
-    await subscriber.close();
+    try {
+      const worker = startWorker(
+        workspace.dir,
+        ['--worker-id', 'w-v4', '--tasks', 'noop', '--mqtt-protocol-version', '4'],
+        {
+          BROADCAST_TYPE: 'mqtt',
+          MQTT_BROKER: broker.url,
+        },
+      );
+      await subscriber.waitFor(announced('w-v4'), 'the announcement');
+      // Waited for, not looked up: the log line may reach stdout after the broker delivered.
+      await worker.waitForLog((line) => line.msg === 'MQTT connected' && line.mqtt_version === 4);
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+      await subscriber.waitFor(
+        (message) => message.topic === 'inference/workers/w-v4' && message.payload === '',
+        'the Will',
+      );
+    } finally {
+      // Closed whatever happened: an open subscription would hold this file's process until the
+      // runner's timeout.
+      await subscriber.close();
+    }
   });
 
   test('graceful stop announces draining while a job finishes, then clears', async () => {

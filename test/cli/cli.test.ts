@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { loadConfig } from '../../worker/config/config.js';
-import { runCli, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
-import { useWorkspace, type Workspace } from '../helpers/workspace.js';
+import { BUILT_IN_MODULES, runCli, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
+import { repoFile, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
 describe('media-worker CLI', () => {
   let workspace: Workspace;
@@ -195,5 +196,35 @@ describe('media-worker CLI', () => {
     });
     assert.equal(result.code, 2);
     assert.match(result.stderr, /--params must be a JSON object/);
+  });
+});
+
+describe('settings compute modules declare', () => {
+  test("the README's table of module settings is what `modules --markdown` prints", async () => {
+    const printed = await runCli(['modules', '--markdown', '--modules-dir', BUILT_IN_MODULES]);
+    assert.equal(printed.code, 0, printed.stderr);
+    const readme = fs.readFileSync(repoFile('README.md'), 'utf8');
+    const table = /<!-- module settings -->\n([\s\S]*?)\n<!-- end of module settings -->/.exec(readme)?.[1];
+    assert.equal(
+      table,
+      printed.stdout.trim(),
+      'README.md is out of step: paste in `npx media-worker modules --markdown`',
+    );
+  });
+
+  test('run takes a module setting as a flag, lists it in --help, and refuses a bad value naming it', async () => {
+    const help = await runCli(['run', '--help']);
+    assert.match(
+      help.stdout,
+      /--gpu-device <value>\s+a path to the DRM render node.*env GPU_DEVICE.*for\s+ffmpeg_render/s,
+    );
+    const refused = await runCli(
+      ['run', '--modules-dir', BUILT_IN_MODULES, '--tasks', 'ffmpeg_render', '--gpu-device', '  '],
+      {
+        CL_SERVER_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-settings-')),
+      },
+    );
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--gpu-device=" {2}" is invalid: expected a path to the DRM render node/);
   });
 });

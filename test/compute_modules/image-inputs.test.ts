@@ -153,7 +153,7 @@ describe('hostile and broken image inputs (both modules, through the daemon)', (
       outputDir,
       reportProgress: (progress) => reported.push({ progress, written: fs.readdirSync(outputDir) }),
       limits: { maxInputPixels: 100_000_000 },
-      tools: {},
+      settings: {},
       signal: new AbortController().signal,
       log: pino({ level: 'silent' }),
     });

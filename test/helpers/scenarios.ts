@@ -77,7 +77,8 @@ export async function runningJobIsCancelled(workspace: Workspace): Promise<void>
   assert.equal(job?.retry_count, 0, 'a cancelled job is not retried');
   assert.equal(fs.existsSync(outputDir), false, 'no half-written output stays behind');
   await waitFor(() => !isAlive(runnerPid), 'the runner to be gone');
-  assert.ok(daemon.logs.some((line) => line.msg === 'stopping the job' && line.reason === 'cancelled'));
+  // Waited for: the daemon is still running, and its line may not have been read yet.
+  await daemon.waitForLog((line) => line.msg === 'stopping the job' && line.reason === 'cancelled');
   daemon.child.kill('SIGTERM');
   assert.equal((await daemon.exited).code, 0);
 }

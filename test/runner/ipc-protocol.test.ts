@@ -42,7 +42,7 @@ describe('the runner protocol is checked at both ends', () => {
       busyTimeoutMs: 1000,
       retryBackoffMaxMs: 0,
       maxInputPixels: 1000,
-      tools: {},
+      settings: {},
     };
     const runner = fork(path.join(DIST, 'worker/runner/runner-main.js'), [JSON.stringify(init)], {
       serialization: 'json',

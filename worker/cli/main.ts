@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { type Flags, loadConfig, requireStorePaths } from '../config/config.js';
+import { declaredSettings, loadModuleSettings, moduleSettingsMarkdown } from '../config/module-settings.js';
 import { runDashboard } from '../dashboard/dashboard-command.js';
 import { discoverModules } from '../modules/discover-modules.js';
 import { packageVersion } from '../package-version.js';
@@ -15,6 +16,7 @@ import { type LiveTaskTypes, liveTaskTypes } from './live-workers.js';
 import { runWorker } from './run-command.js';
 import { runProgram } from './run-program.js';
 import {
+  addModuleSettingOptions,
   addSettingOptions,
   DAEMON_SETTINGS,
   DASHBOARD_SETTINGS,
@@ -30,6 +32,24 @@ import { watch } from './watch-command.js';
 const BUILT_IN_MODULES = fileURLToPath(new URL('../../compute_modules', import.meta.url));
 
 const configFrom = (flags: Flags) => loadConfig(flags, process.env, BUILT_IN_MODULES);
+
+/** A bad setting elsewhere is reported by the command itself, once commander has parsed the line. */
+function modulesDirForOptions(): string {
+  try {
+    return modulesDirNamed(process.argv) ?? configFrom({}).modulesDir;
+  } catch {
+    return BUILT_IN_MODULES;
+  }
+}
+
+/** `--modules-dir X` or `--modules-dir=X` on the command line, read before commander parses it. */
+function modulesDirNamed(argv: readonly string[]): string | undefined {
+  for (const [index, arg] of argv.entries()) {
+    if (arg === '--modules-dir') return argv[index + 1];
+    if (arg.startsWith('--modules-dir=')) return arg.slice('--modules-dir='.length);
+  }
+  return undefined;
+}
 
 const integerIn = (min: number, max: number) => (text: string) => {
   const value = Number(text);
@@ -53,22 +73,46 @@ const program = new Command('media-worker')
   .version(packageVersion(), '-V, --version', 'print the version')
   .showHelpAfterError();
 
-addSettingOptions(
-  program
-    .command('run')
-    .description('Run the worker daemon (SIGTERM/SIGINT: finish or requeue running jobs, then exit 0).'),
-  DAEMON_SETTINGS,
-).action(async (flags: Flags) => runWorker(configFrom(flags)));
+/**
+ * The modules' own settings become flags of `run`, so they are found before the command line is
+ * parsed: in the modules directory it names (or WORKER_MODULES_DIR, or the built-in one). A
+ * directory that cannot be read adds none; `run` itself then says what is wrong with it.
+ */
+const modulesForOptions = await discoverModules(modulesDirForOptions()).catch(() => new Map());
+addModuleSettingOptions(
+  addSettingOptions(
+    program
+      .command('run')
+      .description('Run the worker daemon (SIGTERM/SIGINT: finish or requeue running jobs, then exit 0).'),
+    DAEMON_SETTINGS,
+  ),
+  declaredSettings(modulesForOptions.values()),
+).action(async (flags: Flags) =>
+  runWorker(configFrom(flags), (modules) => loadModuleSettings(modules, flags, process.env)),
+);
 
 addSettingOptions(
-  program.command('modules').description('List the compute modules, with their parameters as JSON Schema.'),
+  program
+    .command('modules')
+    .description('List the compute modules, with their parameters as JSON Schema and their settings.')
+    .option('--markdown', "print the modules' settings as the README's table instead"),
   MODULE_SETTINGS,
-).action(async (flags: Flags) => {
+).action(async (flags: Flags & { markdown?: boolean }) => {
   const modules = await discoverModules(configFrom(flags).modulesDir);
+  if (flags.markdown) {
+    console.log(moduleSettingsMarkdown(declaredSettings(modules.values())));
+    return;
+  }
   const listing = [...modules.values()].map(({ name, manifest }) => ({
     name,
     description: manifest.description,
     default_timeout_s: manifest.defaultTimeoutS,
+    settings: Object.values(manifest.settings ?? {}).map(({ flag, env, accepts, default: shown }) => ({
+      flag,
+      env,
+      accepts,
+      ...(shown === undefined ? {} : { default: shown }),
+    })),
     parameters: z.toJSONSchema(manifest.params, { io: 'input', unrepresentable: 'any' }),
   }));
   console.log(JSON.stringify(listing, null, 2));

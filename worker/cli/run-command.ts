@@ -7,19 +7,26 @@ import { HealthServer } from '../http/health-server.js';
 import { WorkerMetrics } from '../http/worker-metrics.js';
 import { exponentialBackoff } from '../jobs/retry-policy.js';
 import { createLogger } from '../logging/logger.js';
-import { discoverModules, selectModules } from '../modules/discover-modules.js';
+import { type DiscoveredModule, discoverModules, selectModules } from '../modules/discover-modules.js';
+import type { ModuleSettingValues } from '../modules/module-contract.js';
 import { preflightModules } from '../modules/preflight-modules.js';
 import { RunnerPool } from '../runner/runner-pool.js';
 import { openJobStore } from '../store/open-job-store.js';
 
 const LINGER_LIMIT_MS = 2000;
 
-export async function runWorker(config: Config): Promise<void> {
+/** Parses the settings the given modules declare (flags and environment: see config/module-settings.ts). */
+export type ModuleSettingsReader = (
+  modules: readonly DiscoveredModule[],
+) => Record<string, ModuleSettingValues>;
+
+export async function runWorker(config: Config, readModuleSettings: ModuleSettingsReader): Promise<void> {
   const { databaseUrl, storageRoot } = requireStorePaths(config);
   const log = createLogger(config.logLevel, { worker_id: config.workerId });
   const available = await discoverModules(config.modulesDir);
-  const tools = { ffmpeg: config.ffmpegBinary, ffprobe: config.ffprobeBinary, gpuDevice: config.gpuDevice };
-  const { modules, versions } = await preflightModules(selectModules(available, config.tasks), tools, {
+  const selected = selectModules(available, config.tasks);
+  const moduleSettings = readModuleSettings(selected);
+  const { modules, versions } = await preflightModules(selected, moduleSettings, {
     requestedByName: (config.tasks?.length ?? 0) > 0,
     log,
   });
@@ -43,8 +50,8 @@ export async function runWorker(config: Config): Promise<void> {
       busyTimeoutMs,
       retryBackoffMaxMs: config.retryBackoffMax * 1000,
       maxInputPixels: config.maxInputPixels,
-      tools,
     },
+    moduleSettings,
     reuseLimit: config.runnerReuse,
     maxIdle: config.concurrency,
     killGraceMs: config.killGrace * 1000,

@@ -1,6 +1,7 @@
 /** Commander options generated from the settings table, so --help lists every flag with its env var. */
 import { type Command, Option } from 'commander';
-import { SETTINGS, type SettingKey } from '../config/config.js';
+import { SETTINGS, type Setting, type SettingKey } from '../config/config.js';
+import type { DeclaredSetting } from '../config/module-settings.js';
 
 const BOOLEAN_SETTINGS: ReadonlySet<SettingKey> = new Set([
   'drain',
@@ -10,20 +11,28 @@ const BOOLEAN_SETTINGS: ReadonlySet<SettingKey> = new Set([
 ]);
 
 export function addSettingOptions(command: Command, keys: readonly SettingKey[]): Command {
-  for (const key of keys) {
-    const setting = SETTINGS[key];
-    const takesValue = !BOOLEAN_SETTINGS.has(key);
-    const flags = takesValue ? `${setting.flag} <value>` : setting.flag;
-    const env = 'env' in setting && setting.env ? setting.env : undefined;
-    // A switch takes no value on the command line; only its variable says true or false.
-    const details = [
-      takesValue ? setting.accepts : 'a switch: the flag alone turns it on',
-      env && (takesValue ? `env ${env}` : `env ${env} (${setting.accepts})`),
-      'default' in setting && setting.default ? `default ${setting.default}` : undefined,
-    ].filter(Boolean);
-    command.addOption(new Option(flags, details.join('; ')));
+  for (const key of keys) command.addOption(optionFor(SETTINGS[key], BOOLEAN_SETTINGS.has(key)));
+  return command;
+}
+
+/** The settings compute modules declare (see config/module-settings.ts), as options of `run`. */
+export function addModuleSettingOptions(command: Command, declared: readonly DeclaredSetting[]): Command {
+  for (const { definition, modules } of declared) {
+    command.addOption(optionFor(definition, false, `for ${modules.join(', ')}`));
   }
   return command;
+}
+
+function optionFor(setting: Setting, isSwitch: boolean, note?: string): Option {
+  const flags = isSwitch ? setting.flag : `${setting.flag} <value>`;
+  // A switch takes no value on the command line; only its variable says true or false.
+  const details = [
+    isSwitch ? 'a switch: the flag alone turns it on' : setting.accepts,
+    setting.env && (isSwitch ? `env ${setting.env} (${setting.accepts})` : `env ${setting.env}`),
+    setting.default ? `default ${setting.default}` : undefined,
+    note,
+  ].filter(Boolean);
+  return new Option(flags, details.join('; '));
 }
 
 export const STORE_SETTINGS: readonly SettingKey[] = ['serverDir', 'databaseUrl', 'storage', 'logLevel'];

@@ -77,7 +77,8 @@ const timeoutSpec = z.string().transform((text, context) => {
   return overrides;
 });
 
-interface Setting<T> {
+/** One setting: its flag, its environment variable, what it accepts, and the zod schema that parses it. */
+export interface Setting<T = unknown> {
   env?: string;
   flag: string;
   accepts: string;
@@ -86,7 +87,23 @@ interface Setting<T> {
   default?: string;
 }
 
-const setting = <T>(definition: Setting<T>) => definition;
+export const setting = <T>(definition: Setting<T>) => definition;
+
+/**
+ * A setting's value: its flag (which wins), else its environment variable (empty counts as unset),
+ * else what its schema makes of nothing. A ConfigError names the flag or variable and what it accepts.
+ */
+export function parseSetting<T>(definition: Setting<T>, fromFlag: unknown, env: NodeJS.ProcessEnv): T {
+  const fromEnv = definition.env !== undefined ? env[definition.env] : undefined;
+  const raw = fromFlag ?? (fromEnv === '' ? undefined : fromEnv);
+  const result = definition.schema.safeParse(raw);
+  if (result.success) return result.data;
+  const source = fromFlag !== undefined ? definition.flag : (definition.env ?? definition.flag);
+  const detail = result.error.issues[0]?.code === 'custom' ? ` (${result.error.issues[0].message})` : '';
+  throw new ConfigError(
+    `${source}=${JSON.stringify(raw)} is invalid: expected ${definition.accepts}${detail}`,
+  );
+}
 
 /** Every setting, by the key its flag value has in commander's options. */
 export const SETTINGS = {
@@ -208,24 +225,6 @@ export const SETTINGS = {
     accepts: 'an integer >= 1 (largest input image, in pixels, a module will decode)',
     schema: integer(1).default(100_000_000),
     default: '100000000',
-  }),
-  ffmpegBinary: setting({
-    env: 'FFMPEG_BINARY',
-    flag: '--ffmpeg-binary',
-    accepts: 'a path to ffmpeg (default: ffmpeg on PATH)',
-    schema: nonEmpty.optional(),
-  }),
-  ffprobeBinary: setting({
-    env: 'FFPROBE_BINARY',
-    flag: '--ffprobe-binary',
-    accepts: 'a path to ffprobe (default: ffprobe beside FFMPEG_BINARY, else on PATH)',
-    schema: nonEmpty.optional(),
-  }),
-  gpuDevice: setting({
-    env: 'GPU_DEVICE',
-    flag: '--gpu-device',
-    accepts: 'a path to the DRM render node VAAPI and QSV encoders use (default: /dev/dri/renderD128)',
-    schema: nonEmpty.optional(),
   }),
   timeout: setting({
     env: 'WORKER_TIMEOUT',
@@ -426,18 +425,7 @@ export type Flags = Partial<Record<SettingKey, unknown>>;
 export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv, defaultModulesDir: string): Config {
   const parsed: Record<string, unknown> = {};
   for (const [key, definition] of Object.entries(SETTINGS) as [SettingKey, Setting<unknown>][]) {
-    const fromFlag = flags[key];
-    const fromEnv = definition.env !== undefined ? env[definition.env] : undefined;
-    const raw = fromFlag ?? (fromEnv === '' ? undefined : fromEnv);
-    const result = definition.schema.safeParse(raw);
-    if (!result.success) {
-      const source = fromFlag !== undefined ? definition.flag : (definition.env ?? definition.flag);
-      const detail = result.error.issues[0]?.code === 'custom' ? ` (${result.error.issues[0].message})` : '';
-      throw new ConfigError(
-        `${source}=${JSON.stringify(raw)} is invalid: expected ${definition.accepts}${detail}`,
-      );
-    }
-    parsed[key] = result.data;
+    parsed[key] = parseSetting(definition, flags[key], env);
   }
   const settings = parsed as Parsed;
   const { serverDir, databaseUrl, storage, modulesDir, ...rest } = settings;

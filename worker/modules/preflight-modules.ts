@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { StartupError } from '../errors.js';
 import type { DiscoveredModule } from './discover-modules.js';
-import type { ModuleTools, ModuleVersions } from './module-contract.js';
+import type { ModuleSettingValues, ModuleVersions } from './module-contract.js';
 
 export interface ReadyModules {
   modules: DiscoveredModule[];
@@ -16,13 +16,13 @@ export interface ReadyModules {
 
 export async function preflightModules(
   selected: readonly DiscoveredModule[],
-  tools: ModuleTools,
+  settings: Readonly<Record<string, ModuleSettingValues>>,
   options: { requestedByName: boolean; log: Logger },
 ): Promise<ReadyModules> {
   const checks = await Promise.all(
     selected.map(async (module) => {
       try {
-        return { module, versions: (await module.manifest.preflight?.(tools)) ?? {} };
+        return { module, versions: (await module.manifest.preflight?.(settings[module.name] ?? {})) ?? {} };
       } catch (error) {
         return { module, problem: error instanceof Error ? error.message : String(error) };
       }

@@ -19,11 +19,8 @@ export const RunnerInitSchema = z.object({
   busyTimeoutMs: z.number(),
   retryBackoffMaxMs: z.number(),
   maxInputPixels: z.number(),
-  tools: z.object({
-    ffmpeg: z.string().optional(),
-    ffprobe: z.string().optional(),
-    gpuDevice: z.string().optional(),
-  }),
+  /** The module's own settings (its manifest's `settings`), parsed by the daemon. */
+  settings: z.record(z.string(), z.unknown()),
 });
 export type RunnerInit = z.infer<typeof RunnerInitSchema>;
 

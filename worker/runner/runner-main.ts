@@ -52,7 +52,7 @@ if (warmUp) {
   // Bounded: a warm-up that hangs (an external program that never answers) must not keep the
   // runner, and with it the daemon's start-up, from ever becoming ready.
   const outcome = await Promise.race([
-    warmUp(init.tools).then(
+    warmUp(init.settings).then(
       () => 'done',
       (error: unknown) => log.warn({ err: error }, 'module warm-up failed'),
     ),
@@ -178,7 +178,7 @@ async function runModule(
       outputDir,
       reportProgress: (percent) => progress.report(percent),
       limits: { maxInputPixels: init.maxInputPixels },
-      tools: init.tools,
+      settings: init.settings,
       signal: controller.signal,
       log: jobLog,
     });

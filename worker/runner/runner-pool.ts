@@ -13,7 +13,9 @@ import { RunnerProcess } from './runner-process.js';
 
 export interface RunnerPoolOptions {
   modules: ReadonlyMap<string, DiscoveredModule>;
-  runnerInit: Omit<RunnerInit, 'moduleName' | 'moduleDirectory'>;
+  runnerInit: Omit<RunnerInit, 'moduleName' | 'moduleDirectory' | 'settings'>;
+  /** Each module's settings, by module name. */
+  moduleSettings: Readonly<Record<string, RunnerInit['settings']>>;
   reuseLimit: number;
   /** Idle runners kept across all modules; more are retired, oldest first. */
   maxIdle: number;
@@ -168,7 +170,12 @@ export class RunnerPool {
     if (!module) throw new Error(`no module for task type ${taskType}`);
     if (this.closed) throw new Error('runner pool is closed');
     const { runner, ready } = RunnerProcess.spawn({
-      init: { ...this.options.runnerInit, moduleName: module.name, moduleDirectory: module.directory },
+      init: {
+        ...this.options.runnerInit,
+        moduleName: module.name,
+        moduleDirectory: module.directory,
+        settings: this.options.moduleSettings[module.name] ?? {},
+      },
       killGraceMs: this.options.killGraceMs,
       maxMemoryMb: this.options.maxMemoryMb,
     });
