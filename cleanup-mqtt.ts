@@ -86,7 +86,7 @@ program.action(
       mqttTlsInsecure: options.tlsInsecure,
     };
     const config = loadConfig(flags, process.env, '.');
-    const address = brokerAddress(config);
+    const address = brokerAddress(config.broker);
     const client = await mqtt
       .connectAsync(address.url, {
         ...address.options,

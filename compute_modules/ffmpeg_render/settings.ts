@@ -34,6 +34,5 @@ export const FFMPEG_SETTINGS: ModuleSettings<FfmpegSettings> = {
     accepts:
       'a path to the DRM render node VAAPI and QSV encoders use (a machine with several GPUs picks one)',
     schema: path.default(DEFAULT_GPU_DEVICE),
-    default: DEFAULT_GPU_DEVICE,
   },
 };

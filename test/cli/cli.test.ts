@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { loadConfig } from '../../worker/config/config.js';
+import { loadConfig, SETTINGS, type Setting } from '../../worker/config/config.js';
 import { BUILT_IN_MODULES, runCli, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
 import { repoFile, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -49,12 +49,12 @@ describe('media-worker CLI', () => {
       },
       TEST_MODULES,
     );
-    assert.equal(config.pollInterval, 0.5);
-    assert.equal(config.leaseTtl, 300);
-    assert.equal(config.shutdownGrace, 90);
-    assert.equal(config.orphanAge, 3600);
-    assert.equal(config.killGrace, 2.5);
-    assert.deepEqual(config.timeout, { all: 600, byTask: { noop: 45 } });
+    assert.equal(config.daemon.pollInterval, 0.5);
+    assert.equal(config.daemon.leaseTtl, 300);
+    assert.equal(config.daemon.shutdownGrace, 90);
+    assert.equal(config.daemon.orphanAge, 3600);
+    assert.equal(config.runner.killGrace, 2.5);
+    assert.deepEqual(config.daemon.timeout, { all: 600, byTask: { noop: 45 } });
     assert.throws(() => loadConfig({ leaseTtl: 'soon' }, { CL_SERVER_DIR: workspace.dir }, TEST_MODULES), {
       message: '--lease-ttl="soon" is invalid: expected a duration from 0.5 to 86400 s (5, 90s, 5m, 1h)',
     });
@@ -226,5 +226,39 @@ describe('settings compute modules declare', () => {
     );
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /--gpu-device=" {2}" is invalid: expected a path to the DRM render node/);
+  });
+});
+
+describe('the settings table', () => {
+  test('flags and variables are each used once, and the switches are exactly the boolean settings', () => {
+    const all = Object.values(SETTINGS).flatMap((group) => Object.values(group) as Setting[]);
+    const flags = all.map((definition) => definition.flag);
+    const variables = all.flatMap((definition) => (definition.env ? [definition.env] : []));
+    assert.equal(new Set(flags).size, flags.length);
+    assert.equal(new Set(variables).size, variables.length);
+    for (const definition of all) {
+      const parsed = definition.schema.safeParse('true');
+      const isBoolean = parsed.success && parsed.data === true;
+      assert.equal(definition.isSwitch === true, isBoolean, definition.flag);
+    }
+  });
+
+  test('a nested config: each concern its own group, derived paths resolved', () => {
+    const config = loadConfig(
+      { mqttBroker: 'mqtts://broker.example:8883', port: '9090', drain: true },
+      { CL_SERVER_DIR: '/data', MQTT_TOPIC: 'events/x' },
+      TEST_MODULES,
+    );
+    assert.deepEqual(config.store, {
+      databaseUrl: '/data/media_store.db',
+      storageRoot: '/data/compute',
+      busyTimeout: 15,
+    });
+    assert.equal(config.broker.address, 'mqtts://broker.example:8883');
+    assert.equal(config.broker.eventTopic, 'events/x');
+    assert.equal(config.dashboard.port, 9090);
+    assert.equal(config.daemon.drain, true);
+    assert.equal(config.daemon.modulesDir, TEST_MODULES);
+    assert.ok(Object.isFrozen(config.broker));
   });
 });

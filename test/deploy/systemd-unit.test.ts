@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { parseDurationSeconds, SETTINGS } from '../../worker/config/config.js';
+import { parseDurationSeconds, SETTINGS, shownDefault } from '../../worker/config/config.js';
 import { repoFile } from '../helpers/workspace.js';
 
 const UNIT = repoFile('deploy/media-worker.service');
@@ -13,8 +13,8 @@ const directive = (name: string) => unitText.match(new RegExp(`^${name}=(.*)$`, 
 describe('deploy/media-worker.service', () => {
   test('gives a stopping worker its shutdown grace plus its kill grace plus a margin', () => {
     const graceS =
-      (parseDurationSeconds(SETTINGS.shutdownGrace.default ?? '') ?? Number.NaN) +
-      (parseDurationSeconds(SETTINGS.killGrace.default ?? '') ?? Number.NaN);
+      (parseDurationSeconds(shownDefault(SETTINGS.daemon.shutdownGrace) ?? '') ?? Number.NaN) +
+      (parseDurationSeconds(shownDefault(SETTINGS.runner.killGrace) ?? '') ?? Number.NaN);
     const timeoutS = parseDurationSeconds(directive('TimeoutStopSec') ?? '');
     assert.ok(
       timeoutS !== undefined && timeoutS >= graceS + 10,

@@ -17,25 +17,25 @@ export function createBroadcaster(
   log: Logger,
   onFatal: (error: Error) => void,
 ): Broadcaster {
-  if (config.broadcastType === 'noop') return new NoopBroadcaster();
+  if (config.broadcast.type === 'noop') return new NoopBroadcaster();
   return new MqttBroadcaster({
-    address: brokerAddress(config),
-    protocolVersion: config.mqttProtocolVersion,
+    address: brokerAddress(config.broker),
+    protocolVersion: config.broker.protocolVersion,
     identity: {
-      workerId: config.workerId,
+      workerId: config.daemon.workerId,
       capabilities: modules.map((module) => module.name),
       moduleVersions,
-      concurrency: config.concurrency,
-      heartbeatIntervalS: config.heartbeatInterval,
+      concurrency: config.daemon.concurrency,
+      heartbeatIntervalS: config.broadcast.heartbeatInterval,
       version: packageVersion(),
       hostname: os.hostname(),
       pid: process.pid,
       startedAt: Date.now(),
       session: randomUUID(),
     },
-    capabilityTopicPrefix: config.capabilityTopicPrefix,
-    eventTopic: config.mqttTopic,
-    eventsPerJob: config.mqttEventsPerJob,
+    capabilityTopicPrefix: config.broker.capabilityTopicPrefix,
+    eventTopic: config.broker.eventTopic,
+    eventsPerJob: config.broadcast.eventsPerJob,
     log: log.child({ component: 'mqtt' }),
     onFatal,
   });

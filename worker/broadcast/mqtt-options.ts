@@ -10,34 +10,19 @@ export interface BrokerAddress {
   options: IClientOptions;
 }
 
-type MqttSettings = Pick<
-  Config,
-  | 'mqttBroker'
-  | 'mqttPort'
-  | 'mqttUsername'
-  | 'mqttPassword'
-  | 'mqttUseTls'
-  | 'mqttCaFile'
-  | 'mqttCertFile'
-  | 'mqttKeyFile'
-  | 'mqttTlsInsecure'
->;
-
-export function brokerAddress(settings: MqttSettings): BrokerAddress {
-  const isUrl = /^(mqtts?|tcp|ssl|tls):\/\//i.test(settings.mqttBroker);
-  const parsed = isUrl ? new URL(settings.mqttBroker) : undefined;
-  const tls = settings.mqttUseTls || (parsed !== undefined && /^(mqtts|ssl|tls):$/i.test(parsed.protocol));
-  const host = parsed?.hostname || settings.mqttBroker;
-  const port = parsed?.port ? Number(parsed.port) : settings.mqttPort;
-  const username =
-    settings.mqttUsername ?? (parsed?.username ? decodeURIComponent(parsed.username) : undefined);
-  const password =
-    settings.mqttPassword ?? (parsed?.password ? decodeURIComponent(parsed.password) : undefined);
+export function brokerAddress(settings: Config['broker']): BrokerAddress {
+  const isUrl = /^(mqtts?|tcp|ssl|tls):\/\//i.test(settings.address);
+  const parsed = isUrl ? new URL(settings.address) : undefined;
+  const tls = settings.useTls || (parsed !== undefined && /^(mqtts|ssl|tls):$/i.test(parsed.protocol));
+  const host = parsed?.hostname || settings.address;
+  const port = parsed?.port ? Number(parsed.port) : settings.port;
+  const username = settings.username ?? (parsed?.username ? decodeURIComponent(parsed.username) : undefined);
+  const password = settings.password ?? (parsed?.password ? decodeURIComponent(parsed.password) : undefined);
   const options: IClientOptions = {};
   if (username !== undefined) options.username = username;
   if (password !== undefined) options.password = password;
   if (tls) {
-    options.rejectUnauthorized = !settings.mqttTlsInsecure;
+    options.rejectUnauthorized = !settings.tlsInsecure;
     const read = (file: string | undefined, name: string) => {
       if (file === undefined) return undefined;
       try {
@@ -48,9 +33,9 @@ export function brokerAddress(settings: MqttSettings): BrokerAddress {
         );
       }
     };
-    const ca = read(settings.mqttCaFile, 'MQTT_CA_FILE');
-    const cert = read(settings.mqttCertFile, 'MQTT_CERT_FILE');
-    const key = read(settings.mqttKeyFile, 'MQTT_KEY_FILE');
+    const ca = read(settings.caFile, 'MQTT_CA_FILE');
+    const cert = read(settings.certFile, 'MQTT_CERT_FILE');
+    const key = read(settings.keyFile, 'MQTT_KEY_FILE');
     if (ca) options.ca = ca;
     if (cert) options.cert = cert;
     if (key) options.key = key;

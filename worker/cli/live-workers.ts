@@ -15,7 +15,7 @@ const RETAINED_IDLE_MS = 1000;
 export type LiveTaskTypes = { known: true; types: ReadonlySet<string> } | { known: false; reason: string };
 
 export async function liveTaskTypes(config: Config): Promise<LiveTaskTypes> {
-  const address = brokerAddress(config);
+  const address = brokerAddress(config.broker);
   let client: mqtt.MqttClient;
   try {
     client = await mqtt.connectAsync(address.url, {
@@ -27,12 +27,21 @@ export async function liveTaskTypes(config: Config): Promise<LiveTaskTypes> {
     return { known: false, reason: `broker ${address.url} unreachable: ${(error as Error).message}` };
   }
   try {
-    const { messages } = await collectRetained(client, `${config.capabilityTopicPrefix}/+`, RETAINED_IDLE_MS);
+    const { messages } = await collectRetained(
+      client,
+      `${config.broker.capabilityTopicPrefix}/+`,
+      RETAINED_IDLE_MS,
+    );
     // Read as `watch` reads them: an empty payload is a Will that cleared a dead worker.
     const now = Date.now();
     const state = emptyWatchState();
     for (const { topic, payload } of messages) {
-      applyCapabilityMessage(state, topic.slice(config.capabilityTopicPrefix.length + 1), payload, now);
+      applyCapabilityMessage(
+        state,
+        topic.slice(config.broker.capabilityTopicPrefix.length + 1),
+        payload,
+        now,
+      );
     }
     const types = new Set<string>();
     for (const worker of state.workers.values()) {

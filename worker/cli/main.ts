@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
-import { type Flags, loadConfig, requireStorePaths } from '../config/config.js';
+import { type Flags, loadConfig, requireStorePaths, shownDefault } from '../config/config.js';
 import { declaredSettings, loadModuleSettings, moduleSettingsMarkdown } from '../config/module-settings.js';
 import { runDashboard } from '../dashboard/dashboard-command.js';
 import { discoverModules } from '../modules/discover-modules.js';
@@ -36,7 +36,7 @@ const configFrom = (flags: Flags) => loadConfig(flags, process.env, BUILT_IN_MOD
 /** A bad setting elsewhere is reported by the command itself, once commander has parsed the line. */
 function modulesDirForOptions(): string {
   try {
-    return modulesDirNamed(process.argv) ?? configFrom({}).modulesDir;
+    return modulesDirNamed(process.argv) ?? configFrom({}).daemon.modulesDir;
   } catch {
     return BUILT_IN_MODULES;
   }
@@ -98,7 +98,7 @@ addSettingOptions(
     .option('--markdown', "print the modules' settings as the README's table instead"),
   MODULE_SETTINGS,
 ).action(async (flags: Flags & { markdown?: boolean }) => {
-  const modules = await discoverModules(configFrom(flags).modulesDir);
+  const modules = await discoverModules(configFrom(flags).daemon.modulesDir);
   if (flags.markdown) {
     console.log(moduleSettingsMarkdown(declaredSettings(modules.values())));
     return;
@@ -107,11 +107,11 @@ addSettingOptions(
     name,
     description: manifest.description,
     default_timeout_s: manifest.defaultTimeoutS,
-    settings: Object.values(manifest.settings ?? {}).map(({ flag, env, accepts, default: shown }) => ({
-      flag,
-      env,
-      accepts,
-      ...(shown === undefined ? {} : { default: shown }),
+    settings: Object.values(manifest.settings ?? {}).map((definition) => ({
+      flag: definition.flag,
+      env: definition.env,
+      accepts: definition.accepts,
+      default: shownDefault(definition) ?? null,
     })),
     parameters: z.toJSONSchema(manifest.params, { io: 'input', unrepresentable: 'any' }),
   }));
@@ -135,7 +135,7 @@ addSettingOptions(
     flags: Flags & { params?: string; priority: number; maxRetries: number },
   ) => {
     const config = configFrom(flags);
-    await checkSubmission(config.modulesDir, task, parseParamsJson(flags.params));
+    await checkSubmission(config.daemon.modulesDir, task, parseParamsJson(flags.params));
     const jobId = await submitJob({
       ...requireStorePaths(config),
       taskType: task,
@@ -170,16 +170,7 @@ addSettingOptions(
       'Serve a live web page of workers, queues and jobs, with retry and cancel (127.0.0.1 unless --host; any other address needs --token).',
     ),
   DASHBOARD_SETTINGS,
-).action(async (flags: Flags & { port?: unknown; host?: unknown; token?: unknown }) =>
-  runDashboard(
-    configFrom({
-      ...flags,
-      dashboardPort: flags.port,
-      dashboardHost: flags.host,
-      dashboardToken: flags.token,
-    }),
-  ),
-);
+).action(async (flags: Flags) => runDashboard(configFrom(flags)));
 
 const jobs = program.command('jobs').description('Look at jobs.');
 addSettingOptions(
@@ -239,7 +230,7 @@ addSettingOptions(
 ).action(async (flags: Flags & { json?: boolean }) => {
   const config = configFrom(flags);
   const live: LiveTaskTypes =
-    config.broadcastType === 'mqtt'
+    config.broadcast.type === 'mqtt'
       ? await liveTaskTypes(config)
       : { known: false, reason: 'no broker configured (BROADCAST_TYPE is not mqtt)' };
   console.log(await withStore(flags, (store) => jobStats(store, live, flags.json === true)));

@@ -22,40 +22,43 @@ export type ModuleSettingsReader = (
 
 export async function runWorker(config: Config, readModuleSettings: ModuleSettingsReader): Promise<void> {
   const { databaseUrl, storageRoot } = requireStorePaths(config);
-  const log = createLogger(config.logLevel, { worker_id: config.workerId });
-  const available = await discoverModules(config.modulesDir);
-  const selected = selectModules(available, config.tasks);
+  const log = createLogger(config.log.level, { worker_id: config.daemon.workerId });
+  const available = await discoverModules(config.daemon.modulesDir);
+  const selected = selectModules(available, config.daemon.tasks);
   const moduleSettings = readModuleSettings(selected);
   const { modules, versions } = await preflightModules(selected, moduleSettings, {
-    requestedByName: (config.tasks?.length ?? 0) > 0,
+    requestedByName: (config.daemon.tasks?.length ?? 0) > 0,
     log,
   });
-  const busyTimeoutMs = config.dbBusyTimeout * 1000;
+  const busyTimeoutMs = config.store.busyTimeout * 1000;
   // The claim loop, lease renewals, recovery and the daemon's own writes for crashed runners.
   const store = await openJobStore(databaseUrl, {
     ensureSchema: true,
     busyTimeoutMs,
-    connections: config.concurrency + 3,
+    connections: config.daemon.concurrency + 3,
     log,
   });
-  const retryDelay = exponentialBackoff(config.retryBackoff * 1000, config.retryBackoffMax * 1000);
+  const retryDelay = exponentialBackoff(
+    config.daemon.retryBackoff * 1000,
+    config.daemon.retryBackoffMax * 1000,
+  );
   const pool = new RunnerPool({
     modules: new Map(modules.map((module) => [module.name, module])),
     runnerInit: {
       databaseUrl,
       storageRoot,
-      workerId: config.workerId,
-      logLevel: config.logLevel,
-      retryBackoffMs: config.retryBackoff * 1000,
+      workerId: config.daemon.workerId,
+      logLevel: config.log.level,
+      retryBackoffMs: config.daemon.retryBackoff * 1000,
       busyTimeoutMs,
-      retryBackoffMaxMs: config.retryBackoffMax * 1000,
-      maxInputPixels: config.maxInputPixels,
+      retryBackoffMaxMs: config.daemon.retryBackoffMax * 1000,
+      maxInputPixels: config.runner.maxInputPixels,
     },
     moduleSettings,
-    reuseLimit: config.runnerReuse,
-    maxIdle: config.concurrency,
-    killGraceMs: config.killGrace * 1000,
-    maxMemoryMb: config.runnerMaxMemory,
+    reuseLimit: config.runner.reuse,
+    maxIdle: config.daemon.concurrency,
+    killGraceMs: config.runner.killGrace * 1000,
+    maxMemoryMb: config.runner.maxMemory,
     log,
     onRunnerStarted: (taskType) => metrics.runnerStarted(taskType),
   });
@@ -70,16 +73,16 @@ export async function runWorker(config: Config, readModuleSettings: ModuleSettin
   const broadcaster = createBroadcaster(config, modules, versions, log, (error) => void daemon.fail(error));
   const daemon: Daemon = new Daemon(
     {
-      workerId: config.workerId,
+      workerId: config.daemon.workerId,
       storageRoot,
       modules,
-      concurrency: config.concurrency,
-      pollIntervalMs: config.pollInterval * 1000,
-      leaseMs: config.leaseTtl * 1000,
-      orphanAgeMs: config.orphanAge * 1000,
-      shutdownGraceMs: config.shutdownGrace * 1000,
-      timeoutOverrides: config.timeout ?? { byTask: {} },
-      drain: config.drain,
+      concurrency: config.daemon.concurrency,
+      pollIntervalMs: config.daemon.pollInterval * 1000,
+      leaseMs: config.daemon.leaseTtl * 1000,
+      orphanAgeMs: config.daemon.orphanAge * 1000,
+      shutdownGraceMs: config.daemon.shutdownGrace * 1000,
+      timeoutOverrides: config.daemon.timeout ?? { byTask: {} },
+      drain: config.daemon.drain,
     },
     { store, pool, broadcaster, retryDelay, metrics, log },
   );
@@ -103,17 +106,17 @@ export async function runWorker(config: Config, readModuleSettings: ModuleSettin
   process.on('SIGCONT', () => daemon.resume());
 
   const http =
-    config.httpPort === undefined
+    config.http.port === undefined
       ? undefined
       : await HealthServer.start({
-          host: config.httpHost,
-          port: config.httpPort,
+          host: config.http.host,
+          port: config.http.port,
           readiness: () => daemon.readiness(),
           metrics,
           log,
         }).catch((error: Error) => {
           throw new StartupError(
-            `cannot serve HTTP on ${config.httpHost}:${config.httpPort}: ${error.message} (--http-port, --http-host)`,
+            `cannot serve HTTP on ${config.http.host}:${config.http.port}: ${error.message} (--http-port, --http-host)`,
           );
         });
   try {

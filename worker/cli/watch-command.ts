@@ -18,7 +18,7 @@ export async function watch(config: Config, options: { json: boolean }): Promise
   const print = (line: string) => process.stdout.write(`${line}\n`);
   const printJson = (value: unknown) => print(JSON.stringify(value));
   const follower = new BrokerFollower(
-    config,
+    config.broker,
     options.json
       ? {
           onBrokerChange: (status) => printJson({ broker: { url: follower.url, ...status }, at: Date.now() }),
@@ -36,7 +36,8 @@ export async function watch(config: Config, options: { json: boolean }): Promise
   );
   const state = follower.state;
 
-  const queue = config.databaseUrl === undefined ? undefined : new QueueReader(config.databaseUrl);
+  const queue =
+    config.store.databaseUrl === undefined ? undefined : new QueueReader(config.store.databaseUrl);
   let reading = false;
   const readQueue = async () => {
     if (!queue || reading) return;

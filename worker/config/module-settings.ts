@@ -6,7 +6,7 @@
 import { StartupError } from '../errors.js';
 import type { DiscoveredModule } from '../modules/discover-modules.js';
 import type { ModuleSetting, ModuleSettingValues } from '../modules/module-contract.js';
-import { type Flags, parseSetting, SETTINGS, type Setting } from './config.js';
+import { type Flags, flagAttribute, parseSetting, SETTINGS, type Setting, shownDefault } from './config.js';
 
 export interface DeclaredSetting {
   /** Where commander puts the flag's value: `--ffmpeg-binary` → `ffmpegBinary`. */
@@ -16,12 +16,13 @@ export interface DeclaredSetting {
   modules: string[];
 }
 
-export const flagAttribute = (flag: string) =>
-  flag.replace(/^--/, '').replace(/-([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
-
 /** Every module setting once, by flag; a clash with the worker's own flags or between modules is refused. */
 export function declaredSettings(modules: Iterable<DiscoveredModule>): DeclaredSetting[] {
-  const workerFlags = new Set(Object.values(SETTINGS).map((definition: Setting) => definition.flag));
+  const workerFlags = new Set(
+    Object.values(SETTINGS).flatMap((group) =>
+      Object.values(group).map((definition: Setting) => definition.flag),
+    ),
+  );
   const byFlag = new Map<string, DeclaredSetting>();
   for (const module of modules) {
     for (const definition of Object.values(module.manifest.settings ?? {}) as ModuleSetting[]) {
@@ -53,7 +54,7 @@ export function declaredSettings(modules: Iterable<DiscoveredModule>): DeclaredS
 /** Each module's settings, parsed; a bad value is a ConfigError naming its flag or variable. */
 export function loadModuleSettings(
   modules: readonly DiscoveredModule[],
-  flags: Flags | Record<string, unknown>,
+  flags: Flags,
   env: NodeJS.ProcessEnv,
 ): Record<string, ModuleSettingValues> {
   const values: Record<string, ModuleSettingValues> = {};
@@ -78,7 +79,7 @@ export function loadModuleSettings(
 export function moduleSettingsMarkdown(declared: readonly DeclaredSetting[]): string {
   const rows = declared.map(
     ({ definition, modules }) =>
-      `| \`${definition.env ?? '—'}\` | \`${definition.flag}\` | ${definition.default ? `\`${definition.default}\`` : '—'} | ${definition.accepts} (${modules.join(', ')}) |`,
+      `| \`${definition.env ?? '—'}\` | \`${definition.flag}\` | ${shownDefault(definition) === undefined ? '—' : `\`${shownDefault(definition)}\``} | ${definition.accepts} (${modules.join(', ')}) |`,
   );
   return ['| Variable | Flag | Default | Meaning |', '|---|---|---|---|', ...rows].join('\n');
 }

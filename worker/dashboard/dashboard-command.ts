@@ -18,8 +18,8 @@ const PUSH_MS = 250;
 
 export async function runDashboard(config: Config): Promise<void> {
   const { databaseUrl, storageRoot } = requireStorePaths(config);
-  checkExposure(config.dashboardHost, config.dashboardToken);
-  const log = createLogger(config.logLevel, { component: 'dashboard' });
+  checkExposure(config.dashboard.host, config.dashboard.token);
+  const log = createLogger(config.log.level, { component: 'dashboard' });
   const store = await openJobStore(databaseUrl, { ensureSchema: false, mustExist: true, log }).catch(
     (error: unknown) => {
       if (error instanceof StartupError) throw error;
@@ -58,13 +58,13 @@ export async function runDashboard(config: Config): Promise<void> {
   };
   let server: DashboardServer | undefined;
   try {
-    if (config.broadcastType === 'mqtt') {
-      follower = new BrokerFollower(config, { onMessage: pushSoon, onBrokerChange: pushSoon });
+    if (config.broadcast.type === 'mqtt') {
+      follower = new BrokerFollower(config.broker, { onMessage: pushSoon, onBrokerChange: pushSoon });
     }
     server = await DashboardServer.start({
-      host: config.dashboardHost,
-      port: config.dashboardPort,
-      token: config.dashboardToken,
+      host: config.dashboard.host,
+      port: config.dashboard.port,
+      token: config.dashboard.token,
       store,
       storageRoot,
       state,
@@ -78,8 +78,8 @@ export async function runDashboard(config: Config): Promise<void> {
     const { address, port } = server.address;
     const host = address.includes(':') ? `[${address}]` : address;
     log.info(
-      { url: `http://${host}:${port}/`, token: config.dashboardToken ? 'required' : 'none (loopback only)' },
-      config.dashboardToken
+      { url: `http://${host}:${port}/`, token: config.dashboard.token ? 'required' : 'none (loopback only)' },
+      config.dashboard.token
         ? 'dashboard listening: open it once as /?token=<DASHBOARD_TOKEN>'
         : 'dashboard listening',
     );

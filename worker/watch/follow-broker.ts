@@ -27,20 +27,7 @@ export interface FollowHandlers {
   onBrokerChange?(status: BrokerStatus): void;
 }
 
-export type BrokerSettings = Pick<
-  Config,
-  | 'mqttBroker'
-  | 'mqttPort'
-  | 'mqttUsername'
-  | 'mqttPassword'
-  | 'mqttUseTls'
-  | 'mqttCaFile'
-  | 'mqttCertFile'
-  | 'mqttKeyFile'
-  | 'mqttTlsInsecure'
-  | 'mqttTopic'
-  | 'capabilityTopicPrefix'
->;
+export type BrokerSettings = Config['broker'];
 
 export class BrokerFollower {
   readonly state: WatchState = emptyWatchState();
@@ -66,7 +53,7 @@ export class BrokerFollower {
     };
     this.client.on('connect', () => {
       setStatus({ connected: true });
-      void this.client.subscribeAsync([capabilityFilter, config.mqttTopic], { qos: 0 }).catch(() => {
+      void this.client.subscribeAsync([capabilityFilter, config.eventTopic], { qos: 0 }).catch(() => {
         // the connection dropped again: 'close' reports it and the next connect subscribes
       });
     });
