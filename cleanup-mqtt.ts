@@ -9,7 +9,7 @@ import { Command, Option } from 'commander';
 import mqtt from 'mqtt';
 import { brokerAddress } from './worker/broadcast/mqtt-options.js';
 import { runProgram } from './worker/cli/run-program.js';
-import { ConfigError, type Flags, loadConfig } from './worker/config/config.js';
+import { ConfigError, type Flags, loadConfig, parseDurationSeconds } from './worker/config/config.js';
 import { StartupError } from './worker/errors.js';
 import {
   clearRetained,
@@ -17,7 +17,7 @@ import {
   payloadTimestamp,
   type RetainedMessage,
 } from './worker/mqtt-tools/retained-messages.js';
-import { isBroadPattern, parseDuration, topicMatches } from './worker/mqtt-tools/topic-filter.js';
+import { isBroadPattern, topicMatches } from './worker/mqtt-tools/topic-filter.js';
 
 interface CleanupOptions {
   url?: string;
@@ -33,6 +33,12 @@ interface CleanupOptions {
   exclude: string[];
   timeout: string;
   yes?: boolean;
+}
+
+/** A duration (`90s`, `10m`, `2h`, a plain number of seconds) in milliseconds; undefined when it is none. */
+function millisecondsOf(text: string): number | undefined {
+  const seconds = parseDurationSeconds(text);
+  return seconds === undefined || seconds < 0 ? undefined : seconds * 1000;
 }
 
 const program = new Command('cleanup-mqtt')
@@ -67,10 +73,10 @@ const program = new Command('cleanup-mqtt')
 
 program.action(
   async (pattern: string, broker: string | undefined, port: string | undefined, options: CleanupOptions) => {
-    const idleMs = parseDuration(options.timeout);
+    const idleMs = millisecondsOf(options.timeout);
     if (idleMs === undefined)
       throw new ConfigError(`--timeout '${options.timeout}' is not a duration (90s, 10m, 2h)`);
-    const olderThanMs = options.olderThan === undefined ? undefined : parseDuration(options.olderThan);
+    const olderThanMs = options.olderThan === undefined ? undefined : millisecondsOf(options.olderThan);
     if (options.olderThan !== undefined && olderThanMs === undefined) {
       throw new ConfigError(`--older-than '${options.olderThan}' is not a duration (90s, 10m, 2h)`);
     }

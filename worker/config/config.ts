@@ -24,7 +24,12 @@ export function parseDurationSeconds(text: string | number): number | undefined 
   if (typeof text === 'number') return text;
   const trimmed = text.trim();
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed);
-  const milliseconds = ms(trimmed as ms.StringValue);
+  let milliseconds: number | undefined;
+  try {
+    milliseconds = ms(trimmed as ms.StringValue);
+  } catch {
+    return undefined; // `ms` throws on an empty or overlong string rather than say it is no duration
+  }
   return typeof milliseconds === 'number' && Number.isFinite(milliseconds) ? milliseconds / 1000 : undefined;
 }
 

@@ -1,4 +1,4 @@
-/** MQTT topic filter matching (`+` one level, `#` the rest) and durations like `90s`, `5m`, `2h`, `1d`. */
+/** MQTT topic filter matching: `+` is one level, `#` the rest; `$` topics only by name. */
 
 export function topicMatches(filter: string, topic: string): boolean {
   const filterLevels = filter.split('/');
@@ -20,12 +20,4 @@ export function topicMatches(filter: string, topic: string): boolean {
 export function isBroadPattern(filter: string): boolean {
   const first = filter.split('/')[0];
   return first === '#' || first === '+';
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-export function parseDuration(text: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!match) return undefined;
-  return Number(match[1]) * (UNITS[match[2] ?? 's'] as number);
 }
