@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
 import { solidJpeg } from '../helpers/images.js';
 import { makeClip } from '../helpers/media.js';
 import { type Broker, HANG_GUARD_MS, useBroker } from '../helpers/mosquitto.js';
@@ -28,6 +28,19 @@ interface PlayingVideo {
   currentTime: number;
   muted: boolean;
   play(): Promise<void>;
+}
+
+/** Starts a video muted (headless chromium plays only those unprompted) and waits for it to move. */
+async function playsInPage(player: Locator, what: string): Promise<void> {
+  await player.evaluate((element) => {
+    const video = element as unknown as PlayingVideo;
+    video.muted = true;
+    return video.play();
+  });
+  await waitFor(
+    () => player.evaluate((element) => (element as unknown as PlayingVideo).currentTime > 0),
+    what,
+  );
 }
 
 async function launchChromium(): Promise<Browser> {
@@ -170,15 +183,7 @@ describe('the dashboard in chromium', () => {
         }),
       'the first frame',
     );
-    await player.evaluate((element) => {
-      const video = element as unknown as PlayingVideo;
-      video.muted = true;
-      return video.play();
-    });
-    await waitFor(
-      () => player.evaluate((element) => (element as unknown as PlayingVideo).currentTime > 0),
-      'the video to play',
-    );
+    await playsInPage(player, 'the video to play');
 
     // HLS plays where the browser plays it itself; where it cannot, the page says so.
     const hlsPage = await openPage(`${dashboard.origin}/#job/${encodeURIComponent(hls)}`);
@@ -194,16 +199,7 @@ describe('the dashboard in chromium', () => {
           .canPlayType('application/vnd.apple.mpegurl') !== '',
     );
     if (playsHls) {
-      const stream = hlsPage.locator('#outputs .file.hls video');
-      await stream.evaluate((element) => {
-        const video = element as unknown as PlayingVideo;
-        video.muted = true;
-        return video.play();
-      });
-      await waitFor(
-        () => stream.evaluate((element) => (element as unknown as PlayingVideo).currentTime > 0),
-        'the HLS stream to play',
-      );
+      await playsInPage(hlsPage.locator('#outputs .file.hls video'), 'the HLS stream to play');
     } else {
       await hlsPage.locator('#outputs .file.hls', { hasText: /does not play HLS itself/ }).waitFor();
     }

@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { listen } from '../http/listen.js';
 import type { JobStore } from '../store/job-store.js';
 import { JOB_STATUSES, type JobStatus } from '../store/schema.js';
 import { ACTION_HEADER, decideAccess, tokenCookie } from './access.js';
@@ -67,13 +68,7 @@ export class DashboardServer {
         response.end(JSON.stringify({ error: (error as Error).message }));
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, options.port, options.host);
     dashboard.keepalive = setInterval(() => {
       for (const stream of dashboard.streams) stream.write(': keepalive\n\n');
     }, KEEPALIVE_MS);

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { listen } from './listen.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
@@ -29,13 +30,7 @@ export class HealthServer {
         response.end(JSON.stringify({ error: (error as Error).message }));
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, options.port, options.host);
     const { address, port } = server.address() as AddressInfo;
     options.log.info({ address, port }, 'HTTP endpoints listening: /healthz /readyz /metrics');
     return new HealthServer(server);

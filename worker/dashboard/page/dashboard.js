@@ -51,23 +51,20 @@ const section = (title, note, ...body) =>
     el('h2', {}, title, note ? el('small', {}, note) : null),
     ...body,
   );
+const tableHead = (headers) =>
+  el(
+    'thead',
+    {},
+    el(
+      'tr',
+      {},
+      headers.map(([label, cls]) => el('th', { class: cls }, label)),
+    ),
+  );
 const table = (headers, rows, empty) =>
   rows.length === 0
     ? el('p', { class: 'muted' }, empty)
-    : el(
-        'table',
-        {},
-        el(
-          'thead',
-          {},
-          el(
-            'tr',
-            {},
-            headers.map(([label, cls]) => el('th', { class: cls }, label)),
-          ),
-        ),
-        el('tbody', {}, rows),
-      );
+    : el('table', {}, tableHead(headers), el('tbody', {}, rows));
 
 /**
  * Replaces a table body's rows with `rows` ({key, build}), keeping every row whose key is unchanged
@@ -90,20 +87,7 @@ function patchRows(body, rows) {
 /** A table patched in place (patchRows), with a line shown instead when it has no rows. */
 function liveTable(headers, empty) {
   const body = el('tbody');
-  const grid = el(
-    'table',
-    {},
-    el(
-      'thead',
-      {},
-      el(
-        'tr',
-        {},
-        headers.map(([label, cls]) => el('th', { class: cls }, label)),
-      ),
-    ),
-    body,
-  );
+  const grid = el('table', {}, tableHead(headers), body);
   const none = el('p', { class: 'muted' }, empty);
   return {
     node: el('div', {}, grid, none),
