@@ -9,6 +9,7 @@ import { Command, Option } from 'commander';
 import mqtt from 'mqtt';
 import { brokerAddress } from './worker/broadcast/mqtt-options.js';
 import { runProgram } from './worker/cli/run-program.js';
+import { UsageError } from './worker/cli/usage-error.js';
 import { ConfigError, type Flags, loadConfig, parseDurationSeconds } from './worker/config/config.js';
 import { StartupError } from './worker/errors.js';
 import {
@@ -137,7 +138,7 @@ program.action(
         return;
       }
       if (isBroadPattern(pattern) && !options.yes && !(await confirm(targets.length, pattern))) {
-        throw new ConfigError(`not clearing '${pattern}' (confirm at a terminal, or pass --yes)`);
+        throw new UsageError(`not clearing '${pattern}' (confirm at a terminal, or pass --yes)`);
       }
       await clearRetained(client, targets);
       for (const topic of targets) console.log(`cleared ${topic}`);

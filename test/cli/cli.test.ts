@@ -98,7 +98,7 @@ describe('media-worker CLI', () => {
     assert.equal(result.code, 2);
     assert.match(
       result.stderr,
-      /unknown task type\(s\): nope; available: append, bad_message, crash, fail, fail_until, gate, hang, noop, progress, sleep/,
+      /unknown task type\(s\): nope; available: append, bad_message, crash, fail, fail_until, gate, hang, noop, progress, sleep, slow_warmup/,
     );
   });
 

@@ -21,6 +21,25 @@ describe('daemon lifecycle', () => {
   test('kill -9 of a daemon mid-job: another daemon completes the job after the lease expires', () =>
     killedDaemonJobIsRecovered(workspace));
 
+  test('SIGTERM while runners are still warming up: the daemon stops at once, without waiting for them', async () => {
+    const markers = path.join(workspace.dir, 'markers');
+    fs.mkdirSync(markers);
+    const worker = startWorker(workspace.dir, ['--tasks', 'slow_warmup'], { SLOW_WARMUP_MARKERS: markers });
+    await waitFor(
+      () => fs.readdirSync(markers).some((name) => name.startsWith('began-')),
+      'a warm-up to begin',
+    );
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0, worker.stderr());
+    assert.deepEqual(
+      fs.readdirSync(markers).filter((name) => name.startsWith('done-')),
+      [],
+      'the runner was stopped, not waited for',
+    );
+    assert.ok(!worker.logs.some((line) => line.msg === 'worker started'));
+    assert.ok(worker.logs.some((line) => line.msg === 'worker stopped'));
+  });
+
   test('SIGTERM: a running job that finishes within the grace completes, and the daemon exits 0', async () => {
     const startedFile = path.join(workspace.dir, 'started');
     const jobId = await workspace.addJob('sleep', { seconds: 0.8, started_file: startedFile });

@@ -25,7 +25,7 @@ describe('the runner protocol is checked at both ends', () => {
     assert.equal(job?.status, 'error');
     assert.match(
       job?.error_message ?? '',
-      /runner crashed: killed by SIGKILL.*malformed message from the runner \(type "progress"\) at progress: .*expected number/s,
+      /runner crashed: killed by the daemon: malformed message from the runner \(type "progress"\) at progress: .*expected number/,
     );
     assert.equal((await workspace.store.getJob(healthy))?.status, 'completed');
   });

@@ -186,6 +186,12 @@ describe('how a runner exit is described', () => {
       /^ran out of memory; stderr: FATAL ERROR/,
     );
   });
+  test('a runner the daemon killed for what it did says so', () => {
+    assert.equal(
+      describeExit({ ...exit(undefined, 'SIGKILL'), killedBecause: 'malformed message from the runner' }),
+      'killed by the daemon: malformed message from the runner',
+    );
+  });
   test('the last five lines of stderr, at most 600 characters', () => {
     const tail = Array.from({ length: 8 }, (_, index) => `line ${index}`).join('\n');
     assert.equal(

@@ -79,6 +79,14 @@ const program = new Command('media-worker')
  * directory that cannot be read adds none; `run` itself then says what is wrong with it.
  */
 const modulesForOptions = await discoverModules(modulesDirForOptions()).catch(() => new Map());
+/** Not a reason to fail `jobs list`: `run` checks the same table itself and says what is wrong. */
+const moduleOptions = (() => {
+  try {
+    return declaredSettings(modulesForOptions.values());
+  } catch {
+    return [];
+  }
+})();
 addModuleSettingOptions(
   addSettingOptions(
     program
@@ -86,7 +94,7 @@ addModuleSettingOptions(
       .description('Run the worker daemon (SIGTERM/SIGINT: finish or requeue running jobs, then exit 0).'),
     DAEMON_SETTINGS,
   ),
-  declaredSettings(modulesForOptions.values()),
+  moduleOptions,
 ).action(async (flags: Flags) =>
   runWorker(configFrom(flags), (modules) => loadModuleSettings(modules, flags, process.env)),
 );

@@ -105,31 +105,40 @@ export async function runWorker(config: Config, readModuleSettings: ModuleSettin
   process.on('SIGTSTP', () => daemon.pause());
   process.on('SIGCONT', () => daemon.resume());
 
-  const http =
-    config.http.port === undefined
-      ? undefined
-      : await HealthServer.start({
-          host: config.http.host,
-          port: config.http.port,
-          readiness: () => daemon.readiness(),
-          metrics,
-          log,
-        }).catch((error: Error) => {
-          throw new StartupError(
-            `cannot serve HTTP on ${config.http.host}:${config.http.port}: ${error.message} (--http-port, --http-host)`,
-          );
-        });
+  let http: HealthServer | undefined;
   try {
+    if (config.http.port !== undefined) {
+      http = await HealthServer.start({
+        host: config.http.host,
+        port: config.http.port,
+        readiness: () => daemon.readiness(),
+        metrics,
+        log,
+      }).catch((error: Error) => {
+        throw new StartupError(
+          `cannot serve HTTP on ${config.http.host}:${config.http.port}: ${error.message} (--http-port, --http-host)`,
+        );
+      });
+    }
     await broadcaster.start();
     await daemon.start();
     await daemon.finished();
   } finally {
-    // Opened here, closed here: the runners first (they write to the store themselves), then the
-    // announcement is cleared, then the store.
-    await pool.close();
-    await broadcaster.stop();
-    await store.close();
-    await http?.close();
+    // Stopped whatever happened above (idempotent), then what was opened here is closed here: the
+    // runners first (they write to the store themselves), then the announcement is cleared, then
+    // the store. One that fails to close does not keep the others open.
+    await daemon.stop().catch((error: unknown) => log.warn({ err: error }, 'stopping the daemon failed'));
+    const closing: [string, () => Promise<void> | undefined][] = [
+      ['runner pool', () => pool.close()],
+      ['broadcaster', () => broadcaster.stop()],
+      ['store', () => store.close()],
+      ['HTTP endpoints', () => http?.close()],
+    ];
+    for (const [what, close] of closing) {
+      await Promise.resolve(close()).catch((error: unknown) =>
+        log.warn({ err: error }, `closing the ${what} failed`),
+      );
+    }
     log.info('worker stopped');
   }
   log.flush();

@@ -36,11 +36,17 @@ function optionFor(setting: Setting, note?: string): Option {
 const MODULES_DIR: SettingRef = { group: 'daemon', name: 'modulesDir' };
 const BROADCAST_TYPE: SettingRef = { group: 'broadcast', name: 'type' };
 
-/** What every command that opens the database takes. */
-export const STORE_SETTINGS = settingsIn('store', 'log');
+/**
+ * What every command that opens the database takes. Only the daemon waits out another process's
+ * lock for long (a one-off command fails at once and can be run again), so only it takes
+ * --db-busy-timeout; only the daemon falls back between MQTT versions, so only it takes
+ * --mqtt-protocol-version (the others speak 3.1.1, which every broker does).
+ */
+const without = (refs: SettingRef[], ...names: string[]) => refs.filter((ref) => !names.includes(ref.name));
+export const STORE_SETTINGS = without(settingsIn('store', 'log'), 'busyTimeout');
 export const MODULE_SETTINGS = [MODULES_DIR];
 export const DAEMON_SETTINGS = settingsIn('store', 'daemon', 'runner', 'http', 'log', 'broadcast', 'broker');
-export const WATCH_SETTINGS = settingsIn('broker');
+export const WATCH_SETTINGS = without(settingsIn('broker'), 'protocolVersion');
 /** `jobs stats` reads the database and, to tell which task types no live worker serves, the broker. */
 export const STATS_SETTINGS = [...STORE_SETTINGS, BROADCAST_TYPE, ...WATCH_SETTINGS];
 /** The dashboard: its own address and token, the database and storage root, and the broker. */

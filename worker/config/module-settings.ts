@@ -9,8 +9,6 @@ import type { ModuleSetting, ModuleSettingValues } from '../modules/module-contr
 import { type Flags, flagAttribute, parseSetting, SETTINGS, type Setting, shownDefault } from './config.js';
 
 export interface DeclaredSetting {
-  /** Where commander puts the flag's value: `--ffmpeg-binary` → `ffmpegBinary`. */
-  attribute: string;
   definition: ModuleSetting;
   /** The modules that declare it (two may share one, as long as they declare it alike). */
   modules: string[];
@@ -33,11 +31,7 @@ export function declaredSettings(modules: Iterable<DiscoveredModule>): DeclaredS
       }
       const known = byFlag.get(definition.flag);
       if (!known) {
-        byFlag.set(definition.flag, {
-          attribute: flagAttribute(definition.flag),
-          definition,
-          modules: [module.name],
-        });
+        byFlag.set(definition.flag, { definition, modules: [module.name] });
         continue;
       }
       if (known.definition.env !== definition.env) {
@@ -57,6 +51,7 @@ export function loadModuleSettings(
   flags: Flags,
   env: NodeJS.ProcessEnv,
 ): Record<string, ModuleSettingValues> {
+  declaredSettings(modules); // refuses a table that clashes, as --help could not show it
   const values: Record<string, ModuleSettingValues> = {};
   for (const module of modules) {
     const own: Record<string, unknown> = {};
@@ -64,11 +59,7 @@ export function loadModuleSettings(
       string,
       ModuleSetting,
     ][]) {
-      own[key] = parseSetting(
-        definition,
-        (flags as Record<string, unknown>)[flagAttribute(definition.flag)],
-        env,
-      );
+      own[key] = parseSetting(definition, flags[flagAttribute(definition.flag)], env);
     }
     values[module.name] = own;
   }

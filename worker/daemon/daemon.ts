@@ -182,8 +182,8 @@ export class Daemon {
     const { leaseMs } = this.options;
     await this.faults.checkNow();
     await this.recoverAbandonedJobs();
-    await this.deps.pool.prewarm(this.taskTypes, this.options.concurrency);
-    // A signal during start-up has already shut everything down: claim nothing.
+    await this.deps.pool.prewarm(this.taskTypes, this.options.concurrency, this.stopController.signal);
+    // A signal during start-up stopped the wait for runners: claim nothing.
     if (this.stopController.signal.aborted) return;
     this.timers = [
       setInterval(() => void this.renewLeases(), Math.max(100, leaseMs / 3)),

@@ -78,5 +78,20 @@ function checkManifest(name: string, manifest: ModuleManifest): void {
   if (!(typeof timeout === 'number' && timeout > 0 && timeout <= MAX_TIMER_S)) {
     problems.push(`defaultTimeoutS is not a number of seconds > 0 and <= ${MAX_TIMER_S}`);
   }
+  for (const [key, setting] of Object.entries(manifest.settings ?? {})) {
+    const valid =
+      typeof setting === 'object' &&
+      setting !== null &&
+      typeof setting.flag === 'string' &&
+      /^--[a-z][a-z0-9-]*$/.test(setting.flag) &&
+      (setting.env === undefined || /^[A-Z][A-Z0-9_]*$/.test(setting.env)) &&
+      typeof setting.accepts === 'string' &&
+      typeof setting.schema?.safeParse === 'function';
+    if (!valid) {
+      problems.push(
+        `settings.${key} needs a flag (--lower-case), an optional VARIABLE, accepts text and a zod schema`,
+      );
+    }
+  }
   if (problems.length > 0) throw new StartupError(`module ${name}: manifest invalid: ${problems.join('; ')}`);
 }

@@ -37,14 +37,15 @@ export class RunnerPool {
   /**
    * Starts `slots` runners, spread over the modules in turn, and waits until they are ready, so the
    * first jobs do not pay for process start-up. A module whose runner cannot start is only logged:
-   * its jobs will report the cause.
+   * its jobs will report the cause. `signal` stops the wait (a stop during start-up); runners still
+   * starting then come up into the pool, and close() kills them.
    */
-  async prewarm(taskTypes: readonly string[], slots: number): Promise<void> {
+  async prewarm(taskTypes: readonly string[], slots: number, signal?: AbortSignal): Promise<void> {
     const plan =
       taskTypes.length === 0
         ? []
         : Array.from({ length: slots }, (_, index) => taskTypes[index % taskTypes.length]);
-    await Promise.all(
+    const warming = Promise.all(
       plan.map(async (taskType) => {
         if (taskType === undefined) return;
         try {
@@ -56,11 +57,19 @@ export class RunnerPool {
         }
       }),
     );
+    if (!signal) return void (await warming);
+    let onAbort: (() => void) | undefined;
+    const stopped = new Promise<void>((resolve) => {
+      onAbort = resolve;
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    await Promise.race([warming, stopped]);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
   }
 
-  /** An idle or warming runner of the module, or a new one; rejects if it cannot start. */
   /**
-   * A warm runner for the task type, started if none is idle. `signal` gives up the wait (a job
+   * An idle or warming runner of the module, or a new one; rejects if it cannot start. `signal` gives up the wait (a job
    * stopped before it started): a runner that arrives later goes back to the pool.
    */
   async acquire(taskType: string, signal?: AbortSignal): Promise<RunnerProcess> {

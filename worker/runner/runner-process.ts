@@ -40,6 +40,8 @@ export interface RunnerExit {
   exitCode: number | undefined;
   signal: string | undefined;
   stderrTail: string;
+  /** Why the daemon killed it, when it was for something the runner did (a malformed message). */
+  killedBecause?: string;
 }
 
 export type RunResult =
@@ -86,7 +88,6 @@ export class RunnerProcess {
         // The two ends disagree: this runner cannot be trusted with the job. Its exit, as the
         // daemon reports it, quotes what was wrong.
         this.protocolError = message.message;
-        this.stderrTail = `${this.stderrTail}\n${message.message}`.slice(-STDERR_TAIL_BYTES);
         this.dying = true;
         this.killGroup('SIGKILL');
         return;
@@ -99,6 +100,7 @@ export class RunnerProcess {
         exitCode: result.exitCode,
         signal: result.signal,
         stderrTail: this.stderrTail.trim(),
+        ...(this.protocolError === undefined ? {} : { killedBecause: this.protocolError }),
       };
       // Whatever the module left behind in the group (an ffmpeg) is killed, and waited for, so
       // that once a runner counts as gone, nothing it started is still running.
@@ -252,7 +254,8 @@ export class RunnerProcess {
 export function describeExit(exit: RunnerExit): string {
   const outOfMemory = /heap out of memory|ENOMEM|Cannot allocate memory/i.test(exit.stderrTail);
   let cause: string;
-  if (outOfMemory) cause = 'ran out of memory';
+  if (exit.killedBecause) cause = `killed by the daemon: ${exit.killedBecause}`;
+  else if (outOfMemory) cause = 'ran out of memory';
   else if (exit.signal === 'SIGKILL') cause = 'killed by SIGKILL (out of memory, or killed from outside)';
   else if (exit.signal) cause = `killed by ${exit.signal}`;
   else cause = `exit code ${exit.exitCode ?? 'unknown'}`;
