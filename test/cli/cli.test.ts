@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { loadConfig, SETTINGS, type Setting } from '../../worker/config/config.js';
+import { loadConfig, SETTINGS, type Setting, shownDefault } from '../../worker/config/config.js';
 import { BUILT_IN_MODULES, runCli, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
 import { repoFile, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -260,5 +260,28 @@ describe('the settings table', () => {
     assert.equal(config.daemon.drain, true);
     assert.equal(config.daemon.modulesDir, TEST_MODULES);
     assert.ok(Object.isFrozen(config.broker));
+  });
+});
+
+describe("the README's table of the worker's settings", () => {
+  test('names every variable once, with its flag and the default the settings table shows', () => {
+    const rows = fs
+      .readFileSync(repoFile('README.md'), 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('| `'))
+      .map((line) => line.split('|').map((cell) => cell.trim()));
+    const all = Object.values(SETTINGS).flatMap((group) => Object.values(group) as Setting[]);
+    for (const definition of all) {
+      if (!definition.env) continue;
+      const matching = rows.filter((cells) => cells[1] === `\`${definition.env}\``);
+      assert.equal(matching.length, 1, `one README row for ${definition.env}`);
+      const [, , flag, shown] = matching[0] as string[];
+      assert.equal(flag, `\`${definition.flag}\``, definition.env);
+      assert.equal(
+        shown?.replaceAll('`', ''),
+        shownDefault(definition) ?? '—',
+        `${definition.env}'s default`,
+      );
+    }
   });
 });

@@ -281,7 +281,8 @@ export const SETTINGS = {
     port: setting({
       env: 'WORKER_HTTP_PORT',
       flag: '--http-port',
-      accepts: 'a TCP port for /healthz, /readyz and /metrics (0: any free port); off when unset',
+      accepts: 'a TCP port for /healthz, /readyz and /metrics (0: any free port)',
+      defaultNote: 'off',
       schema: integer(0, 65_535).optional(),
     }),
     host: setting({
@@ -318,6 +319,7 @@ export const SETTINGS = {
       env: 'LOG_LEVEL',
       flag: '--log-level',
       accepts: 'DEBUG, INFO, WARNING or ERROR',
+      defaultNote: 'INFO',
       schema: z
         .string()
         .transform((text) => text.toLowerCase())
