@@ -1,42 +1,59 @@
+/**
+ * image_conversion through the daemon, with real sharp. Each suite queues its jobs, drains them
+ * once, and checks each behaviour in a test of its own.
+ */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { animatedGif, decodeWithFfmpeg, firstPixel, near, solid, solidJpeg } from '../helpers/images.js';
 import { drainBuiltIn } from '../helpers/worker-process.js';
-import { completedJob, errorMessageOf, useWorkspace, type Workspace } from '../helpers/workspace.js';
+import { completedJob, errorMessageOf, useSuiteWorkspace, type Workspace } from '../helpers/workspace.js';
 
-describe('image_conversion through the daemon (real sharp)', () => {
-  let workspace: Workspace;
-  useWorkspace((created) => {
-    workspace = created;
+/** A suite's workspace and the ways its tests read the drained jobs (each suite drains once). */
+function conversionSuite() {
+  const suite = {
+    workspace: undefined as unknown as Workspace,
+    jobs: {} as Record<string, string>,
+    job: (name: string) => suite.jobs[name] as string,
+    add: (params: Record<string, unknown>, image: Buffer, name = 'photo.png') =>
+      suite.workspace.addJob('image_conversion', params, { input: { name, content: image } }),
+    drain: () => drainBuiltIn(suite.workspace.dir, ['image_conversion']),
+    async completed(jobId: string) {
+      const { job, outputs, outputPath } = await completedJob(suite.workspace, jobId);
+      const [output] = outputs;
+      assert.ok(output);
+      assert.equal(output.file_id, 'converted_image');
+      const file = outputPath(output.filename);
+      assert.equal(output.metadata.output_size_bytes, fs.statSync(file).size);
+      return { job, output, file };
+    },
+    failed: (jobId: string) => errorMessageOf(suite.workspace.store, jobId, { retried: false }),
+  };
+  useSuiteWorkspace((created) => {
+    suite.workspace = created;
+  });
+  return suite;
+}
+
+describe("image_conversion: the original worker's cases", () => {
+  const suite = conversionSuite();
+  let jpeg: Buffer;
+  before(async () => {
+    const { add, jobs } = suite;
+    jpeg = await solidJpeg(800, 600, '#ff0000');
+    jobs.toPng = await add({ output_format: 'png' }, jpeg, 'photo.jpg');
+    const rgba = await solid(64, 48, '#0000ff00', 4).png().toBuffer();
+    jobs.toJpeg = await add({ output_format: 'JPEG', quality: 90 }, rgba);
+    jobs.invalid = await add({ output_format: 'INVALID' }, jpeg, 'photo.jpg');
+    jobs.byDefault = await add({}, jpeg, 'photo.jpg');
+    jobs.tiff = await add({ output_format: 'tiff' }, jpeg, 'photo.jpg');
+    jobs.gif = await add({ output_format: 'Gif' }, jpeg, 'photo.jpg');
+    await suite.drain();
   });
 
-  const addConversion = (params: Record<string, unknown>, image: Buffer, name = 'photo.png') =>
-    workspace.addJob('image_conversion', params, { input: { name, content: image } });
-  async function completed(jobId: string) {
-    const { job, outputs, outputPath } = await completedJob(workspace, jobId);
-    const [output] = outputs;
-    assert.ok(output);
-    assert.equal(output.file_id, 'converted_image');
-    const file = outputPath(output.filename);
-    assert.equal(output.metadata.output_size_bytes, fs.statSync(file).size);
-    return { job, output, file };
-  }
-  const failed = (jobId: string) => errorMessageOf(workspace.store, jobId, { retried: false });
-
-  test("the original's cases: JPEG → PNG, RGBA PNG → JPEG quality 90 on white, INVALID, default PNG", async () => {
-    const jpeg = await solidJpeg(800, 600, '#ff0000');
-    const toPng = await addConversion({ output_format: 'png' }, jpeg, 'photo.jpg');
-    const rgba = await solid(64, 48, '#0000ff00', 4).png().toBuffer();
-    const toJpeg = await addConversion({ output_format: 'JPEG', quality: 90 }, rgba);
-    const invalid = await addConversion({ output_format: 'INVALID' }, jpeg, 'photo.jpg');
-    const byDefault = await addConversion({}, jpeg, 'photo.jpg');
-    const tiff = await addConversion({ output_format: 'tiff' }, jpeg, 'photo.jpg');
-    const gif = await addConversion({ output_format: 'Gif' }, jpeg, 'photo.jpg');
-    await drainBuiltIn(workspace.dir, ['image_conversion']);
-
-    const png = await completed(toPng);
+  test('JPEG → PNG, with the original result shape and metadata', async () => {
+    const png = await suite.completed(suite.job('toPng'));
     assert.equal(png.output.filename, 'converted.png');
     assert.deepEqual(png.job.task_output, {
       success: true,
@@ -56,8 +73,9 @@ describe('image_conversion through the daemon (real sharp)', () => {
       },
     );
     assert.equal((await sharp(png.file).metadata()).format, 'png');
-
-    const flattened = await completed(toJpeg);
+  });
+  test('RGBA PNG → JPEG at quality 90: transparency becomes white', async () => {
+    const flattened = await suite.completed(suite.job('toJpeg'));
     assert.equal(flattened.output.filename, 'converted.jpg');
     assert.deepEqual(flattened.job.task_output, {
       success: true,
@@ -66,34 +84,44 @@ describe('image_conversion through the daemon (real sharp)', () => {
       quality: 90,
     });
     assert.ok(near(await firstPixel(flattened.file), [255, 255, 255]), 'transparent pixels became white');
-
+  });
+  test("an unknown format fails with the original's message", async () => {
     assert.equal(
-      await failed(invalid),
+      await suite.failed(suite.job('invalid')),
       'Unsupported output format: INVALID. Supported: JPEG, JPG, PNG, BMP, GIF, TIFF, WEBP, AVIF, HEIF',
     );
-    assert.equal((await completed(byDefault)).output.filename, 'converted.png');
-    assert.equal((await sharp((await completed(tiff)).file).metadata()).format, 'tiff');
-    assert.equal((await sharp((await completed(gif)).file).metadata()).format, 'gif');
   });
+  test('PNG by default; TIFF and GIF in any case', async () => {
+    assert.equal((await suite.completed(suite.job('byDefault'))).output.filename, 'converted.png');
+    assert.equal((await sharp((await suite.completed(suite.job('tiff'))).file).metadata()).format, 'tiff');
+    assert.equal((await sharp((await suite.completed(suite.job('gif'))).file).metadata()).format, 'gif');
+  });
+});
 
-  test('animated GIF → animated WebP, AVIF, lossless WebP, effort, HEIF as far as this sharp can', async () => {
+describe('image_conversion: animation, AVIF, lossless WebP, effort, HEIF', () => {
+  const suite = conversionSuite();
+  let pixels: Buffer;
+  before(async () => {
+    const { add, jobs } = suite;
     const gif = await animatedGif();
-    const animated = await addConversion({ output_format: 'webp' }, gif, 'anim.gif');
-    const stillPng = await addConversion({ output_format: 'png' }, gif, 'anim.gif');
+    jobs.animated = await add({ output_format: 'webp' }, gif, 'anim.gif');
+    jobs.stillPng = await add({ output_format: 'png' }, gif, 'anim.gif');
     const photo = await solidJpeg(120, 80, '#3366cc');
-    const avif = await addConversion({ output_format: 'AVIF', quality: 60, effort: 2 }, photo, 'photo.jpg');
-    const pixels = Buffer.from(Array.from({ length: 16 * 16 * 3 }, (_, index) => (index * 37) % 256));
+    jobs.avif = await add({ output_format: 'AVIF', quality: 60, effort: 2 }, photo, 'photo.jpg');
+    pixels = Buffer.from(Array.from({ length: 16 * 16 * 3 }, (_, index) => (index * 37) % 256));
     const noisy = await sharp(pixels, { raw: { width: 16, height: 16, channels: 3 } })
       .png()
       .toBuffer();
-    const lossless = await addConversion({ output_format: 'webp', lossless: true }, noisy);
-    const heif = await addConversion({ output_format: 'heif' }, photo, 'photo.jpg');
-    const badEffort = await addConversion({ output_format: 'png', effort: 0 }, photo, 'photo.jpg');
-    const badLossless = await addConversion({ output_format: 'jpeg', lossless: true }, photo, 'photo.jpg');
-    const badQuality = await addConversion({ output_format: 'webp', quality: 101 }, photo, 'photo.jpg');
-    await drainBuiltIn(workspace.dir, ['image_conversion']);
+    jobs.lossless = await add({ output_format: 'webp', lossless: true }, noisy);
+    jobs.heif = await add({ output_format: 'heif' }, photo, 'photo.jpg');
+    jobs.badEffort = await add({ output_format: 'png', effort: 0 }, photo, 'photo.jpg');
+    jobs.badLossless = await add({ output_format: 'jpeg', lossless: true }, photo, 'photo.jpg');
+    jobs.badQuality = await add({ output_format: 'webp', quality: 101 }, photo, 'photo.jpg');
+    await suite.drain();
+  });
 
-    const webp = await completed(animated);
+  test('an animated GIF stays animated as WebP, its frames in order', async () => {
+    const webp = await suite.completed(suite.job('animated'));
     assert.equal(webp.output.filename, 'converted.webp');
     assert.equal(webp.output.metadata.frames, 3);
     assert.deepEqual(webp.output.metadata.dimensions, [30, 20]);
@@ -101,42 +129,56 @@ describe('image_conversion through the daemon (real sharp)', () => {
     assert.deepEqual([webpMeta.format, webpMeta.pages, webpMeta.pageHeight], ['webp', 3, 20]);
     const lastFrame = await sharp(webp.file, { page: 2 }).raw().toBuffer();
     assert.ok(near([...lastFrame.subarray(0, 3)], [0, 0, 255]), 'frames kept in order');
-    const still = await completed(stillPng);
+  });
+  test('a still format takes the first frame', async () => {
+    const still = await suite.completed(suite.job('stillPng'));
     assert.deepEqual(still.output.metadata.dimensions, [30, 20], 'a still format takes the first frame');
     assert.ok(near(await firstPixel(still.file), [255, 0, 0]));
-
-    const avifOut = await completed(avif);
+  });
+  test('AVIF at a given quality and effort', async () => {
+    const avifOut = await suite.completed(suite.job('avif'));
     assert.equal(avifOut.output.filename, 'converted.avif');
     assert.equal(avifOut.output.metadata.quality, 60);
     const avifMeta = await sharp(avifOut.file).metadata();
     assert.deepEqual([avifMeta.format, avifMeta.compression], ['heif', 'av1']);
     assert.ok(near(await firstPixel(avifOut.file), [0x33, 0x66, 0xcc], 12));
-
-    const losslessOut = await completed(lossless);
+  });
+  test('lossless WebP gives back every byte', async () => {
+    const losslessOut = await suite.completed(suite.job('lossless'));
     assert.equal(losslessOut.output.metadata.lossless, true);
     const roundTrip = await sharp(losslessOut.file).raw().toBuffer();
     assert.ok(roundTrip.equals(pixels), 'lossless WebP gives back every byte');
-
+  });
+  test('HEIF is written with an HEVC encoder, or refused saying so', async () => {
     // Prebuilt sharp carries libheif with AV1 only; with an HEVC encoder HEIF is written.
-    const heifJob = await workspace.store.getJob(heif);
+    const heifJob = await suite.workspace.store.getJob(suite.job('heif'));
     if (heifJob?.status === 'completed') {
-      assert.equal((await sharp((await completed(heif)).file).metadata()).compression, 'hevc');
+      assert.equal(
+        (await sharp((await suite.completed(suite.job('heif'))).file).metadata()).compression,
+        'hevc',
+      );
     } else {
       assert.match(
-        await failed(heif),
+        await suite.failed(suite.job('heif')),
         /^HEIF output needs libvips built with an HEVC encoder, and this worker's sharp \(libvips [\d.]+\) has none; use AVIF/,
       );
     }
+  });
+  test('encoder options a format cannot take fail at once, naming the parameter', async () => {
     assert.equal(
-      await failed(badEffort),
+      await suite.failed(suite.job('badEffort')),
       'Invalid parameters: effort: effort for PNG must be from 1 to 10, got 0',
     );
     assert.equal(
-      await failed(badLossless),
+      await suite.failed(suite.job('badLossless')),
       'Invalid parameters: lossless: lossless applies to WEBP, AVIF and HEIF, not to output_format=JPEG',
     );
-    assert.match(await failed(badQuality), /^Invalid parameters: quality: /);
+    assert.match(await suite.failed(suite.job('badQuality')), /^Invalid parameters: quality: /);
   });
+});
+
+describe('image_conversion: BMP, which sharp cannot write', () => {
+  const suite = conversionSuite();
 
   test('BMP output, which sharp cannot write, is read back by another decoder (ffmpeg)', async () => {
     // 3×2 RGBA: top row red, bottom row fully transparent (must become white).
@@ -152,12 +194,12 @@ describe('image_conversion through the daemon (real sharp)', () => {
       .png()
       .toBuffer();
     const gray = await solid(5, 4, '#808080').grayscale().png().toBuffer();
-    const small = await addConversion({ output_format: 'bmp' }, png);
-    const detailed = await addConversion({ output_format: 'BMP' }, gradientPng);
-    const grayJob = await addConversion({ output_format: 'bmp' }, gray);
-    await drainBuiltIn(workspace.dir, ['image_conversion']);
+    const small = await suite.add({ output_format: 'bmp' }, png);
+    const detailed = await suite.add({ output_format: 'BMP' }, gradientPng);
+    const grayJob = await suite.add({ output_format: 'bmp' }, gray);
+    await suite.drain();
 
-    const smallOut = await completed(small);
+    const smallOut = await suite.completed(small);
     assert.deepEqual(smallOut.job.task_output, {
       success: true,
       original_format: 'PNG',
@@ -176,7 +218,13 @@ describe('image_conversion through the daemon (real sharp)', () => {
       [255, 0, 0, 255, 0, 0, 255, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255, 255],
       'red on top, transparent flattened onto white',
     );
-    assert.ok(decodeWithFfmpeg((await completed(detailed)).file).equals(gradient), 'every pixel in place');
-    assert.deepEqual([...decodeWithFfmpeg((await completed(grayJob)).file).subarray(0, 3)], [128, 128, 128]);
+    assert.ok(
+      decodeWithFfmpeg((await suite.completed(detailed)).file).equals(gradient),
+      'every pixel in place',
+    );
+    assert.deepEqual(
+      [...decodeWithFfmpeg((await suite.completed(grayJob)).file).subarray(0, 3)],
+      [128, 128, 128],
+    );
   });
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach } from 'node:test';
+import { after, afterEach, before, beforeEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { JobRecord, JobStore, NewJob } from '../../worker/store/job-store.js';
@@ -134,6 +134,23 @@ export function useWorkspace(use: (workspace: Workspace) => void, options: Works
     use(current);
   });
   afterEach(async () => {
+    killLeftoverWorkers();
+    await current?.cleanup();
+    current = undefined;
+  });
+}
+
+/**
+ * One workspace for a whole suite whose tests each check part of one run (one drain): made before
+ * its first test, removed after its last.
+ */
+export function useSuiteWorkspace(use: (workspace: Workspace) => void, options: WorkspaceOptions = {}): void {
+  let current: Workspace | undefined;
+  before(async () => {
+    current = await createWorkspace(options);
+    use(current);
+  });
+  after(async () => {
     killLeftoverWorkers();
     await current?.cleanup();
     current = undefined;
