@@ -188,9 +188,7 @@ export async function startDashboard(
     ...env,
   });
   const listening = await Promise.race([
-    dashboard.waitForLog(
-      (line) => line.msg === 'dashboard listening' || String(line.msg).startsWith('dashboard listening'),
-    ),
+    dashboard.waitForLog((line) => String(line.msg).startsWith('dashboard listening')),
     dashboard.exited.then(({ code }) => {
       throw new Error(`the dashboard exited with ${code} before listening: ${dashboard.stderr()}`);
     }),

@@ -4,6 +4,7 @@
  * nothing else reads process.env.
  */
 import path from 'node:path';
+import { Option } from 'commander';
 import ms from 'ms';
 import { z } from 'zod';
 import { MAX_TIMER_S } from './timer-limit.js';
@@ -456,8 +457,8 @@ export type Config = Readonly<{
 /** Commander's options: each flag's value under the flag's own name (`--mqtt-broker` → `mqttBroker`). */
 export type Flags = Readonly<Record<string, unknown>>;
 
-export const flagAttribute = (flag: string) =>
-  flag.replace(/^--/, '').replace(/-([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
+/** Where commander puts a flag's value (`--mqtt-broker` → `mqttBroker`), as commander itself names it. */
+export const flagAttribute = (flag: string) => new Option(flag).attributeName();
 
 export const settingOf = (ref: SettingRef): Setting =>
   (SETTINGS[ref.group] as Readonly<Record<string, Setting>>)[ref.name] as Setting;

@@ -58,43 +58,31 @@ export class RunnerPool {
       }),
     );
     if (!signal) return void (await warming);
-    let onAbort: (() => void) | undefined;
-    const stopped = new Promise<void>((resolve) => {
-      onAbort = resolve;
-      if (signal.aborted) resolve();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
-    await Promise.race([warming, stopped]);
-    if (onAbort) signal.removeEventListener('abort', onAbort);
+    const stop = whenAborted(signal);
+    await Promise.race([warming, stop.aborted]);
+    stop.dispose();
   }
 
   /**
-   * An idle or warming runner of the module, or a new one; rejects if it cannot start. `signal` gives up the wait (a job
-   * stopped before it started): a runner that arrives later goes back to the pool.
+   * An idle or warming runner of the module, or a new one; rejects if it cannot start. `signal`
+   * gives up the wait (a job stopped before it started): a runner that arrives later goes back to
+   * the pool.
    */
   async acquire(taskType: string, signal?: AbortSignal): Promise<RunnerProcess> {
     signal?.throwIfAborted();
     const taking = this.take(taskType);
     let runner: RunnerProcess;
     if (signal) {
-      let onAbort: (() => void) | undefined;
-      const aborted = new Promise<never>((_, reject) => {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
-      try {
-        runner = await Promise.race([taking, aborted]);
-      } catch (error) {
-        if (signal.aborted) {
-          taking.then(
-            (late) => this.release(taskType, late),
-            () => {},
-          );
-        }
-        throw error;
-      } finally {
-        if (onAbort) signal.removeEventListener('abort', onAbort);
+      const stop = whenAborted(signal);
+      const first = await Promise.race([taking, stop.aborted]).finally(() => stop.dispose());
+      if (first === undefined) {
+        taking.then(
+          (late) => this.release(taskType, late),
+          () => {},
+        );
+        throw signal.reason;
       }
+      runner = first;
     } else {
       runner = await taking;
     }
@@ -208,4 +196,15 @@ export class RunnerPool {
     await runner.retire();
     this.live.delete(runner);
   }
+}
+
+/** Resolves once `signal` aborts (at once if it has); `dispose` drops the listener when no longer wanted. */
+function whenAborted(signal: AbortSignal): { aborted: Promise<void>; dispose(): void } {
+  let onAbort: () => void = () => {};
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = resolve;
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return { aborted, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
