@@ -612,7 +612,11 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
       () => ffmpegProcessesMentioning(interrupted).length === 0,
       'ffmpeg of the cancelled job to be gone',
     );
-    assert.equal(fs.existsSync(path.join(workspace.storageRoot, 'jobs', interrupted, 'output')), false);
+    // Removed once "cancelled" is written, which `jobs cancel` has just seen: waited for.
+    await waitFor(
+      () => !fs.existsSync(path.join(workspace.storageRoot, 'jobs', interrupted, 'output')),
+      'the cancelled job’s output to be removed',
+    );
     assert.equal((await workspace.store.getJob(interrupted))?.error_message, 'cancelled');
 
     const deleted = await addRender(endless, [clip]);

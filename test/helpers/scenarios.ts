@@ -75,7 +75,9 @@ export async function runningJobIsCancelled(workspace: Workspace): Promise<void>
   assert.equal(job?.status, 'error');
   assert.equal(job?.error_message, 'cancelled');
   assert.equal(job?.retry_count, 0, 'a cancelled job is not retried');
-  assert.equal(fs.existsSync(outputDir), false, 'no half-written output stays behind');
+  // The daemon removes the output once "cancelled" is written, which `jobs cancel` has just seen:
+  // waited for, not looked up.
+  await waitFor(() => !fs.existsSync(outputDir), 'no half-written output to stay behind');
   await waitFor(() => !isAlive(runnerPid), 'the runner to be gone');
   // Waited for: the daemon is still running, and its line may not have been read yet.
   await daemon.waitForLog((line) => line.msg === 'stopping the job' && line.reason === 'cancelled');
