@@ -6,26 +6,9 @@
 import fs from 'node:fs';
 import { execa } from 'execa';
 import type { FfmpegBinaries } from './binaries.js';
+import { type Accelerator, type Hardware, PRESETS, type Preset, type VideoCodec } from './codecs.js';
 import { listVideoEncoders } from './fluent.js';
 import { DEFAULT_GPU_DEVICE } from './settings.js';
-
-export const VIDEO_CODECS = ['h264', 'hevc', 'vp9', 'av1'] as const;
-export type VideoCodec = (typeof VIDEO_CODECS)[number];
-export const HARDWARE = ['auto', 'none', 'nvenc', 'vaapi', 'qsv'] as const;
-export type Hardware = (typeof HARDWARE)[number];
-export type Accelerator = Exclude<Hardware, 'auto' | 'none'>;
-export const PRESETS = [
-  'ultrafast',
-  'superfast',
-  'veryfast',
-  'faster',
-  'fast',
-  'medium',
-  'slow',
-  'slower',
-  'veryslow',
-] as const;
-export type Preset = (typeof PRESETS)[number];
 
 export interface RateControl {
   crf?: number | undefined;

@@ -1,5 +1,4 @@
 import { defineManifest } from '../../worker/modules/module-contract.js';
-import { binaryVersion, resolveBinaries } from './binaries.js';
 import { type FfmpegRenderParams, ffmpegRenderParams } from './params.js';
 import { FFMPEG_SETTINGS, type FfmpegSettings } from './settings.js';
 
@@ -10,6 +9,7 @@ export default defineManifest<FfmpegRenderParams, FfmpegSettings>({
   defaultTimeoutS: 3600,
   settings: FFMPEG_SETTINGS,
   async preflight(settings) {
+    const { binaryVersion, resolveBinaries } = await import('./binaries.js');
     const binaries = resolveBinaries(settings);
     const [ffmpeg, ffprobe] = await Promise.all([
       binaryVersion(binaries.ffmpeg, 'ffmpeg', 'FFMPEG_BINARY'),

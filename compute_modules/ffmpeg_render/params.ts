@@ -1,6 +1,6 @@
 /** The parameters of ffmpeg_render: one zod schema per operation, chosen by `operation`. */
 import { z } from 'zod';
-import { HARDWARE, PRESETS, VIDEO_CODECS } from './encoders.js';
+import { HARDWARE, PRESETS, VIDEO_CODECS } from './codecs.js';
 
 export const CONTAINERS = ['mp4', 'webm', 'mkv', 'mov'] as const;
 export type Container = (typeof CONTAINERS)[number];

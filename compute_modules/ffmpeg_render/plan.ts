@@ -1,5 +1,6 @@
 /** What an operation hands to the module's runner: how to call ffmpeg, and what to expect of it. */
-import type { VideoCodec, VideoEncoder } from './encoders.js';
+import type { VideoCodec } from './codecs.js';
+import type { VideoEncoder } from './encoders.js';
 import type { FfmpegInvocation } from './fluent.js';
 
 export interface RenderPlan {

@@ -3,13 +3,13 @@ import path from 'node:path';
 import { BadInputError, InvalidParametersError } from '../../worker/errors.js';
 import { defineRun, type JobContext } from '../../worker/modules/module-contract.js';
 import { type FfmpegBinaries, resolveBinaries } from './binaries.js';
+import type { VideoCodec } from './codecs.js';
 import { takesGraphOnStdin } from './deferred-graph.js';
 import {
   availableEncoders,
   chooseVideoEncoder,
   type EncoderChoice,
   softwareEncoder,
-  type VideoCodec,
   type VideoEncoder,
 } from './encoders.js';
 import { FfmpegRunError } from './ffmpeg-failure.js';

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { type Broker, useBroker } from '../helpers/mosquitto.js';
 import { runningJobIsCancelled } from '../helpers/scenarios.js';
 import { runCli, runScript, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
@@ -128,6 +129,32 @@ describe('what operators expect of a command line', () => {
         again.logs.some((line) => String(line.msg).startsWith('created the database')),
         false,
         'only when it did',
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('jobs commands on a folder with no database, or a file with no jobs table, say so and create nothing', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-nodb-'));
+    try {
+      const env = { CL_SERVER_DIR: dir, BROADCAST_TYPE: 'noop' };
+      const missing = await runCli(['jobs', 'list'], env);
+      assert.equal(missing.code, 2);
+      assert.equal(
+        missing.stderr.trim(),
+        `media-worker: no database at ${path.join(dir, 'media_store.db')} (from DATABASE_URL or CL_SERVER_DIR); the worker or the API service creates it`,
+      );
+      assert.deepEqual(fs.readdirSync(dir), [], 'no file was created');
+
+      const other = new Database(path.join(dir, 'media_store.db'));
+      other.exec('CREATE TABLE notes (text TEXT)');
+      other.close();
+      const foreign = await runCli(['jobs', 'show', 'some-job'], env);
+      assert.equal(foreign.code, 2);
+      assert.match(
+        foreign.stderr,
+        /media_store\.db has no jobs table: it is not media_store\.db, or neither/,
       );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

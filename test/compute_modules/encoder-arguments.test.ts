@@ -5,12 +5,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
+import { type Accelerator, VIDEO_CODECS } from '../../compute_modules/ffmpeg_render/codecs.js';
 import {
-  type Accelerator,
   hardwareEncoder,
   type RateControl,
   softwareEncoder,
-  VIDEO_CODECS,
   type VideoEncoder,
 } from '../../compute_modules/ffmpeg_render/encoders.js';
 import { repoFile } from '../helpers/workspace.js';

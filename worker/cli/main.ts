@@ -5,15 +5,12 @@ import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { type Flags, loadConfig, requireStorePaths, shownDefault } from '../config/config.js';
 import { declaredSettings, loadModuleSettings, moduleSettingsMarkdown } from '../config/module-settings.js';
-import { runDashboard } from '../dashboard/dashboard-command.js';
 import { discoverModules } from '../modules/discover-modules.js';
 import { packageVersion } from '../package-version.js';
 import type { JobStore } from '../store/job-store.js';
 import { openJobStore } from '../store/open-job-store.js';
 import { JOB_STATUSES, type JobStatus } from '../store/schema.js';
-import { jobStats, listJobs, requestEach } from './jobs-commands.js';
-import { type LiveTaskTypes, liveTaskTypes } from './live-workers.js';
-import { runWorker } from './run-command.js';
+import type { LiveTaskTypes } from './live-workers.js';
 import { runProgram } from './run-program.js';
 import {
   addModuleSettingOptions,
@@ -25,9 +22,12 @@ import {
   STORE_SETTINGS,
   WATCH_SETTINGS,
 } from './setting-options.js';
-import { checkSubmission, parseParamsJson, submitJob } from './submit-command.js';
 import { UsageError } from './usage-error.js';
-import { watch } from './watch-command.js';
+
+/*
+ * Each command imports what it runs when it runs, so `jobs list` or `--help` does not load the
+ * daemon, the broker client or the dashboard (a third of a second of start-up for every command).
+ */
 
 const BUILT_IN_MODULES = fileURLToPath(new URL('../../compute_modules', import.meta.url));
 
@@ -95,9 +95,10 @@ addModuleSettingOptions(
     DAEMON_SETTINGS,
   ),
   moduleOptions,
-).action(async (flags: Flags) =>
-  runWorker(configFrom(flags), (modules) => loadModuleSettings(modules, flags, process.env)),
-);
+).action(async (flags: Flags) => {
+  const { runWorker } = await import('./run-command.js');
+  await runWorker(configFrom(flags), (modules) => loadModuleSettings(modules, flags, process.env));
+});
 
 addSettingOptions(
   program
@@ -143,6 +144,7 @@ addSettingOptions(
     flags: Flags & { params?: string; priority: number; maxRetries: number },
   ) => {
     const config = configFrom(flags);
+    const { checkSubmission, parseParamsJson, submitJob } = await import('./submit-command.js');
     await checkSubmission(config.daemon.modulesDir, task, parseParamsJson(flags.params));
     const jobId = await submitJob({
       ...requireStorePaths(config),
@@ -165,11 +167,12 @@ addSettingOptions(
     .option('--json', 'print one JSON line per message instead, for scripts')
     .option('--broker <host-or-url>', 'same as --mqtt-broker'),
   [...WATCH_SETTINGS, ...STORE_SETTINGS],
-).action(async (flags: Flags & { json?: boolean; broker?: string }) =>
-  watch(configFrom({ ...flags, mqttBroker: flags.mqttBroker ?? flags.broker }), {
+).action(async (flags: Flags & { json?: boolean; broker?: string }) => {
+  const { watch } = await import('./watch-command.js');
+  await watch(configFrom({ ...flags, mqttBroker: flags.mqttBroker ?? flags.broker }), {
     json: flags.json === true,
-  }),
-);
+  });
+});
 
 addSettingOptions(
   program
@@ -178,30 +181,27 @@ addSettingOptions(
       'Serve a live web page of workers, queues and jobs, with retry and cancel (127.0.0.1 unless --host; any other address needs --token).',
     ),
   DASHBOARD_SETTINGS,
-).action(async (flags: Flags) => runDashboard(configFrom(flags)));
+).action(async (flags: Flags) => {
+  const { runDashboard } = await import('../dashboard/dashboard-command.js');
+  await runDashboard(configFrom(flags));
+});
 
 const jobs = program.command('jobs').description('Look at jobs.');
 addSettingOptions(
   jobs.command('show').description('Print a job as JSON.').argument('<job_id>'),
   STORE_SETTINGS,
 ).action(async (jobId: string, flags: Flags) => {
-  const store = await openJobStore(requireStorePaths(configFrom(flags)).databaseUrl, {
-    ensureSchema: false,
-  });
-  try {
-    const job = await store.getJob(jobId);
-    if (!job) throw new UsageError(`no job ${jobId}`);
-    console.log(JSON.stringify(job, null, 2));
-  } finally {
-    await store.close();
-  }
+  const job = await withStore(flags, (store) => store.getJob(jobId));
+  if (!job) throw new UsageError(`no job ${jobId}`);
+  console.log(JSON.stringify(job, null, 2));
 });
 
-const openStore = (flags: Flags) =>
-  openJobStore(requireStorePaths(configFrom(flags)).databaseUrl, { ensureSchema: false });
-
+/** The jobs commands read a database the worker or the API created: they never create one. */
 async function withStore<T>(flags: Flags, use: (store: JobStore) => Promise<T>): Promise<T> {
-  const store = await openStore(flags);
+  const store = await openJobStore(requireStorePaths(configFrom(flags)).databaseUrl, {
+    ensureSchema: false,
+    mustExist: true,
+  });
   try {
     return await use(store);
   } finally {
@@ -224,6 +224,7 @@ addSettingOptions(
     ...(flags.status === undefined ? {} : { status: flags.status }),
     ...(flags.task === undefined ? {} : { taskType: flags.task }),
   };
+  const { listJobs } = await import('./jobs-commands.js');
   console.log(await withStore(flags, (store) => listJobs(store, query, flags.json === true)));
 });
 
@@ -237,9 +238,10 @@ addSettingOptions(
   STATS_SETTINGS,
 ).action(async (flags: Flags & { json?: boolean }) => {
   const config = configFrom(flags);
+  const { jobStats } = await import('./jobs-commands.js');
   const live: LiveTaskTypes =
     config.broadcast.type === 'mqtt'
-      ? await liveTaskTypes(config)
+      ? await (await import('./live-workers.js')).liveTaskTypes(config)
       : { known: false, reason: 'no broker configured (BROADCAST_TYPE is not mqtt)' };
   console.log(await withStore(flags, (store) => jobStats(store, live, flags.json === true)));
 });
@@ -257,6 +259,7 @@ for (const request of ['retry', 'cancel'] as const) {
       .option('--json', 'print JSON'),
     STORE_SETTINGS,
   ).action(async (jobIds: string[], flags: Flags & { json?: boolean }) => {
+    const { requestEach } = await import('./jobs-commands.js');
     const { output, refused } = await withStore(flags, (store) =>
       requestEach(store, jobIds, request, flags.json === true),
     );

@@ -1,6 +1,7 @@
 /** Pieces every video-writing operation shares: output size, audio and container options. */
 import { InvalidParametersError } from '../../../worker/errors.js';
-import type { Preset, VideoCodec, VideoEncoder } from '../encoders.js';
+import type { Preset, VideoCodec } from '../codecs.js';
+import type { VideoEncoder } from '../encoders.js';
 import type { Container } from '../params.js';
 
 const even = (value: number) => Math.max(2, 2 * Math.round(value / 2));

@@ -98,8 +98,14 @@ export class PostgresJobStore implements JobStore {
           "created the API's tables: the database had none",
         );
       }
-      const { rows } = await sql<{ oid: number }>`
-        SELECT oid::int AS oid FROM pg_database WHERE datname = current_database()`.execute(db);
+      const { rows } = await sql<{ oid: number; has_jobs: boolean }>`
+        SELECT oid::int AS oid, to_regclass('jobs') IS NOT NULL AS has_jobs
+        FROM pg_database WHERE datname = current_database()`.execute(db);
+      if (rows[0]?.has_jobs !== true) {
+        throw new StartupError(
+          `the PostgreSQL database ${redactedUrl(databaseUrl)} has no jobs table: neither the worker nor the API service has used it yet`,
+        );
+      }
       return new PostgresJobStore(db, pool, databaseUrl, rows[0]?.oid ?? 0, options.log);
     } catch (error) {
       await db.destroy().catch(() => {});

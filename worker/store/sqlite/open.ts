@@ -43,6 +43,11 @@ export function openSqlite(
       );
     }
   }
+  if (!inMemory && options.mustExist === true && !fs.existsSync(databasePath)) {
+    throw new StartupError(
+      `no database at ${path.resolve(databasePath)} (from DATABASE_URL or CL_SERVER_DIR); the worker or the API service creates it`,
+    );
+  }
   const busyTimeoutMs = options.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
   const sqlite = new Database(databasePath, {
     timeout: busyTimeoutMs,
@@ -66,6 +71,11 @@ export function openSqlite(
     } catch (error) {
       refuseUnwritable(error, sqlite, databasePath);
     }
+  } else if (!hasJobsTable(sqlite)) {
+    sqlite.close();
+    throw new StartupError(
+      `database ${databasePath} has no jobs table: it is not media_store.db, or neither the worker nor the API service has used it yet`,
+    );
   }
   return { sqlite, file: inMemory ? undefined : identifyFile(databasePath) };
 }
@@ -82,6 +92,12 @@ function refuseUnwritable(error: unknown, sqlite: Database.Database, databasePat
   sqlite.close();
   throw new StartupError(
     `database ${databasePath} cannot be written (${(error as Error).message}); check its permissions`,
+  );
+}
+
+function hasJobsTable(sqlite: Database.Database): boolean {
+  return (
+    sqlite.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'jobs'").get() !== undefined
   );
 }
 
