@@ -48,6 +48,7 @@ export class TransientJobError extends JobError {
 /** An operator cancelled the job while it ran (`jobs cancel`): it ends at once, never retried. */
 export class JobCancelledError extends JobError {
   readonly retryable = false;
+  readonly cancelled = true;
   override readonly name = 'JobCancelledError';
   constructor() {
     super(CANCELLED_MESSAGE);

@@ -192,41 +192,6 @@ describe('MQTT broadcasting (real Mosquitto)', () => {
     assert.equal((failed.data as Payload).error, failed.error);
   });
 
-  test('jobs complete while the broker is down; announcements resume when it returns', async () => {
-    await broker.stop();
-    const jobId = await workspace.addJob('noop');
-    const worker = startWorker(workspace.dir, ['--worker-id', 'w-down', '--tasks', 'noop'], mqttEnv());
-    await waitFor(
-      async () => (await workspace.store.getJob(jobId))?.status === 'completed',
-      'the job to complete without a broker',
-      HANG_GUARD_MS,
-    );
-    await worker.waitForLog((line) => String(line.msg).startsWith('MQTT broker unreachable'), HANG_GUARD_MS);
-    await broker.restart();
-    await subscriber.waitFor(isAnnouncement('w-down'), 'the announcement after the broker returned');
-    assert.equal(
-      worker.logs.filter((line) => String(line.msg).startsWith('MQTT broker unreachable')).length,
-      1,
-      'the outage, over every failed attempt, is logged once',
-    );
-    worker.child.kill('SIGTERM');
-    assert.equal((await worker.exited).code, 0);
-  });
-
-  test('re-announces after a broker restart (retained state lost)', async () => {
-    const worker = startWorker(workspace.dir, ['--worker-id', 'w-restart', '--tasks', 'noop'], mqttEnv());
-    await subscriber.waitFor(isAnnouncement('w-restart'), 'the first announcement');
-    const before = subscriber.messages.length;
-    await broker.restart();
-    await waitFor(
-      () => subscriber.messages.slice(before).find(isAnnouncement('w-restart')),
-      'a new announcement',
-      HANG_GUARD_MS,
-    );
-    worker.child.kill('SIGTERM');
-    assert.equal((await worker.exited).code, 0);
-  });
-
   test('two live daemons with the same worker id: one stops with "duplicate worker id", the other stays announced', async () => {
     const first = startWorker(workspace.dir, ['--worker-id', 'w-dup', '--tasks', 'noop'], mqttEnv());
     await subscriber.waitFor(isAnnouncement('w-dup'), 'the first announcement');

@@ -82,6 +82,45 @@ describe('MQTT across broker outages (real Mosquitto)', () => {
     await workspace.cleanup();
   });
 
+  test('jobs complete while the broker is down; announcements resume when it returns', async () => {
+    broker = await startBroker();
+    const subscriber = await watch(broker.url, ['inference/workers/#']);
+    await broker.stop();
+    const jobId = await workspace.addJob('noop');
+    const worker = startWorker(workspace.dir, ['--worker-id', 'w-down', '--tasks', 'noop'], mqttEnv());
+    await waitFor(
+      async () => (await workspace.store.getJob(jobId))?.status === 'completed',
+      'the job to complete without a broker',
+      HANG_GUARD_MS,
+    );
+    await worker.waitForLog((line) => String(line.msg).startsWith('MQTT broker unreachable'), HANG_GUARD_MS);
+    await broker.restart();
+    await subscriber.waitFor(isAnnouncement('w-down'), 'the announcement after the broker returned');
+    assert.equal(
+      worker.logs.filter((line) => String(line.msg).startsWith('MQTT broker unreachable')).length,
+      1,
+      'the outage, over every failed attempt, is logged once',
+    );
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0);
+  });
+
+  test('re-announces after a broker restart (retained state lost)', async () => {
+    broker = await startBroker();
+    const subscriber = await watch(broker.url, ['inference/workers/#']);
+    const worker = startWorker(workspace.dir, ['--worker-id', 'w-restart', '--tasks', 'noop'], mqttEnv());
+    await subscriber.waitFor(isAnnouncement('w-restart'), 'the first announcement');
+    const before = subscriber.messages.length;
+    await broker.restart();
+    await waitFor(
+      () => subscriber.messages.slice(before).find(isAnnouncement('w-restart')),
+      'a new announcement',
+      HANG_GUARD_MS,
+    );
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0);
+  });
+
   test('a broker restart mid-stream loses no completed event, and a stop afterwards exits and clears the announcement', async (t) => {
     broker = await startBroker({ persistence: true });
     // A persistent QoS 1 session: what the daemon publishes while this subscriber is itself

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { type Broker, useBroker } from '../helpers/mosquitto.js';
-import { runningJobIsCancelled } from '../helpers/scenarios.js';
+import { deadDaemonsCancelledJobLeavesNoOutput, runningJobIsCancelled } from '../helpers/scenarios.js';
 import { runCli, runScript, startWorker, TEST_MODULES } from '../helpers/worker-process.js';
 import { repoFile, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -113,6 +113,9 @@ describe('operator commands', () => {
 
   test('jobs cancel stops a running job through the daemon that runs it', () =>
     runningJobIsCancelled(workspace));
+
+  test('a cancel whose daemon died first: the daemon that takes the job back ends it and removes its output', () =>
+    deadDaemonsCancelledJobLeavesNoOutput(workspace));
 });
 
 describe('what operators expect of a command line', () => {

@@ -12,6 +12,7 @@ import { solidJpeg } from '../helpers/images.js';
 import { startPrivateServer } from '../helpers/postgres.js';
 import {
   databaseEnv,
+  deadDaemonsCancelledJobLeavesNoOutput,
   killedDaemonJobIsRecovered,
   runningJobIsCancelled,
   startedLines,
@@ -125,6 +126,9 @@ describe('the daemon on PostgreSQL', () => {
 
   test('jobs cancel stops a running job through the daemon that runs it', () =>
     runningJobIsCancelled(workspace));
+
+  test('a cancel whose daemon died first: the daemon that takes the job back ends it and removes its output', () =>
+    deadDaemonsCancelledJobLeavesNoOutput(workspace));
 
   test('a job the API inserts wakes an idle daemon at once (LISTEN/NOTIFY), not at its next poll', async () => {
     const daemon = worker(['--worker-id', 'idle', '--tasks', 'noop', '--poll-interval', '3600']);

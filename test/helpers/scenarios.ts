@@ -84,3 +84,43 @@ export async function runningJobIsCancelled(workspace: Workspace): Promise<void>
   daemon.child.kill('SIGTERM');
   assert.equal((await daemon.exited).code, 0);
 }
+
+/**
+ * A cancel the daemon running the job could not carry out (it was killed first): the daemon that
+ * takes the job back ends it "cancelled", not retried, and removes what the attempt wrote.
+ */
+export async function deadDaemonsCancelledJobLeavesNoOutput(workspace: Workspace): Promise<void> {
+  const env = databaseEnv(workspace);
+  const startedFile = path.join(workspace.dir, 'started');
+  const jobId = await workspace.addJob('sleep', {
+    seconds: 600,
+    started_file: startedFile,
+    partial_output: true,
+  });
+  const victim = startWorker(
+    workspace.dir,
+    ['--worker-id', 'victim', '--tasks', 'sleep', '--lease-ttl', '1'],
+    env,
+  );
+  const started = await waitFor(() => startedLines(startedFile)[0], 'the job to start');
+  const runnerPid = Number(started.split(' ')[1]);
+  const outputDir = path.join(workspace.storageRoot, 'jobs', jobId, 'output');
+  assert.ok(fs.existsSync(path.join(outputDir, 'partial.bin')));
+  victim.child.kill('SIGKILL');
+  await victim.exited;
+  await waitFor(() => !isAlive(runnerPid), 'the orphaned runner to exit');
+  assert.equal((await workspace.store.cancelJob(jobId)).kind, 'cancel-requested');
+
+  const rescuer = startWorker(
+    workspace.dir,
+    ['--worker-id', 'rescuer', '--tasks', 'sleep', '--lease-ttl', '1'],
+    env,
+  );
+  await rescuer.waitForLog((line) => line.msg === 'took back an abandoned job' && line.job_id === jobId);
+  const job = await workspace.store.getJob(jobId);
+  assert.deepEqual([job?.status, job?.error_message, job?.retry_count], ['error', 'cancelled', 0]);
+  assert.equal(fs.existsSync(outputDir), false, 'the output is removed before the sweep logs the job');
+  assert.equal(startedLines(startedFile).length, 1, 'a cancelled job is not run again');
+  rescuer.child.kill('SIGTERM');
+  assert.equal((await rescuer.exited).code, 0);
+}

@@ -259,7 +259,7 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
         const claimed = await claim();
         assert.equal(claimed?.jobId, older);
         assert.ok(claimed);
-        assert.equal(await store.releaseJob(claimed.lease), true);
+        assert.equal(await store.releaseJob(claimed.lease), 'requeued');
         const again = await claim();
         assert.equal(again?.jobId, older);
         assert.equal(again?.retryCount, 0, 'a release spends no retry');
@@ -326,7 +326,7 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
         const stale = await claim();
         assert.ok(stale);
         assert.equal(await store.markProcessing(stale.lease), true);
-        assert.equal(await store.releaseJob(stale.lease), true);
+        assert.equal(await store.releaseJob(stale.lease), 'requeued');
         const fresh = await claim();
         assert.ok(fresh);
         assert.notEqual(fresh.lease.token, stale.lease.token);
@@ -340,7 +340,7 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
         assert.deepEqual(await store.failAttempt(stale.lease, { message: 'x', retryable: true }, noDelay), {
           kind: 'fenced',
         });
-        assert.equal(await store.releaseJob(stale.lease), false);
+        assert.equal(await store.releaseJob(stale.lease), 'fenced');
         const row = await store.getJob(jobId);
         assert.equal(row?.status, 'claimed');
         assert.equal(row?.task_output, null);
@@ -391,7 +391,7 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
         assert.equal(await store.completeJob(leaseOf(completed), { outputFiles: [], taskOutput: {} }), true);
         await store.failAttempt(leaseOf(retried), { message: 'flaky', retryable: true }, () => 60_000);
         // Taken back and claimed by another worker.
-        assert.equal(await store.releaseJob(leaseOf(stolen)), true);
+        assert.equal(await store.releaseJob(leaseOf(stolen)), 'requeued');
         assert.equal((await claimFrom(store, ['t'], 'other'))?.jobId, stolen);
 
         const renewal = await store.renewLeases([...leases.values()], LEASE_MS);
@@ -468,13 +468,13 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
         assert.equal((await store.cancelJob(released)).kind, 'cancel-requested');
         assert.equal((await store.cancelJob(recovered)).kind, 'cancel-requested');
         // A shutdown releases the job: the cancel wins over the requeue.
-        assert.equal(await store.releaseJob(first.lease), true);
+        assert.equal(await store.releaseJob(first.lease), 'cancelled');
         // A dead daemon's job is taken back: the cancel wins over the retry.
         await waitFor(async () => {
           const back = await store.recoverAbandonedJobs({ orphanAgeMs: 3_600_000, retryDelay: noDelay });
           return back.find((job) => job.jobId === recovered);
         }, 'the dead daemon’s lease to expire').then((job) =>
-          assert.deepEqual(job.outcome, { kind: 'failed', errorMessage: 'cancelled' }),
+          assert.deepEqual(job.outcome, { kind: 'failed', errorMessage: 'cancelled', cancelled: true }),
         );
         // Its runner failed in a way worth a retry: the cancel wins over the retry.
         const failing = await addJob();
@@ -484,10 +484,7 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
         await store.cancelJob(failing);
         assert.deepEqual(
           await store.failAttempt(third.lease, { message: 'flaky', retryable: true }, noDelay),
-          {
-            kind: 'failed',
-            errorMessage: 'cancelled',
-          },
+          { kind: 'failed', errorMessage: 'cancelled', cancelled: true },
         );
         for (const jobId of [released, recovered, failing]) {
           const job = await store.getJob(jobId);

@@ -19,6 +19,7 @@ import type { WorkerMetrics } from '../http/worker-metrics.js';
 import type { DiscoveredModule } from '../modules/discover-modules.js';
 import type { RunnerPool } from '../runner/runner-pool.js';
 import type { ClaimedJob, JobStore, RetryDelay } from '../store/job-store.js';
+import { removeCancelledOutput } from './cancelled-output.js';
 import { RunningJob } from './running-job.js';
 import { probeStorageWritable } from './storage-probe.js';
 import { WorkerFaults } from './worker-faults.js';
@@ -401,6 +402,9 @@ export class Daemon {
         retryDelay: this.deps.retryDelay,
       });
       for (const job of recovered) {
+        if (job.outcome.kind === 'failed' && job.outcome.cancelled) {
+          await removeCancelledOutput(this.options.storageRoot, job.jobId, this.deps.log);
+        }
         this.deps.log.warn(
           { job_id: job.jobId, task_type: job.taskType, reason: job.reason, outcome: job.outcome.kind },
           'took back an abandoned job',

@@ -5,7 +5,6 @@
  * it has already written under its lease.
  */
 
-import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { JobEventBody } from '../broadcast/broadcaster.js';
 import {
@@ -19,17 +18,14 @@ import {
   WorkerFaultError,
 } from '../errors.js';
 import type { FinishOutcome } from '../http/worker-metrics.js';
-import {
-  jobFolderProblem,
-  jobOutputDir,
-  jobTimeoutOverride,
-  parseInputFilesColumn,
-} from '../jobs/job-row.js';
+import { jobFolderProblem, jobTimeoutOverride, parseInputFilesColumn } from '../jobs/job-row.js';
+import { CANCELLED_MESSAGE } from '../jobs/operator-requests.js';
 import { boundedChild } from '../logging/logger.js';
 import type { RunnerOutcome } from '../runner/protocol.js';
 import { describeExit, type RunnerProcess } from '../runner/runner-process.js';
-import type { ClaimedJob, JobStore } from '../store/job-store.js';
+import type { ClaimedJob, JobStore, ReleaseOutcome } from '../store/job-store.js';
 import type { InputFile } from '../store/schema.js';
+import { removeCancelledOutput } from './cancelled-output.js';
 import type { DaemonDeps } from './daemon.js';
 import { FREE_FAULTS_PER_JOB, type WorkerFaults } from './worker-faults.js';
 
@@ -169,9 +165,10 @@ export class RunningJob {
       case 'cancelled':
         return this.recordFailure(new JobCancelledError());
       case 'shutdown': {
-        this.finished('requeued');
         const released = await this.releaseOrHold();
-        this.log.info({ released }, 'job requeued at shutdown without spending a retry');
+        if (released !== 'cancelled') {
+          this.log.info({ released }, 'job requeued at shutdown without spending a retry');
+        }
         return;
       }
       default:
@@ -193,19 +190,11 @@ export class RunningJob {
       this.deps.faults.report(error.message);
       return;
     }
-    // A cancel written: whatever the module wrote before it was killed is half a result, and none
-    // stays behind. Only then: a runner that completed first keeps its output.
-    if (failure instanceof JobCancelledError && outcome.kind === 'failed') await this.removeOutput();
+    // A cancel written (the operator's, even when the runner failed by itself meanwhile): whatever
+    // the module wrote is half a result, and none stays behind. Only then: a runner that completed
+    // first keeps its output.
+    if (outcome.kind === 'failed' && outcome.cancelled) await this.removeOutput();
     await this.reportOutcome(outcome, failure.message);
-  }
-
-  private async removeOutput(): Promise<void> {
-    const outputDir = jobOutputDir(this.deps.storageRoot, this.job.jobId);
-    await fs
-      .rm(outputDir, { recursive: true, force: true })
-      .catch((error: unknown) =>
-        this.log.warn({ err: error, output_dir: outputDir }, 'could not remove the cancelled job’s output'),
-      );
   }
 
   /**
@@ -219,24 +208,39 @@ export class RunningJob {
         new TransientJobError(`worker-side fault met ${FREE_FAULTS_PER_JOB + 1} times in a row: ${reason}`),
       );
     }
-    this.finished('requeued');
     const released = await this.releaseOrHold();
-    this.log.warn(
-      { reason, released },
-      'worker-side fault; the job goes back to the queue without spending a retry',
-    );
+    if (released !== 'cancelled')
+      this.log.warn(
+        { reason, released },
+        'worker-side fault; the job goes back to the queue without spending a retry',
+      );
     this.deps.faults.report(reason);
   }
 
-  /** Requeues the job without spending a retry; when the store cannot, the lease is held for later. */
-  private async releaseOrHold(): Promise<boolean> {
+  /**
+   * Requeues the job without spending a retry (or ends it, when an operator's cancel was waiting);
+   * when the store cannot, the lease is held for later.
+   */
+  private async releaseOrHold(): Promise<ReleaseOutcome | 'held'> {
+    let released: ReleaseOutcome | 'held';
     try {
-      return await this.deps.store.releaseJob(this.job.lease);
+      released = await this.deps.store.releaseJob(this.job.lease);
     } catch (error) {
       if (!(error instanceof WorkerFaultError)) throw error;
       this.deps.faults.hold(this.job.lease);
-      return false;
+      released = 'held';
     }
+    if (released === 'cancelled') {
+      await this.removeOutput();
+      this.finished('cancelled');
+      this.log.warn({ error: CANCELLED_MESSAGE, duration_ms: this.durationMs() }, 'job failed');
+      this.publish({ type: 'error', error: CANCELLED_MESSAGE });
+    } else this.finished('requeued');
+    return released;
+  }
+
+  private removeOutput(): Promise<void> {
+    return removeCancelledOutput(this.deps.storageRoot, this.job.jobId, this.log);
   }
 
   private async reportOutcome(outcome: RunnerOutcome, message: string | undefined): Promise<void> {
@@ -283,8 +287,8 @@ export class RunningJob {
             ),
           );
         }
-        this.finished('requeued');
         const released = await this.releaseOrHold();
+        if (released === 'cancelled') return;
         this.log.warn(
           { released },
           'the runner gave the job up: its lease ran out with no renewal (was this daemon hung?)',

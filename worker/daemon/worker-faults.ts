@@ -19,7 +19,7 @@ export interface WorkerFaultsOptions {
   /** Throws, saying what is wrong, while the fault lasts. */
   check(): Promise<void>;
   /** Requeues a job without spending a retry; false when its lease is no longer ours. */
-  release(lease: Lease): Promise<boolean>;
+  release(lease: Lease): Promise<unknown>;
   /** Called once the fault has cleared. */
   onCleared(): void;
   log: Logger;

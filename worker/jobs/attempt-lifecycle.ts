@@ -24,7 +24,7 @@ export type AttemptEnd =
       /** Kept beside the job for the next attempt (`last_error`). */
       lastError: string;
     }
-  | { kind: 'fail'; errorMessage: string };
+  | { kind: 'fail'; errorMessage: string; cancelled?: true };
 
 /** Requeue with backoff while the budget lasts; otherwise the job ends with its final message. */
 export function decideAttemptEnd(
@@ -38,14 +38,17 @@ export function decideAttemptEnd(
     const delayMs = Math.max(0, Math.round(retryDelay(retryCount)));
     return { kind: 'retry', retryCount, delayMs, notBefore: now + delayMs, lastError: lastErrorOf(failure) };
   }
-  return { kind: 'fail', errorMessage: describeFinalFailure(failure, job.retryCount + 1) };
+  const errorMessage = describeFinalFailure(failure, job.retryCount + 1);
+  return failure.cancelled ? { kind: 'fail', errorMessage, cancelled: true } : { kind: 'fail', errorMessage };
 }
 
 /** The outcome reported to the daemon and the runner for what the store wrote. */
 export function outcomeOf(end: AttemptEnd): Exclude<FailureOutcome, { kind: 'fenced' }> {
   return end.kind === 'retry'
     ? { kind: 'retrying', nextAttempt: end.retryCount + 1, delayMs: end.delayMs }
-    : { kind: 'failed', errorMessage: end.errorMessage };
+    : end.cancelled
+      ? { kind: 'failed', errorMessage: end.errorMessage, cancelled: true }
+      : { kind: 'failed', errorMessage: end.errorMessage };
 }
 
 /** An in-flight job no live worker holds: either its lease expired or it never had one. */

@@ -17,7 +17,7 @@ export const CANCELLED_MESSAGE = 'cancelled';
  * How an attempt an operator cancelled ends when its daemon could not stop it itself (the daemon
  * shut down, met a fault, or died and the job was taken back): not requeued, never retried.
  */
-export const CANCELLED_FAILURE = { message: CANCELLED_MESSAGE, retryable: false } as const;
+export const CANCELLED_FAILURE = { message: CANCELLED_MESSAGE, retryable: false, cancelled: true } as const;
 
 export type RetryDecision = { kind: 'requeue' } | { kind: 'refuse'; reason: string };
 

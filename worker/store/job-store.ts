@@ -56,6 +56,8 @@ export interface JobResult {
 export interface AttemptFailure {
   message: string;
   retryable: boolean;
+  /** An operator's cancel ended the attempt (JobCancelledError, CANCELLED_FAILURE). */
+  cancelled?: true;
 }
 
 /** Delay before the next attempt, given the number of the retry about to be scheduled (1, 2, …). */
@@ -63,9 +65,12 @@ export type RetryDelay = (retryNumber: number) => number;
 
 export type FailureOutcome =
   | { kind: 'retrying'; nextAttempt: number; delayMs: number }
-  | { kind: 'failed'; errorMessage: string }
+  /** `cancelled`: an operator's cancel ended it, and what the attempt wrote is to be removed. */
+  | { kind: 'failed'; errorMessage: string; cancelled?: true }
   /** The lease was no longer ours: nothing was written. */
   | { kind: 'fenced' };
+
+export type ReleaseOutcome = 'requeued' | 'cancelled' | 'fenced';
 
 export interface RecoveredJob {
   jobId: string;
@@ -168,8 +173,11 @@ export interface JobStore {
   completeJob(lease: Lease, result: JobResult): Promise<boolean>;
   /** Ends the attempt: requeued with backoff while the retry budget lasts, `error` otherwise. */
   failAttempt(lease: Lease, failure: AttemptFailure, retryDelay: RetryDelay): Promise<FailureOutcome>;
-  /** Back to `queued` without spending a retry (graceful shutdown). */
-  releaseJob(lease: Lease): Promise<boolean>;
+  /**
+   * Back to `queued` without spending a retry (graceful shutdown, a worker-side fault); `cancelled`
+   * when an operator's cancel was waiting (the job ends instead), `fenced` when the lease was lost.
+   */
+  releaseJob(lease: Lease): Promise<ReleaseOutcome>;
   /** Drops the worker's bookkeeping for a lease whose job was deleted or finished by someone else. */
   forgetLease(lease: Lease): Promise<void>;
   /** Takes back jobs whose lease expired (their daemon died) and lease-less orphans. */

@@ -28,6 +28,7 @@ import type {
   QueueOverview,
   RecoveredJob,
   RecoveryRequest,
+  ReleaseOutcome,
   RetryDelay,
   StoreOpenOptions,
 } from '../job-store.js';
@@ -220,17 +221,17 @@ export class PostgresJobStore implements JobStore {
     return outcomeOf(end);
   }
 
-  async releaseJob(lease: Lease): Promise<boolean> {
+  async releaseJob(lease: Lease): Promise<ReleaseOutcome> {
     return this.guarded(() =>
-      this.db.transaction().execute(async (trx) => {
+      this.db.transaction().execute(async (trx): Promise<ReleaseOutcome> => {
         const job = await lockHeldJob(trx, lease);
-        if (!job) return false;
+        if (!job) return 'fenced';
         if (await cancelWanted(trx, lease)) {
           await this.endAttempt(trx, job, CANCELLED_FAILURE, () => 0);
-          return true;
+          return 'cancelled';
         }
         await requeue(trx, lease.jobId, { notBefore: null, lastError: null, retryIncrement: 0 });
-        return true;
+        return 'requeued';
       }),
     );
   }

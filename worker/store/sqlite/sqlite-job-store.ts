@@ -35,6 +35,7 @@ import type {
   QueueOverview,
   RecoveredJob,
   RecoveryRequest,
+  ReleaseOutcome,
   RetryDelay,
 } from '../job-store.js';
 import {
@@ -206,19 +207,19 @@ export class SqliteJobStore implements JobStore {
     return outcomeOf(end);
   }
 
-  async releaseJob(lease: Lease): Promise<boolean> {
+  async releaseJob(lease: Lease): Promise<ReleaseOutcome> {
     return this.guarded(() =>
       this.sqlite
-        .transaction(() => {
+        .transaction((): ReleaseOutcome => {
           const job = this.statements.heldJob.get({ jobId: lease.jobId, token: lease.token });
-          if (!job) return false;
+          if (!job) return 'fenced';
           if (this.cancelWanted(lease)) {
             this.endAttempt(job, CANCELLED_FAILURE, NO_RETRY);
-            return true;
+            return 'cancelled';
           }
           this.statements.scheduleRetry.run({ jobId: lease.jobId, notBefore: null, lastError: null });
           this.statements.requeue.run({ jobId: lease.jobId, retryIncrement: 0 });
-          return true;
+          return 'requeued';
         })
         .immediate(),
     );
