@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import { pino } from 'pino';
 import { imageConversionParams } from '../../compute_modules/image_conversion/manifest.js';
@@ -9,73 +9,89 @@ import runImageConversion from '../../compute_modules/image_conversion/run.js';
 import { decompressionBombPng, solidJpeg } from '../helpers/images.js';
 import { type Broker, type Subscriber, startBroker, subscribe } from '../helpers/mosquitto.js';
 import { BUILT_IN_MODULES, drainBuiltIn, startWorker } from '../helpers/worker-process.js';
-import { errorMessageOf, useWorkspace, type Workspace } from '../helpers/workspace.js';
+import { errorMessageOf, useSuiteWorkspace, useWorkspace, type Workspace } from '../helpers/workspace.js';
 
-describe('hostile and broken image inputs (both modules, through the daemon)', () => {
+describe('broken image files fail with the file and the cause; the daemon goes on (one drain, both modules)', () => {
+  let workspace: Workspace;
+  useSuiteWorkspace((created) => {
+    workspace = created;
+  });
+  const jobs: Record<string, string> = {};
+  const errorOf = (name: string) => errorMessageOf(workspace.store, jobs[name] as string, { retried: false });
+  const refused = (name: string) =>
+    `Input image ${name} is 12000×10000 = 120000000 pixels, over the limit of 100000000 ` +
+    '(a possible decompression bomb; the limit is --max-input-pixels)';
+
+  before(async () => {
+    const photo = await solidJpeg(640, 480, '#446688');
+    const add = (taskType: string, name: string, content: Buffer | string, params = {}) =>
+      workspace.addJob(taskType, params, { input: { name, content } });
+    jobs.bomb = await add('image_resize', 'bomb.png', decompressionBombPng(12_000, 10_000));
+    // The same header with the pixel data cut off 64 bytes in: a module that decoded before checking
+    // the size would fail on the missing data (as damaged.png does) instead of naming the pixel count.
+    jobs.headerOnlyBomb = await add(
+      'image_resize',
+      'cut-bomb.png',
+      decompressionBombPng(12_000, 10_000, { cutPixelData: true }),
+    );
+    jobs.truncated = await add('image_resize', 'cut.jpg', photo.subarray(0, Math.floor(photo.length / 2)));
+    jobs.text = await add('image_conversion', 'notes.jpg', 'Dear team, the photos are attached.\n');
+    jobs.empty = await add('image_resize', 'empty.jpg', Buffer.alloc(0));
+    const png = decompressionBombPng(64, 64);
+    const corruptBody = Buffer.from(png);
+    corruptBody.fill(0x55, 60, png.length - 20); // valid signature and header, garbage compressed data
+    jobs.corrupt = await add('image_conversion', 'damaged.png', corruptBody, { output_format: 'jpeg' });
+    jobs.good = await add('image_resize', 'good.jpg', photo, { width: 64, height: 64 });
+    await drainBuiltIn(workspace.dir, ['image_resize', 'image_conversion']);
+  });
+
+  test('a decompression bomb is refused, naming its pixels and the limit', async () => {
+    assert.equal(await errorOf('bomb'), refused('bomb.png'));
+  });
+
+  test('a bomb is refused from its header, before any pixel is decoded', async () => {
+    assert.equal(await errorOf('headerOnlyBomb'), refused('cut-bomb.png'));
+  });
+
+  test('a truncated JPEG says it is truncated', async () => {
+    assert.match(await errorOf('truncated'), /^Input image cut\.jpg is truncated \(.*premature end/i);
+  });
+
+  test('a text file named .jpg is not an image', async () => {
+    assert.match(
+      await errorOf('text'),
+      /^Input file notes\.jpg is not an image in a format this worker can read \(/,
+    );
+  });
+
+  test('an empty file says it is empty', async () => {
+    assert.equal(await errorOf('empty'), 'Input image empty.jpg is empty (0 bytes)');
+  });
+
+  test('garbage behind a valid PNG header is corrupt', async () => {
+    assert.match(
+      await errorOf('corrupt'),
+      /^Input image damaged\.png is (corrupt or cannot be decoded|truncated) \(/,
+    );
+  });
+
+  test('a later good job completes, and no failed job leaves output behind', async () => {
+    assert.equal((await workspace.store.getJob(jobs.good as string))?.status, 'completed');
+    for (const [name, id] of Object.entries(jobs)) {
+      const output = path.join(workspace.storageRoot, 'jobs', id, 'output');
+      const left = fs.existsSync(output) ? fs.readdirSync(output) : [];
+      assert.deepEqual(left, name === 'good' ? ['resized.jpg'] : [], `no partial output for ${name}`);
+    }
+  });
+});
+
+describe('hostile image inputs and progress (both modules, through the daemon)', () => {
   let workspace: Workspace;
   useWorkspace((created) => {
     workspace = created;
   });
 
   const errorOf = (jobId: string) => errorMessageOf(workspace.store, jobId, { retried: false });
-
-  test('bombs, truncated, corrupt, empty and non-image files fail with the file and the cause; the daemon goes on', async () => {
-    const photo = await solidJpeg(640, 480, '#446688');
-    const add = (taskType: string, name: string, content: Buffer | string, params = {}) =>
-      workspace.addJob(taskType, params, { input: { name, content } });
-    const bomb = add('image_resize', 'bomb.png', decompressionBombPng(12_000, 10_000));
-    // The same header with the pixel data cut off 64 bytes in: a module that decoded before checking
-    // the size would fail on the missing data (as damaged.png does) instead of naming the pixel count.
-    const headerOnlyBomb = add(
-      'image_resize',
-      'cut-bomb.png',
-      decompressionBombPng(12_000, 10_000, { cutPixelData: true }),
-    );
-    const truncated = add('image_resize', 'cut.jpg', photo.subarray(0, Math.floor(photo.length / 2)));
-    const text = add('image_conversion', 'notes.jpg', 'Dear team, the photos are attached.\n');
-    const empty = add('image_resize', 'empty.jpg', Buffer.alloc(0));
-    const png = decompressionBombPng(64, 64);
-    const corruptBody = Buffer.from(png);
-    corruptBody.fill(0x55, 60, png.length - 20); // valid signature and header, garbage compressed data
-    const corrupt = add('image_conversion', 'damaged.png', corruptBody, { output_format: 'jpeg' });
-    const good = add('image_resize', 'good.jpg', photo, { width: 64, height: 64 });
-    const ids = await Promise.all([bomb, headerOnlyBomb, truncated, text, empty, corrupt, good]);
-    await drainBuiltIn(workspace.dir, ['image_resize', 'image_conversion']);
-
-    const [bombId, headerOnlyBombId, truncatedId, textId, emptyId, corruptId, goodId] = ids as [
-      string,
-      ...string[],
-    ];
-    const refused = (name: string) =>
-      `Input image ${name} is 12000×10000 = 120000000 pixels, over the limit of 100000000 ` +
-      '(a possible decompression bomb; the limit is --max-input-pixels)';
-    assert.equal(await errorOf(bombId), refused('bomb.png'));
-    assert.equal(
-      await errorOf(headerOnlyBombId ?? ''),
-      refused('cut-bomb.png'),
-      'the bomb is refused from its header, before any pixel is decoded',
-    );
-    assert.match(await errorOf(truncatedId ?? ''), /^Input image cut\.jpg is truncated \(.*premature end/i);
-    assert.match(
-      await errorOf(textId ?? ''),
-      /^Input file notes\.jpg is not an image in a format this worker can read \(/,
-    );
-    assert.equal(await errorOf(emptyId ?? ''), 'Input image empty.jpg is empty (0 bytes)');
-    assert.match(
-      await errorOf(corruptId ?? ''),
-      /^Input image damaged\.png is (corrupt or cannot be decoded|truncated) \(/,
-    );
-    assert.equal(
-      (await workspace.store.getJob(goodId ?? ''))?.status,
-      'completed',
-      'later jobs are unaffected',
-    );
-    for (const id of ids) {
-      const output = path.join(workspace.storageRoot, 'jobs', id, 'output');
-      const left = fs.existsSync(output) ? fs.readdirSync(output) : [];
-      assert.deepEqual(left, id === goodId ? ['resized.jpg'] : [], `no partial output for ${id}`);
-    }
-  });
 
   test('the pixel limit is the operator’s: --max-input-pixels', async () => {
     const photo = await solidJpeg(640, 480, '#446688');

@@ -6,10 +6,18 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { fitSize } from '../../compute_modules/ffmpeg_render/operations/common.js';
 import { parseDurationSeconds } from '../../worker/config/config.js';
-import { boundProgress, decideAttemptEnd, recoveryReason } from '../../worker/jobs/attempt-lifecycle.js';
+import { JobCancelledError } from '../../worker/errors.js';
+import {
+  boundProgress,
+  decideAttemptEnd,
+  outcomeOf,
+  recoveryReason,
+} from '../../worker/jobs/attempt-lifecycle.js';
 import { boundText } from '../../worker/jobs/bounded-text.js';
+import { CANCELLED_FAILURE } from '../../worker/jobs/operator-requests.js';
 import { exponentialBackoff } from '../../worker/jobs/retry-policy.js';
 import { isBroadPattern, topicMatches } from '../../worker/mqtt-tools/topic-filter.js';
+import { DaemonToRunnerSchema, parseMessage, RunnerToDaemonSchema } from '../../worker/runner/protocol.js';
 import { describeExit } from '../../worker/runner/runner-process.js';
 
 describe('size fitting (fitSize)', () => {
@@ -133,6 +141,21 @@ describe('the retry policy', () => {
       { kind: 'fail', errorMessage: 'bad input' },
     );
   });
+  test('a cancel ends the job at once, marked so that the output of the attempt is removed', () => {
+    assert.deepEqual(decideAttemptEnd({ retryCount: 0, maxRetries: 3 }, CANCELLED_FAILURE, noDelay, 0), {
+      kind: 'fail',
+      errorMessage: 'cancelled',
+      cancelled: true,
+    });
+    assert.deepEqual(
+      outcomeOf(decideAttemptEnd({ retryCount: 0, maxRetries: 3 }, new JobCancelledError(), noDelay, 0)),
+      {
+        kind: 'failed',
+        errorMessage: 'cancelled',
+        cancelled: true,
+      },
+    );
+  });
   test('final messages are bounded, keeping head and tail', () => {
     const end = decideAttemptEnd(
       { retryCount: 0, maxRetries: 0 },
@@ -199,5 +222,45 @@ describe('how a runner exit is described', () => {
       `exit code 1; stderr: ${tail.split('\n').slice(-5).join('\n')}`,
     );
     assert.ok(describeExit(exit(1, undefined, 'y'.repeat(5000))).length < 700);
+  });
+});
+
+describe('runner messages (parseMessage)', () => {
+  const finished = (outcome: Record<string, unknown>) => ({ type: 'finished', jobId: 'j', outcome });
+  test('a field the other end does not know is an error naming it, not a value dropped', () => {
+    const parsed = parseMessage(
+      RunnerToDaemonSchema,
+      finished({ kind: 'failed', errorMessage: 'x', retried: true }),
+      'runner',
+    );
+    assert.ok(parsed instanceof Error);
+    assert.match(
+      parsed.message,
+      /malformed message from the runner \(type "finished"\) at outcome: .*"retried"/,
+    );
+  });
+  test('a cancelled failure keeps its mark across the channel', () => {
+    assert.deepEqual(
+      parseMessage(
+        RunnerToDaemonSchema,
+        finished({ kind: 'failed', errorMessage: 'cancelled', cancelled: true }),
+        'runner',
+      ),
+      finished({ kind: 'failed', errorMessage: 'cancelled', cancelled: true }),
+    );
+  });
+  test("input files keep the API's own fields", () => {
+    const job = {
+      jobId: 'j',
+      taskType: 't',
+      attempt: 1,
+      inputFiles: [{ path: '/a.jpg', content_type: 'image/jpeg' }],
+      lease: { jobId: 'j', token: 'k' },
+      leaseValidForMs: 1000,
+    };
+    assert.deepEqual(parseMessage(DaemonToRunnerSchema, { type: 'run', job }, 'daemon'), {
+      type: 'run',
+      job,
+    });
   });
 });

@@ -190,10 +190,6 @@ export class RunningJob {
       this.deps.faults.report(error.message);
       return;
     }
-    // A cancel written (the operator's, even when the runner failed by itself meanwhile): whatever
-    // the module wrote is half a result, and none stays behind. Only then: a runner that completed
-    // first keeps its output.
-    if (outcome.kind === 'failed' && outcome.cancelled) await this.removeOutput();
     await this.reportOutcome(outcome, failure.message);
   }
 
@@ -231,10 +227,10 @@ export class RunningJob {
       released = 'held';
     }
     if (released === 'cancelled') {
-      await this.removeOutput();
-      this.finished('cancelled');
-      this.log.warn({ error: CANCELLED_MESSAGE, duration_ms: this.durationMs() }, 'job failed');
-      this.publish({ type: 'error', error: CANCELLED_MESSAGE });
+      await this.reportOutcome(
+        { kind: 'failed', errorMessage: CANCELLED_MESSAGE, cancelled: true },
+        CANCELLED_MESSAGE,
+      );
     } else this.finished('requeued');
     return released;
   }
@@ -263,8 +259,12 @@ export class RunningJob {
         });
         return;
       case 'failed':
+        // A cancel written (the operator's, however the attempt ended: stopped, crashed, failed by
+        // itself, or released at shutdown): whatever the module wrote is half a result, and none
+        // stays behind. Only then: a runner that completed first keeps its output.
+        if (outcome.cancelled) await this.removeOutput();
         this.deps.faults.recordHealthy(this.job.jobId);
-        this.finished(this.stopReason === 'cancelled' ? 'cancelled' : 'failed');
+        this.finished(outcome.cancelled ? 'cancelled' : 'failed');
         this.log.warn({ error: outcome.errorMessage, duration_ms: this.durationMs() }, 'job failed');
         this.publish({ type: 'error', error: outcome.errorMessage });
         return;

@@ -53,7 +53,7 @@ export type RunnerToDaemon =
   | { type: 'progress'; jobId: string; progress: number }
   | { type: 'finished'; jobId: string; outcome: RunnerOutcome; message?: string };
 
-const LeaseSchema = z.object({ jobId: z.string(), token: z.string() });
+const LeaseSchema = z.strictObject({ jobId: z.string(), token: z.string() });
 const InputFileSchema = z.looseObject({
   path: z.string(),
   filename: z.string().exactOptional(),
@@ -61,16 +61,18 @@ const InputFileSchema = z.looseObject({
   hash: z.string().exactOptional(),
   metadata: z.record(z.string(), z.unknown()).exactOptional(),
 });
-const OutputFileSchema = z.object({
+const OutputFileSchema = z.strictObject({
   file_id: z.string(),
   filename: z.string(),
   metadata: z.record(z.string(), z.unknown()),
 });
 
-export const DaemonToRunnerSchema: z.ZodType<DaemonToRunner> = z.discriminatedUnion('type', [
-  z.object({
+// Strict objects: a field one end sends and the other does not know is an error that names it,
+// not a value dropped on the way (the two ends are one build; a difference is a bug).
+export const DaemonToRunnerSchema = z.discriminatedUnion('type', [
+  z.strictObject({
     type: z.literal('run'),
-    job: z.object({
+    job: z.strictObject({
       jobId: z.string(),
       taskType: z.string(),
       attempt: z.number().int().positive(),
@@ -79,29 +81,51 @@ export const DaemonToRunnerSchema: z.ZodType<DaemonToRunner> = z.discriminatedUn
       leaseValidForMs: z.number(),
     }),
   }),
-  z.object({ type: z.literal('lease'), jobId: z.string(), validForMs: z.number() }),
+  z.strictObject({ type: z.literal('lease'), jobId: z.string(), validForMs: z.number() }),
 ]);
 
-const RunnerOutcomeSchema: z.ZodType<RunnerOutcome> = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('completed'), outputFiles: z.array(OutputFileSchema) }),
-  z.object({ kind: z.literal('retrying'), nextAttempt: z.number(), delayMs: z.number() }),
-  z.object({ kind: z.literal('failed'), errorMessage: z.string() }),
-  z.object({ kind: z.literal('fenced') }),
-  z.object({ kind: z.literal('worker-fault'), reason: z.string() }),
-  z.object({ kind: z.literal('lease-expired') }),
+const RunnerOutcomeSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('completed'), outputFiles: z.array(OutputFileSchema) }),
+  z.strictObject({ kind: z.literal('retrying'), nextAttempt: z.number(), delayMs: z.number() }),
+  z.strictObject({
+    kind: z.literal('failed'),
+    errorMessage: z.string(),
+    cancelled: z.literal(true).exactOptional(),
+  }),
+  z.strictObject({ kind: z.literal('fenced') }),
+  z.strictObject({ kind: z.literal('worker-fault'), reason: z.string() }),
+  z.strictObject({ kind: z.literal('lease-expired') }),
 ]);
 
-export const RunnerToDaemonSchema: z.ZodType<RunnerToDaemon> = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('ready') }),
-  z.object({ type: z.literal('started'), jobId: z.string() }),
-  z.object({ type: z.literal('progress'), jobId: z.string(), progress: z.number() }),
-  z.object({
+export const RunnerToDaemonSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('ready') }),
+  z.strictObject({ type: z.literal('started'), jobId: z.string() }),
+  z.strictObject({ type: z.literal('progress'), jobId: z.string(), progress: z.number() }),
+  z.strictObject({
     type: z.literal('finished'),
     jobId: z.string(),
     outcome: RunnerOutcomeSchema,
     message: z.string().exactOptional(),
   }),
 ]);
+
+/**
+ * Checked when the project is built: each schema parses exactly its message type, every field and
+ * whether it is optional, so that neither can gain a field the other lacks. Input files are the
+ * one loose object (the API's rows may carry fields of their own): their known fields are compared.
+ */
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type KnownFields<T> = { [K in keyof T as string extends K ? never : K]: T[K] };
+type ParsedDaemonMessage = z.output<typeof DaemonToRunnerSchema>;
+type ParsedJob = Extract<ParsedDaemonMessage, { type: 'run' }>['job'];
+const schemasMatchTypes: [
+  Same<Omit<ParsedJob, 'inputFiles'>, Omit<RunnerJob, 'inputFiles'>>,
+  Same<KnownFields<ParsedJob['inputFiles'][number]>, InputFile>,
+  Same<Extract<ParsedDaemonMessage, { type: 'lease' }>, Extract<DaemonToRunner, { type: 'lease' }>>,
+  Same<z.output<typeof RunnerOutcomeSchema>, RunnerOutcome>,
+  Same<z.output<typeof RunnerToDaemonSchema>, RunnerToDaemon>,
+] = [true, true, true, true, true];
+void schemasMatchTypes;
 
 /** The message, or an Error naming the direction and what was wrong with it. */
 export function parseMessage<T>(schema: z.ZodType<T>, raw: unknown, from: 'daemon' | 'runner'): T | Error {
