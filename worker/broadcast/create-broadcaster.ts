@@ -6,18 +6,21 @@ import type { DiscoveredModule } from '../modules/discover-modules.js';
 import type { ModuleVersions } from '../modules/module-contract.js';
 import { packageVersion } from '../package-version.js';
 import { type Broadcaster, NoopBroadcaster } from './broadcaster.js';
-import { MqttBroadcaster } from './mqtt-broadcaster.js';
 import { brokerAddress } from './mqtt-options.js';
 
-/** The broadcaster BROADCAST_TYPE asks for; `onFatal` stops the worker (a duplicate worker id). */
-export function createBroadcaster(
+/**
+ * The broadcaster BROADCAST_TYPE asks for; `onFatal` stops the worker (a duplicate worker id). A
+ * worker with no broker does not load the MQTT client.
+ */
+export async function createBroadcaster(
   config: Config,
   modules: readonly DiscoveredModule[],
   moduleVersions: Readonly<Record<string, ModuleVersions>>,
   log: Logger,
   onFatal: (error: Error) => void,
-): Broadcaster {
+): Promise<Broadcaster> {
   if (config.broadcast.type === 'noop') return new NoopBroadcaster();
+  const { MqttBroadcaster } = await import('./mqtt-broadcaster.js');
   return new MqttBroadcaster({
     address: brokerAddress(config.broker),
     protocolVersion: config.broker.protocolVersion,

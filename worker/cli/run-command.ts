@@ -30,6 +30,14 @@ export async function runWorker(config: Config, readModuleSettings: ModuleSettin
     requestedByName: (config.daemon.tasks?.length ?? 0) > 0,
     log,
   });
+  // Before the store opens, so that failing here leaves nothing open (it connects at start()).
+  const broadcaster = await createBroadcaster(
+    config,
+    modules,
+    versions,
+    log,
+    (error) => void daemon.fail(error),
+  );
   const busyTimeoutMs = config.store.busyTimeout * 1000;
   // The claim loop, lease renewals, recovery and the daemon's own writes for crashed runners.
   const store = await openJobStore(databaseUrl, {
@@ -70,7 +78,6 @@ export async function runWorker(config: Config, readModuleSettings: ModuleSettin
     },
     modules.map((module) => module.name),
   );
-  const broadcaster = createBroadcaster(config, modules, versions, log, (error) => void daemon.fail(error));
   const daemon: Daemon = new Daemon(
     {
       workerId: config.daemon.workerId,
