@@ -49,6 +49,21 @@ export async function killedDaemonJobIsRecovered(workspace: Workspace): Promise<
   assert.equal(startedLines(startedFile).length, 2);
 }
 
+/** A 10-minute sleep job that has written part of its output, running under a daemon of its own. */
+async function startLongJobWithOutput(workspace: Workspace, daemonArgs: readonly string[]) {
+  const startedFile = path.join(workspace.dir, 'started');
+  const jobId = await workspace.addJob('sleep', {
+    seconds: 600,
+    started_file: startedFile,
+    partial_output: true,
+  });
+  const daemon = startWorker(workspace.dir, [...daemonArgs, '--tasks', 'sleep'], databaseEnv(workspace));
+  const started = await waitFor(() => startedLines(startedFile)[0], 'the job to start');
+  const outputDir = path.join(workspace.storageRoot, 'jobs', jobId, 'output');
+  assert.ok(fs.existsSync(path.join(outputDir, 'partial.bin')));
+  return { jobId, startedFile, runnerPid: Number(started.split(' ')[1]), outputDir, daemon };
+}
+
 /**
  * `jobs cancel` on a running job, as an operator on another host would: the daemon running it stops
  * it, the job ends in `error` "cancelled" with no retry, its runner is gone and its half-written
@@ -56,17 +71,10 @@ export async function killedDaemonJobIsRecovered(workspace: Workspace): Promise<
  */
 export async function runningJobIsCancelled(workspace: Workspace): Promise<void> {
   const env = databaseEnv(workspace);
-  const startedFile = path.join(workspace.dir, 'started');
-  const jobId = await workspace.addJob('sleep', {
-    seconds: 600,
-    started_file: startedFile,
-    partial_output: true,
-  });
-  const daemon = startWorker(workspace.dir, ['--worker-id', 'canceller-target', '--tasks', 'sleep'], env);
-  const started = await waitFor(() => startedLines(startedFile)[0], 'the job to start');
-  const runnerPid = Number(started.split(' ')[1]);
-  const outputDir = path.join(workspace.storageRoot, 'jobs', jobId, 'output');
-  assert.ok(fs.existsSync(path.join(outputDir, 'partial.bin')));
+  const { jobId, runnerPid, outputDir, daemon } = await startLongJobWithOutput(workspace, [
+    '--worker-id',
+    'canceller-target',
+  ]);
 
   const cancelled = await runCli(['jobs', 'cancel', jobId], { CL_SERVER_DIR: workspace.dir, ...env });
   assert.equal(cancelled.code, 0, cancelled.stderr);
@@ -91,21 +99,13 @@ export async function runningJobIsCancelled(workspace: Workspace): Promise<void>
  */
 export async function deadDaemonsCancelledJobLeavesNoOutput(workspace: Workspace): Promise<void> {
   const env = databaseEnv(workspace);
-  const startedFile = path.join(workspace.dir, 'started');
-  const jobId = await workspace.addJob('sleep', {
-    seconds: 600,
-    started_file: startedFile,
-    partial_output: true,
-  });
-  const victim = startWorker(
-    workspace.dir,
-    ['--worker-id', 'victim', '--tasks', 'sleep', '--lease-ttl', '1'],
-    env,
-  );
-  const started = await waitFor(() => startedLines(startedFile)[0], 'the job to start');
-  const runnerPid = Number(started.split(' ')[1]);
-  const outputDir = path.join(workspace.storageRoot, 'jobs', jobId, 'output');
-  assert.ok(fs.existsSync(path.join(outputDir, 'partial.bin')));
+  const {
+    jobId,
+    runnerPid,
+    outputDir,
+    startedFile,
+    daemon: victim,
+  } = await startLongJobWithOutput(workspace, ['--worker-id', 'victim', '--lease-ttl', '1']);
   victim.child.kill('SIGKILL');
   await victim.exited;
   await waitFor(() => !isAlive(runnerPid), 'the orphaned runner to exit');
