@@ -159,6 +159,9 @@ describe('what operators expect of a command line', () => {
         foreign.stderr,
         /media_store\.db has no jobs table: it is not media_store\.db, or neither/,
       );
+      const after = new Database(path.join(dir, 'media_store.db'), { readonly: true });
+      assert.equal(after.pragma('journal_mode', { simple: true }), 'delete', 'the file is left as it was');
+      after.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

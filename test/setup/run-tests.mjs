@@ -10,18 +10,20 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * One file or more for each part of the worker, through real processes on SQLite: the store, the
- * runner protocol, the image modules, the daemon's main paths and its failures, MQTT, the CLI's
- * settings, the HTTP endpoints and the dashboard's API. The full suite adds PostgreSQL, ffmpeg,
- * chromium, and the fault matrix: broker outages, lost or read-only databases, frozen and killed
- * daemons, worker-side faults, hostile image files, races (four daemons on 2,000 jobs, lease renewals
- * against hundreds of completions a second), TLS and credentials, the operator commands against
- * running daemons, and cleanup-mqtt on 5,000 retained topics. A new test file is in the full
- * suite; add it here only if the quick suite stays under 40 s.
+ * One file or more for each part of the worker, through real processes on SQLite (the dashboard's
+ * API also on PostgreSQL, a second's work): the store, the runner protocol, the image modules, the
+ * daemon's main paths, failures and hostile rows, MQTT, the CLI's settings, the HTTP endpoints and
+ * the dashboard's API. The full suite adds PostgreSQL, ffmpeg, chromium, and the fault matrix:
+ * broker outages, lost or read-only databases, frozen and killed daemons, worker-side faults,
+ * hostile image files, races (four daemons on 2,000 jobs, lease renewals against hundreds of
+ * completions a second), TLS and credentials, the operator commands and `watch` against running
+ * daemons, and cleanup-mqtt on 5,000 retained topics. A new test file is in the full suite; add it
+ * here only if the quick suite stays under 40 s.
  */
 const QUICK_SUITE = [
   // Longest first, so that two of them do not end the run alone.
@@ -75,9 +77,12 @@ const runner = spawn(
   ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...passed, ...files],
   { stdio: 'inherit' },
 );
-// Ctrl-C reaches the test runner from the terminal itself; this process waits to pass on its exit.
-process.on('SIGINT', () => {});
+// Ctrl-C at a terminal reaches the test runner itself (one process group); a signal sent to this
+// process alone is passed on. Either way this process waits to exit as the runner did.
+process.on('SIGINT', () => {
+  if (!process.stdin.isTTY) runner.kill('SIGINT');
+});
 process.on('SIGTERM', () => runner.kill('SIGTERM'));
 runner.on('exit', (code, signal) => {
-  process.exitCode = code ?? (signal === 'SIGINT' ? 130 : 143);
+  process.exitCode = code ?? 128 + (os.constants.signals[signal] ?? 0);
 });

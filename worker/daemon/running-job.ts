@@ -166,7 +166,7 @@ export class RunningJob {
         return this.recordFailure(new JobCancelledError());
       case 'shutdown': {
         const released = await this.releaseOrHold();
-        if (released !== 'cancelled') {
+        if (released === 'requeued' || released === 'held') {
           this.log.info({ released }, 'job requeued at shutdown without spending a retry');
         }
         return;
@@ -186,7 +186,7 @@ export class RunningJob {
       // The failure could not be written: hold the lease so that it is not taken back with a
       // retry spent for the database's fault; the attempt is redone once the fault clears.
       this.discardRunner = true;
-      this.deps.faults.hold(this.job.lease);
+      this.hold();
       this.deps.faults.report(error.message);
       return;
     }
@@ -205,11 +205,12 @@ export class RunningJob {
       );
     }
     const released = await this.releaseOrHold();
-    if (released !== 'cancelled')
+    if (released === 'requeued' || released === 'held') {
       this.log.warn(
         { reason, released },
         'worker-side fault; the job goes back to the queue without spending a retry',
       );
+    }
     this.deps.faults.report(reason);
   }
 
@@ -218,25 +219,46 @@ export class RunningJob {
    * when the store cannot, the lease is held for later.
    */
   private async releaseOrHold(): Promise<ReleaseOutcome | 'held'> {
-    let released: ReleaseOutcome | 'held';
+    let released: ReleaseOutcome;
     try {
       released = await this.deps.store.releaseJob(this.job.lease);
     } catch (error) {
       if (!(error instanceof WorkerFaultError)) throw error;
-      this.deps.faults.hold(this.job.lease);
-      released = 'held';
+      this.hold();
+      return 'held';
     }
-    if (released === 'cancelled') {
-      await this.reportOutcome(
-        { kind: 'failed', errorMessage: CANCELLED_MESSAGE, cancelled: true },
-        CANCELLED_MESSAGE,
-      );
-    } else this.finished('requeued');
+    await this.settleRelease(released);
     return released;
   }
 
-  private removeOutput(): Promise<void> {
-    return removeCancelledOutput(this.deps.storageRoot, this.job.jobId, this.log);
+  /** Held by the daemon's fault handling until the store takes a release; settled then. */
+  private hold(): void {
+    this.deps.faults.hold(this.job.lease, (released) => this.settleRelease(released));
+  }
+
+  /** Counts and reports a release once the store has taken it. */
+  private async settleRelease(released: ReleaseOutcome): Promise<void> {
+    switch (released) {
+      case 'cancelled':
+        return this.reportOutcome(
+          { kind: 'failed', errorMessage: CANCELLED_MESSAGE, cancelled: true },
+          CANCELLED_MESSAGE,
+        );
+      case 'fenced':
+        this.finished('fenced');
+        this.log.warn('job was taken back, deleted or finished elsewhere before it could be requeued');
+        return;
+      case 'requeued':
+        this.finished('requeued');
+        return;
+    }
+  }
+
+  private async removeOutput(): Promise<void> {
+    // A runner that gave the job up (or met a worker-side fault) kills itself and what it
+    // started, but may still be writing this instant: removed only once it has exited.
+    if (this.discardRunner && this.runner) await this.runner.kill();
+    await removeCancelledOutput(this.deps.storageRoot, this.job.jobId, this.log);
   }
 
   private async reportOutcome(outcome: RunnerOutcome, message: string | undefined): Promise<void> {

@@ -5,7 +5,7 @@
  * requeued without spending a retry, or is held here until it can be.
  */
 import type { Logger } from 'pino';
-import type { Lease } from '../store/job-store.js';
+import type { Lease, ReleaseOutcome } from '../store/job-store.js';
 
 const FIRST_CHECK_MS = 1000;
 const LONGEST_CHECK_MS = 60_000;
@@ -15,11 +15,16 @@ const LONGEST_CHECK_MS = 60_000;
  */
 export const FREE_FAULTS_PER_JOB = 3;
 
+interface HeldLease {
+  lease: Lease;
+  settle(released: ReleaseOutcome): Promise<void>;
+}
+
 export interface WorkerFaultsOptions {
   /** Throws, saying what is wrong, while the fault lasts. */
   check(): Promise<void>;
-  /** Requeues a job without spending a retry; false when its lease is no longer ours. */
-  release(lease: Lease): Promise<unknown>;
+  /** Requeues a job without spending a retry (see JobStore.releaseJob). */
+  release(lease: Lease): Promise<ReleaseOutcome>;
   /** Called once the fault has cleared. */
   onCleared(): void;
   log: Logger;
@@ -32,7 +37,7 @@ export class WorkerFaults {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Jobs caught by the fault that could not be requeued yet (the database itself was the fault). */
-  private readonly unreleased = new Map<string, Lease>();
+  private readonly unreleased = new Map<string, HeldLease>();
   /** Worker-side faults in a row, per job, since its last real outcome. */
   private readonly faultsInARow = new Map<string, number>();
 
@@ -50,7 +55,7 @@ export class WorkerFaults {
 
   /** Leases held for release, kept alive by the daemon's renewals so that no one takes the jobs back. */
   get heldLeases(): Lease[] {
-    return [...this.unreleased.values()];
+    return [...this.unreleased.values()].map((held) => held.lease);
   }
 
   /**
@@ -67,16 +72,20 @@ export class WorkerFaults {
     return true;
   }
 
-  /** A job that could not be requeued: held (its lease renewed) until a release gets through. */
-  hold(lease: Lease): void {
-    this.unreleased.set(lease.jobId, lease);
+  /**
+   * A job that could not be requeued: held (its lease renewed) until a release gets through, then
+   * `settle` is told what the release did (requeued; or ended, an operator's cancel having waited).
+   */
+  hold(lease: Lease, settle: (released: ReleaseOutcome) => Promise<void>): void {
+    this.unreleased.set(lease.jobId, { lease, settle });
   }
 
   /** Tries the held releases again (from the renewal timer, while not paused). */
   async releaseHeld(): Promise<void> {
-    for (const [jobId, lease] of this.unreleased) {
-      await this.options.release(lease);
+    for (const [jobId, held] of this.unreleased) {
+      const released = await this.options.release(held.lease);
       this.unreleased.delete(jobId);
+      await held.settle(released);
     }
   }
 
@@ -110,13 +119,15 @@ export class WorkerFaults {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    for (const [jobId, lease] of this.unreleased) {
+    for (const [jobId, held] of this.unreleased) {
+      let released: ReleaseOutcome;
       try {
-        await this.options.release(lease);
-        this.unreleased.delete(jobId);
+        released = await this.options.release(held.lease);
       } catch {
-        // Still failing: the lease expires and the job is taken back.
+        continue; // still failing: the lease expires and the job is taken back
       }
+      this.unreleased.delete(jobId);
+      await held.settle(released);
     }
   }
 

@@ -61,7 +61,8 @@ const InputFileSchema = z.looseObject({
   hash: z.string().exactOptional(),
   metadata: z.record(z.string(), z.unknown()).exactOptional(),
 });
-const OutputFileSchema = z.strictObject({
+// What a module returns is written to the row as it is, so a field of its own crosses too.
+const OutputFileSchema = z.looseObject({
   file_id: z.string(),
   filename: z.string(),
   metadata: z.record(z.string(), z.unknown()),
@@ -111,20 +112,31 @@ export const RunnerToDaemonSchema = z.discriminatedUnion('type', [
 
 /**
  * Checked when the project is built: each schema parses exactly its message type, every field and
- * whether it is optional, so that neither can gain a field the other lacks. Input files are the
- * one loose object (the API's rows may carry fields of their own): their known fields are compared.
+ * whether it is optional, so that neither can gain a field the other lacks. Input and output files
+ * are the loose objects (rows and modules may add fields of their own): their known fields are
+ * compared.
  */
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 type KnownFields<T> = { [K in keyof T as string extends K ? never : K]: T[K] };
-type ParsedDaemonMessage = z.output<typeof DaemonToRunnerSchema>;
-type ParsedJob = Extract<ParsedDaemonMessage, { type: 'run' }>['job'];
+type ParsedJob = Extract<z.output<typeof DaemonToRunnerSchema>, { type: 'run' }>['job'];
+type ParsedLease = Extract<z.output<typeof DaemonToRunnerSchema>, { type: 'lease' }>;
+type ParsedOutcome = z.output<typeof RunnerOutcomeSchema>;
+type Completed<T> = Extract<T, { kind: 'completed' }>;
+type ParsedRunnerMessage = z.output<typeof RunnerToDaemonSchema>;
+type Finished<T> = Extract<T, { type: 'finished' }>;
 const schemasMatchTypes: [
   Same<Omit<ParsedJob, 'inputFiles'>, Omit<RunnerJob, 'inputFiles'>>,
   Same<KnownFields<ParsedJob['inputFiles'][number]>, InputFile>,
-  Same<Extract<ParsedDaemonMessage, { type: 'lease' }>, Extract<DaemonToRunner, { type: 'lease' }>>,
-  Same<z.output<typeof RunnerOutcomeSchema>, RunnerOutcome>,
-  Same<z.output<typeof RunnerToDaemonSchema>, RunnerToDaemon>,
-] = [true, true, true, true, true];
+  Same<ParsedLease, Extract<DaemonToRunner, { type: 'lease' }>>,
+  Same<Exclude<ParsedOutcome, Completed<ParsedOutcome>>, Exclude<RunnerOutcome, Completed<RunnerOutcome>>>,
+  Same<Omit<Completed<ParsedOutcome>, 'outputFiles'>, Omit<Completed<RunnerOutcome>, 'outputFiles'>>,
+  Same<KnownFields<Completed<ParsedOutcome>['outputFiles'][number]>, OutputFile>,
+  Same<
+    Exclude<ParsedRunnerMessage, Finished<ParsedRunnerMessage>>,
+    Exclude<RunnerToDaemon, Finished<RunnerToDaemon>>
+  >,
+  Same<Omit<Finished<ParsedRunnerMessage>, 'outcome'>, Omit<Finished<RunnerToDaemon>, 'outcome'>>,
+] = [true, true, true, true, true, true, true, true];
 void schemasMatchTypes;
 
 /** The message, or an Error naming the direction and what was wrong with it. */

@@ -53,6 +53,8 @@ export function openSqlite(
     timeout: busyTimeoutMs,
     fileMustExist: options.mustExist === true,
   });
+  // Before any pragma that writes (journal_mode = WAL would convert a stranger's file).
+  if (!options.ensureSchema) refuseWithoutJobsTable(sqlite, databasePath);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma(`busy_timeout = ${busyTimeoutMs}`);
@@ -71,11 +73,6 @@ export function openSqlite(
     } catch (error) {
       refuseUnwritable(error, sqlite, databasePath);
     }
-  } else if (!hasJobsTable(sqlite)) {
-    sqlite.close();
-    throw new StartupError(
-      `database ${databasePath} has no jobs table: it is not media_store.db, or neither the worker nor the API service has used it yet`,
-    );
   }
   return { sqlite, file: inMemory ? undefined : identifyFile(databasePath) };
 }
@@ -95,9 +92,21 @@ function refuseUnwritable(error: unknown, sqlite: Database.Database, databasePat
   );
 }
 
-function hasJobsTable(sqlite: Database.Database): boolean {
-  return (
-    sqlite.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'jobs'").get() !== undefined
+/** A store that does not create the schema needs the API's (or the daemon's) `jobs` table. */
+function refuseWithoutJobsTable(sqlite: Database.Database, databasePath: string): void {
+  let found: boolean;
+  try {
+    found =
+      sqlite.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'jobs'").get() !==
+      undefined;
+  } catch (error) {
+    sqlite.close();
+    throw error;
+  }
+  if (found) return;
+  sqlite.close();
+  throw new StartupError(
+    `database ${path.resolve(databasePath)} has no jobs table: it is not media_store.db, or neither the worker nor the API service has used it yet`,
   );
 }
 
