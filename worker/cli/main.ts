@@ -3,7 +3,13 @@
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
-import { type Flags, loadConfig, requireStorePaths, shownDefault } from '../config/config.js';
+import {
+  type Flags,
+  loadConfig,
+  requireDatabaseUrl,
+  requireStorePaths,
+  shownDefault,
+} from '../config/config.js';
 import { declaredSettings, loadModuleSettings, moduleSettingsMarkdown } from '../config/module-settings.js';
 import { discoverModules } from '../modules/discover-modules.js';
 import { packageVersion } from '../package-version.js';
@@ -198,7 +204,7 @@ addSettingOptions(
 
 /** The jobs commands read a database the worker or the API created: they never create one. */
 async function withStore<T>(flags: Flags, use: (store: JobStore) => Promise<T>): Promise<T> {
-  const store = await openJobStore(requireStorePaths(configFrom(flags)).databaseUrl, {
+  const store = await openJobStore(requireDatabaseUrl(configFrom(flags)), {
     ensureSchema: false,
     mustExist: true,
   });

@@ -504,11 +504,18 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv, defaultModulesD
 }
 
 /** The database and storage root, or a ConfigError saying how to set them. */
-export function requireStorePaths(config: Config): { databaseUrl: string; storageRoot: string } {
-  const { databaseUrl, storageRoot } = config.store;
+/** The database URL, for commands that read or write only the database (`jobs …`). */
+export function requireDatabaseUrl(config: Config): string {
+  const { databaseUrl } = config.store;
   if (!databaseUrl) {
     throw new ConfigError('no database: set CL_SERVER_DIR (or DATABASE_URL, or --database-url)');
   }
+  return databaseUrl;
+}
+
+export function requireStorePaths(config: Config): { databaseUrl: string; storageRoot: string } {
+  const databaseUrl = requireDatabaseUrl(config);
+  const { storageRoot } = config.store;
   if (!storageRoot) {
     throw new ConfigError('no storage root: set CL_SERVER_DIR (or WORKER_STORAGE_DIR, or --storage)');
   }
