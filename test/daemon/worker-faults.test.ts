@@ -9,6 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { pino } from 'pino';
+import { WorkerFaults } from '../../worker/daemon/worker-faults.js';
 import { startWorker, type WorkerProcess } from '../helpers/worker-process.js';
 import { useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
@@ -160,5 +162,35 @@ describe('worker-side faults never spend a job’s retries', () => {
       worker.stderr(),
       /media_store\.db cannot be written \(attempt to write a readonly database\)/,
     );
+  });
+});
+
+describe('jobs held until the database takes their release', () => {
+  let workspace: Workspace;
+  useWorkspace((created) => {
+    workspace = created;
+  });
+
+  test('a held job is released and settled once, when a shutdown and a renewal both try', async () => {
+    const jobId = await workspace.addJob('noop');
+    const claimed = await workspace.store.claimNextJob({
+      workerId: 'w',
+      taskTypes: ['noop'],
+      leaseMs: 60_000,
+    });
+    assert.equal(claimed?.jobId, jobId);
+    const settled: string[] = [];
+    const faults = new WorkerFaults({
+      check: async () => {},
+      release: (lease) => workspace.store.releaseJob(lease),
+      onCleared: () => {},
+      log: pino({ level: 'silent' }),
+    });
+    faults.hold(claimed.lease, async (released) => {
+      settled.push(released);
+    });
+    await Promise.all([faults.releaseHeld(), faults.stop()]);
+    assert.deepEqual(settled, ['requeued']);
+    assert.equal(await statusOf(workspace, jobId), 'queued');
   });
 });

@@ -77,11 +77,9 @@ const runner = spawn(
   ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...passed, ...files],
   { stdio: 'inherit' },
 );
-// Ctrl-C at a terminal reaches the test runner itself (one process group); a signal sent to this
-// process alone is passed on. Either way this process waits to exit as the runner did.
-process.on('SIGINT', () => {
-  if (!process.stdin.isTTY) runner.kill('SIGINT');
-});
+// Passed on, and this process waits to exit as the runner did. At a terminal the runner also gets
+// Ctrl-C from the terminal itself (one process group): it stops at the first either way.
+process.on('SIGINT', () => runner.kill('SIGINT'));
 process.on('SIGTERM', () => runner.kill('SIGTERM'));
 runner.on('exit', (code, signal) => {
   process.exitCode = code ?? 128 + (os.constants.signals[signal] ?? 0);

@@ -503,7 +503,6 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv, defaultModulesD
   });
 }
 
-/** The database and storage root, or a ConfigError saying how to set them. */
 /** The database URL, for commands that read or write only the database (`jobs …`). */
 export function requireDatabaseUrl(config: Config): string {
   const { databaseUrl } = config.store;
@@ -513,6 +512,7 @@ export function requireDatabaseUrl(config: Config): string {
   return databaseUrl;
 }
 
+/** The database and storage root, or a ConfigError saying how to set them. */
 export function requireStorePaths(config: Config): { databaseUrl: string; storageRoot: string } {
   const databaseUrl = requireDatabaseUrl(config);
   const { storageRoot } = config.store;

@@ -46,6 +46,10 @@ export class RunningJob {
   private leaseValidUntil: number;
   /** performance.now() when the claim began. */
   private readonly claimedAt: number;
+  /** When the attempt ended, for a job whose outcome is reported later (a held release). */
+  private endedAt: number | undefined;
+  /** The runner this job had, when it was discarded: a cancelled job's output waits for its exit. */
+  private discardedRunner: RunnerProcess | undefined;
   private readonly log: Logger;
   /**
    * Its runner is not given another job: it met a worker-side fault (its database connection may
@@ -138,6 +142,7 @@ export class RunningJob {
       // Forget the runner before it goes back to the pool: a late stop() (a renewal that raced
       // with completion) must not kill the runner once it serves another job.
       this.runner = undefined;
+      if (this.discardRunner) this.discardedRunner = runner;
       deps.pool.release(job.taskType, runner, { discard: this.discardRunner });
     }
   }
@@ -166,8 +171,12 @@ export class RunningJob {
         return this.recordFailure(new JobCancelledError());
       case 'shutdown': {
         const released = await this.releaseOrHold();
-        if (released === 'requeued' || released === 'held') {
-          this.log.info({ released }, 'job requeued at shutdown without spending a retry');
+        if (released === 'requeued') {
+          this.log.info('job requeued at shutdown without spending a retry');
+        } else if (released === 'held') {
+          this.log.warn(
+            'job not requeued at shutdown (the database is at fault): tried once more before exit, else its lease returns it',
+          );
         }
         return;
       }
@@ -233,6 +242,7 @@ export class RunningJob {
 
   /** Held by the daemon's fault handling until the store takes a release; settled then. */
   private hold(): void {
+    this.endedAt = performance.now();
     this.deps.faults.hold(this.job.lease, (released) => this.settleRelease(released));
   }
 
@@ -245,7 +255,10 @@ export class RunningJob {
           CANCELLED_MESSAGE,
         );
       case 'fenced':
+        this.deps.metrics.leaseLost(this.job.taskType);
         this.finished('fenced');
+        // Best effort: a bookkeeping row left behind is dropped with the job, or by the next claim.
+        await this.deps.store.forgetLease(this.job.lease).catch(() => {});
         this.log.warn('job was taken back, deleted or finished elsewhere before it could be requeued');
         return;
       case 'requeued':
@@ -257,7 +270,8 @@ export class RunningJob {
   private async removeOutput(): Promise<void> {
     // A runner that gave the job up (or met a worker-side fault) kills itself and what it
     // started, but may still be writing this instant: removed only once it has exited.
-    if (this.discardRunner && this.runner) await this.runner.kill();
+    const runner = this.runner ?? this.discardedRunner;
+    if (this.discardRunner && runner) await runner.kill();
     await removeCancelledOutput(this.deps.storageRoot, this.job.jobId, this.log);
   }
 
@@ -310,7 +324,7 @@ export class RunningJob {
           );
         }
         const released = await this.releaseOrHold();
-        if (released === 'cancelled') return;
+        if (released === 'cancelled' || released === 'fenced') return;
         this.log.warn(
           { released },
           'the runner gave the job up: its lease ran out with no renewal (was this daemon hung?)',
@@ -326,7 +340,7 @@ export class RunningJob {
 
   /** From the claim to now. */
   private durationMs(): number {
-    return Math.round(performance.now() - this.claimedAt);
+    return Math.round((this.endedAt ?? performance.now()) - this.claimedAt);
   }
 
   private publish(event: JobEventBody): void {

@@ -82,11 +82,30 @@ export class WorkerFaults {
 
   /** Tries the held releases again (from the renewal timer, while not paused). */
   async releaseHeld(): Promise<void> {
-    for (const [jobId, held] of this.unreleased) {
-      const released = await this.options.release(held.lease);
-      this.unreleased.delete(jobId);
-      await held.settle(released);
+    for (const jobId of [...this.unreleased.keys()]) await this.releaseOne(jobId);
+  }
+
+  /**
+   * Releases one held job and settles it. Taken out of the held set before the release is sent, so
+   * that a shutdown or a renewal running meanwhile does not release it a second time; put back if
+   * the release fails.
+   */
+  private async releaseOne(jobId: string): Promise<void> {
+    const held = this.unreleased.get(jobId);
+    if (!held) return;
+    this.unreleased.delete(jobId);
+    let released: ReleaseOutcome;
+    try {
+      released = await this.options.release(held.lease);
+    } catch (error) {
+      if (!this.unreleased.has(jobId)) this.unreleased.set(jobId, held);
+      throw error;
     }
+    await held
+      .settle(released)
+      .catch((error: unknown) =>
+        this.options.log.error({ err: error, job_id: jobId }, 'could not report a released job'),
+      );
   }
 
   report(reason: string): void {
@@ -119,15 +138,9 @@ export class WorkerFaults {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    for (const [jobId, held] of this.unreleased) {
-      let released: ReleaseOutcome;
-      try {
-        released = await this.options.release(held.lease);
-      } catch {
-        continue; // still failing: the lease expires and the job is taken back
-      }
-      this.unreleased.delete(jobId);
-      await held.settle(released);
+    for (const jobId of [...this.unreleased.keys()]) {
+      // Still failing: the lease expires and the job is taken back.
+      await this.releaseOne(jobId).catch(() => {});
     }
   }
 
