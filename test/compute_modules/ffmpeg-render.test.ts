@@ -602,8 +602,10 @@ describe('ffmpeg_render through the daemon (real ffmpeg, clips made with lavfi)'
       'back in the queue, no retry spent',
     );
 
-    // Cancelled by an operator: the same, and the job ends in error "cancelled".
-    const watching = startWorker(workspace.dir, [...daemonArgs, '--lease-ttl', '0.6']);
+    // Cancelled by an operator: the same, and the job ends in error "cancelled". A lease of a few
+    // seconds: on a loaded machine a shorter one lapses under the encoding, and the job goes back
+    // to the queue before the cancel reaches it (the runner gives a job up when renewals stop).
+    const watching = startWorker(workspace.dir, [...daemonArgs, '--lease-ttl', '3']);
     await ffmpegStarted(interrupted);
     const cancel = await runCli(['jobs', 'cancel', interrupted], { CL_SERVER_DIR: workspace.dir });
     assert.equal(cancel.code, 0, cancel.stderr);

@@ -40,6 +40,29 @@ describe('daemon lifecycle', () => {
     assert.ok(worker.logs.some((line) => line.msg === 'worker stopped'));
   });
 
+  test('a job cancelled while it waits for its runner to start ends cancelled, and the daemon goes on', async () => {
+    const markers = path.join(workspace.dir, 'markers');
+    fs.mkdirSync(markers);
+    fs.writeFileSync(path.join(markers, 'fast'), '');
+    const worker = startWorker(workspace.dir, ['--tasks', 'slow_warmup,noop', '--runner-reuse', '1'], {
+      SLOW_WARMUP_MARKERS: markers,
+    });
+    await worker.waitForLog((line) => line.msg === 'worker started');
+    // From here a runner takes 25 s to warm up: the spare started for the next job, among them.
+    fs.rmSync(path.join(markers, 'fast'));
+    const first = await workspace.addJob('slow_warmup');
+    await waitFor(async () => (await workspace.store.getJob(first))?.status === 'completed', 'the first job');
+    const waiting = await workspace.addJob('slow_warmup');
+    await worker.waitForLog((line) => line.msg === 'job claimed' && line.job_id === waiting);
+    assert.equal((await workspace.store.cancelJob(waiting)).kind, 'cancel-requested');
+    await waitFor(async () => (await workspace.store.getJob(waiting))?.status === 'error', 'the cancel');
+    assert.equal((await workspace.store.getJob(waiting))?.error_message, 'cancelled');
+    const after = await workspace.addJob('noop');
+    await waitFor(async () => (await workspace.store.getJob(after))?.status === 'completed', 'a later job');
+    worker.child.kill('SIGTERM');
+    assert.equal((await worker.exited).code, 0, worker.stderr());
+  });
+
   test('SIGTERM: a running job that finishes within the grace completes, and the daemon exits 0', async () => {
     const startedFile = path.join(workspace.dir, 'started');
     const jobId = await workspace.addJob('sleep', { seconds: 0.8, started_file: startedFile });

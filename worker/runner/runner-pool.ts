@@ -74,8 +74,10 @@ export class RunnerPool {
     let runner: RunnerProcess;
     if (signal) {
       const stop = whenAborted(signal);
-      const first = await Promise.race([taking, stop.aborted]).finally(() => stop.dispose());
-      if (first === undefined) {
+      const first = await Promise.race([taking, stop.aborted.then((): typeof ABORTED => ABORTED)]).finally(
+        () => stop.dispose(),
+      );
+      if (first === ABORTED) {
         taking.then(
           (late) => this.release(taskType, late),
           () => {},
@@ -198,11 +200,14 @@ export class RunnerPool {
   }
 }
 
+/** What acquire() races a runner against: the wait was given up. */
+const ABORTED: unique symbol = Symbol('aborted');
+
 /** Resolves once `signal` aborts (at once if it has); `dispose` drops the listener when no longer wanted. */
 function whenAborted(signal: AbortSignal): { aborted: Promise<void>; dispose(): void } {
   let onAbort: () => void = () => {};
   const aborted = new Promise<void>((resolve) => {
-    onAbort = resolve;
+    onAbort = () => resolve();
     if (signal.aborted) resolve();
     else signal.addEventListener('abort', onAbort, { once: true });
   });
