@@ -1,4 +1,5 @@
 /**
+ * Daemons that die or freeze mid-job. A killed daemon's job is taken back once its lease expires.
  * A daemon frozen mid-job (SIGSTOP, a debugger, a swap storm) stops renewing its leases, and another
  * daemon takes its jobs back. Its runners must not go on working on those jobs: each ends its job by
  * itself once the lease has run out by its own clock, before the lease runs out in the database.
@@ -7,6 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { killedDaemonJobIsRecovered } from '../helpers/scenarios.js';
 import { startWorker } from '../helpers/worker-process.js';
 import { isAlive, useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
@@ -14,6 +16,9 @@ let workspace: Workspace;
 useWorkspace((created) => {
   workspace = created;
 });
+
+test('kill -9 of a daemon mid-job: another daemon completes the job after the lease expires', () =>
+  killedDaemonJobIsRecovered(workspace));
 
 test('a frozen daemon’s runner gives its job up before another daemon re-runs it', async (t) => {
   const startedFile = path.join(workspace.dir, 'started');

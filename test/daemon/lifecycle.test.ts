@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { killedDaemonJobIsRecovered, startedLines } from '../helpers/scenarios.js';
+import { startedLines } from '../helpers/scenarios.js';
 import { startWorker } from '../helpers/worker-process.js';
 import { isAlive, useWorkspace, type Workspace, waitFor } from '../helpers/workspace.js';
 
@@ -17,9 +17,6 @@ describe('daemon lifecycle', () => {
   useWorkspace((created) => {
     workspace = created;
   });
-
-  test('kill -9 of a daemon mid-job: another daemon completes the job after the lease expires', () =>
-    killedDaemonJobIsRecovered(workspace));
 
   test('SIGTERM while runners are still warming up: the daemon stops at once, without waiting for them', async () => {
     const markers = path.join(workspace.dir, 'markers');
