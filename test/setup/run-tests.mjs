@@ -15,15 +15,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * One file or more for each part of the worker, through real processes on SQLite (the dashboard's
- * API also on PostgreSQL, a second's work): the store, the runner protocol, the image modules, the
- * daemon's main paths, failures and hostile rows, MQTT, the CLI's settings, the HTTP endpoints and
- * the dashboard's API. The full suite adds PostgreSQL, ffmpeg, chromium, and the fault matrix:
- * broker outages, lost or read-only databases, frozen and killed daemons, worker-side faults,
- * hostile image files, races (four daemons on 2,000 jobs, lease renewals against hundreds of
- * completions a second), TLS and credentials, the operator commands and `watch` against running
- * daemons, and cleanup-mqtt on 5,000 retained topics. A new test file is in the full suite; add it
- * here only if the quick suite stays under 40 s.
+ * One file or more for each part of the daemon, through real processes on SQLite: the store, the
+ * runner protocol, the image modules, the daemon's main paths, failures and hostile rows, MQTT, the
+ * CLI's settings and the HTTP endpoints. The full suite adds PostgreSQL, ffmpeg, chromium, the
+ * dashboard, and the fault matrix: broker outages, lost or read-only databases, killed and frozen
+ * daemons, worker-side faults, hostile image files, races (four daemons on 2,000 jobs, lease
+ * renewals against hundreds of completions a second), TLS and credentials, the operator commands
+ * and `watch` against running daemons, and cleanup-mqtt on 5,000 retained topics. A new test file
+ * is in the full suite; add it here only if the quick suite stays well under 40 s.
  */
 const QUICK_SUITE = [
   // Longest first, so that two of them do not end the run alone.
@@ -32,7 +31,6 @@ const QUICK_SUITE = [
   'daemon/failures',
   'cli/cli',
   'daemon/hostile-rows',
-  'dashboard/dashboard-http',
   'daemon/pause',
   'daemon/wake-up',
   'daemon/http-endpoints',
