@@ -257,7 +257,8 @@ export class RunningJob {
       case 'fenced':
         this.deps.metrics.leaseLost(this.job.taskType);
         this.finished('fenced');
-        // Best effort: a bookkeeping row left behind is dropped with the job, or by the next claim.
+        // Best effort: a row left behind holds only an ended lease, which nothing reads; a later
+        // claim of the job replaces it.
         await this.deps.store.forgetLease(this.job.lease).catch(() => {});
         this.log.warn('job was taken back, deleted or finished elsewhere before it could be requeued');
         return;

@@ -18,6 +18,8 @@ export const FREE_FAULTS_PER_JOB = 3;
 interface HeldLease {
   lease: Lease;
   settle(released: ReleaseOutcome): Promise<void>;
+  /** The release under way, which a shutdown or a renewal running meanwhile waits for. */
+  pending: Promise<void> | undefined;
 }
 
 export interface WorkerFaultsOptions {
@@ -77,7 +79,7 @@ export class WorkerFaults {
    * `settle` is told what the release did (requeued; or ended, an operator's cancel having waited).
    */
   hold(lease: Lease, settle: (released: ReleaseOutcome) => Promise<void>): void {
-    this.unreleased.set(lease.jobId, { lease, settle });
+    this.unreleased.set(lease.jobId, { lease, settle, pending: undefined });
   }
 
   /** Tries the held releases again (from the renewal timer, while not paused). */
@@ -86,21 +88,22 @@ export class WorkerFaults {
   }
 
   /**
-   * Releases one held job and settles it. Taken out of the held set before the release is sent, so
-   * that a shutdown or a renewal running meanwhile does not release it a second time; put back if
-   * the release fails.
+   * Releases one held job and settles it, once: a shutdown or a renewal that asks while a release
+   * is under way waits for that one. The job stays held (its lease renewed) until it has gone
+   * through, and is still held if it fails.
    */
-  private async releaseOne(jobId: string): Promise<void> {
+  private releaseOne(jobId: string): Promise<void> {
     const held = this.unreleased.get(jobId);
-    if (!held) return;
+    if (!held) return Promise.resolve();
+    held.pending ??= this.sendRelease(jobId, held).finally(() => {
+      held.pending = undefined;
+    });
+    return held.pending;
+  }
+
+  private async sendRelease(jobId: string, held: HeldLease): Promise<void> {
+    const released = await this.options.release(held.lease);
     this.unreleased.delete(jobId);
-    let released: ReleaseOutcome;
-    try {
-      released = await this.options.release(held.lease);
-    } catch (error) {
-      if (!this.unreleased.has(jobId)) this.unreleased.set(jobId, held);
-      throw error;
-    }
     await held
       .settle(released)
       .catch((error: unknown) =>
