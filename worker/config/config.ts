@@ -104,6 +104,33 @@ export const switchSetting = (definition: Omit<Setting<boolean>, 'isSwitch'>): S
   isSwitch: true,
 });
 
+/**
+ * A duration in seconds (`5`, `90s`, `5m`, `1h`): its bounds give both the schema and the text
+ * `--help` shows, so the two cannot disagree. `range` words the bounds where numbers read badly.
+ */
+const durationSetting = ({
+  min,
+  max,
+  defaultS,
+  range = `${min} to ${max} s`,
+  examples = '5, 90s, 5m, 1h',
+  purpose,
+  ...names
+}: {
+  env: string;
+  flag: string;
+  min: number;
+  max: number;
+  defaultS: number;
+  range?: string;
+  examples?: string;
+  purpose?: string;
+}): Setting<number> => ({
+  ...names,
+  accepts: `a duration from ${range} (${examples})${purpose === undefined ? '' : ` ${purpose}`}`,
+  schema: seconds(min, max).default(defaultS),
+});
+
 /** The default `--help` and the README show: the note, else what the schema gives for nothing. */
 export function shownDefault(definition: Setting): string | undefined {
   if (definition.defaultNote !== undefined) return definition.defaultNote;
@@ -154,11 +181,13 @@ export const SETTINGS = {
       schema: nonEmpty.optional(),
       defaultNote: '{CL_SERVER_DIR}/compute',
     }),
-    busyTimeout: setting({
+    busyTimeout: durationSetting({
       env: 'WORKER_DB_BUSY_TIMEOUT',
       flag: '--db-busy-timeout',
-      accepts: `a duration from 0 to ${HOUR_S} s (5, 90s, 5m, 1h) (how long a write waits for another process's lock)`,
-      schema: seconds(0, HOUR_S).default(15),
+      min: 0,
+      max: HOUR_S,
+      defaultS: 15,
+      purpose: "(how long a write waits for another process's lock)",
     }),
   },
   /** The daemon: who it is, what it serves, and how it claims, retries and stops. */
@@ -194,11 +223,13 @@ export const SETTINGS = {
       schema: nonEmpty.optional(),
       defaultNote: 'the built-in compute_modules/',
     }),
-    pollInterval: setting({
+    pollInterval: durationSetting({
       env: 'WORKER_POLL_INTERVAL',
       flag: '--poll-interval',
-      accepts: `a duration from 0.001 to ${HOUR_S} s (5, 0.5, 90s, 5m, 1h)`,
-      schema: seconds(0.001, HOUR_S).default(5),
+      min: 0.001,
+      max: HOUR_S,
+      defaultS: 5,
+      examples: '5, 0.5, 90s, 5m, 1h',
     }),
     concurrency: setting({
       env: 'WORKER_CONCURRENCY',
@@ -213,35 +244,43 @@ export const SETTINGS = {
       schema: timeoutSpec.optional(),
       defaultNote: "each module's own",
     }),
-    shutdownGrace: setting({
+    shutdownGrace: durationSetting({
       env: 'WORKER_SHUTDOWN_GRACE',
       flag: '--shutdown-grace',
-      accepts: `a duration from 0 to ${DAY_S} s (5, 90s, 5m, 1h)`,
-      schema: seconds(0, DAY_S).default(30),
+      min: 0,
+      max: DAY_S,
+      defaultS: 30,
     }),
-    leaseTtl: setting({
+    leaseTtl: durationSetting({
       env: 'WORKER_LEASE_TTL',
       flag: '--lease-ttl',
-      accepts: `a duration from 0.5 to ${DAY_S} s (5, 90s, 5m, 1h)`,
-      schema: seconds(0.5, DAY_S).default(30),
+      min: 0.5,
+      max: DAY_S,
+      defaultS: 30,
     }),
-    orphanAge: setting({
+    orphanAge: durationSetting({
       env: 'WORKER_ORPHAN_AGE',
       flag: '--orphan-age',
-      accepts: `a duration from 1 s to 1 year (5, 90s, 5m, 1h, 30d)`,
-      schema: seconds(1, 365 * DAY_S).default(3600),
+      min: 1,
+      max: 365 * DAY_S,
+      defaultS: 3600,
+      range: '1 s to 1 year',
+      examples: '5, 90s, 5m, 1h, 30d',
     }),
-    retryBackoff: setting({
+    retryBackoff: durationSetting({
       env: 'WORKER_RETRY_BACKOFF',
       flag: '--retry-backoff',
-      accepts: `a duration from 0 to ${DAY_S} s (5, 90s, 5m, 1h) (first retry delay)`,
-      schema: seconds(0, DAY_S).default(5),
+      min: 0,
+      max: DAY_S,
+      defaultS: 5,
+      purpose: '(first retry delay)',
     }),
-    retryBackoffMax: setting({
+    retryBackoffMax: durationSetting({
       env: 'WORKER_RETRY_BACKOFF_MAX',
       flag: '--retry-backoff-max',
-      accepts: `a duration from 0 to ${DAY_S} s (5, 90s, 5m, 1h)`,
-      schema: seconds(0, DAY_S).default(300),
+      min: 0,
+      max: DAY_S,
+      defaultS: 300,
     }),
     drain: switchSetting({
       env: 'WORKER_DRAIN',
@@ -270,11 +309,13 @@ export const SETTINGS = {
       accepts: 'an integer >= 1 (largest input image, in pixels, a module will decode)',
       schema: integer(1).default(100_000_000),
     }),
-    killGrace: setting({
+    killGrace: durationSetting({
       env: 'WORKER_KILL_GRACE',
       flag: '--kill-grace',
-      accepts: `a duration from 0 to ${HOUR_S} s (5, 90s, 5m, 1h) between SIGTERM and SIGKILL`,
-      schema: seconds(0, HOUR_S).default(5),
+      min: 0,
+      max: HOUR_S,
+      defaultS: 5,
+      purpose: 'between SIGTERM and SIGKILL',
     }),
   },
   /** The daemon's own HTTP endpoints. */
@@ -337,11 +378,12 @@ export const SETTINGS = {
       accepts: 'mqtt or noop',
       schema: z.enum(['mqtt', 'noop']).default('mqtt'),
     }),
-    heartbeatInterval: setting({
+    heartbeatInterval: durationSetting({
       env: 'MQTT_HEARTBEAT_INTERVAL',
       flag: '--heartbeat-interval',
-      accepts: `a duration from 1 to ${DAY_S} s (5, 90s, 5m, 1h)`,
-      schema: seconds(1, DAY_S).default(30),
+      min: 1,
+      max: DAY_S,
+      defaultS: 30,
     }),
     eventsPerJob: switchSetting({
       env: 'MQTT_EVENTS_PER_JOB',

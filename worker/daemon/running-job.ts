@@ -160,13 +160,7 @@ export class RunningJob {
       case 'timeout':
         return this.recordFailure(new JobTimeoutError(timeoutS));
       case 'lease-lost':
-        this.deps.metrics.leaseLost(this.job.taskType);
-        this.finished('fenced');
-        await this.deps.store.forgetLease(this.job.lease);
-        this.log.warn(
-          'job was taken back, deleted or finished elsewhere; its runner was stopped and nothing written',
-        );
-        return;
+        return this.lostLease('its runner was stopped and nothing written');
       case 'cancelled':
         return this.recordFailure(new JobCancelledError());
       case 'shutdown': {
@@ -255,17 +249,22 @@ export class RunningJob {
           CANCELLED_MESSAGE,
         );
       case 'fenced':
-        this.deps.metrics.leaseLost(this.job.taskType);
-        this.finished('fenced');
-        // Best effort: a row left behind holds only an ended lease, which nothing reads; a later
-        // claim of the job replaces it.
-        await this.deps.store.forgetLease(this.job.lease).catch(() => {});
-        this.log.warn('job was taken back, deleted or finished elsewhere before it could be requeued');
-        return;
+        return this.lostLease('it was not requeued');
       case 'requeued':
         this.finished('requeued');
         return;
     }
+  }
+
+  /** The lease was no longer this daemon's: counted, its bookkeeping dropped, nothing written. */
+  private async lostLease(what: string): Promise<void> {
+    this.deps.metrics.leaseLost(this.job.taskType);
+    this.finished('fenced');
+    // A row left behind holds only an ended lease, which nothing reads; a later claim replaces it.
+    await this.deps.store
+      .forgetLease(this.job.lease)
+      .catch((error: unknown) => this.log.warn({ err: error }, 'could not drop the lost lease'));
+    this.log.warn(`job was taken back, deleted or finished elsewhere; ${what}`);
   }
 
   private async removeOutput(): Promise<void> {
