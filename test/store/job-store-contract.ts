@@ -118,6 +118,23 @@ export function describeJobStoreContract(name: string, openHarness: () => Promis
         assert.deepEqual(await drainOrder(), [raised, first, demoted]);
       });
 
+      test('priorities changed after the worker has read the jobs move them, many at once included', async () => {
+        const base = Date.now() - 10_000;
+        const first = await addJob({ priority: 5, createdAt: base });
+        const raised = await addJob({ priority: 5, createdAt: base + 1 });
+        const demoted = await addJob({ priority: 9, createdAt: base + 2 });
+        const crowd: string[] = [];
+        for (let i = 0; i < 100; i += 1) crowd.push(await addJob({ priority: 8, createdAt: base + 3 + i }));
+        // A claim of another task type reads everything so far into the store's ready index.
+        assert.equal(await claim(['nothing-queued']), undefined);
+        await api.setPriority(raised, 7);
+        await api.deleteQueueEntry(demoted);
+        // More changed entries than a claim reads in one go: the last one changed must still count.
+        for (const jobId of crowd) await api.setPriority(jobId, 1);
+        await api.setPriority(crowd.at(-1) ?? '', 6);
+        assert.deepEqual(await drainOrder(), [raised, crowd.at(-1), first, demoted, ...crowd.slice(0, -1)]);
+      });
+
       test('the right job is claimed among a large backlog of its own and other types', async () => {
         const base = Date.now() - 1_000_000;
         const backlog: ApiJob[] = [];

@@ -171,6 +171,41 @@ describe('SqliteJobStore on SQLite', () => {
     }
   });
 
+  test('the previous layout of the ready index (keyed by job_id) is replaced, and every queued job is claimed in order', async () => {
+    const api = apiConnection(workspace.databasePath);
+    const { raw } = api;
+    try {
+      const base = Date.now() - 60_000;
+      await api.insertJob({ jobId: 'older', taskType: 't', createdAt: base, priority: 5 });
+      await api.insertJob({ jobId: 'urgent', taskType: 't', createdAt: base + 1, priority: 9 });
+      // What the previous release left: its table and trigger names, its layout, a stale copy.
+      raw.exec(`DROP TABLE media_worker_ready; DROP TABLE media_worker_reranks;
+        CREATE TABLE media_worker_ready (job_id VARCHAR NOT NULL PRIMARY KEY, id INTEGER, task_type VARCHAR,
+          priority INTEGER, created_at BIGINT, not_before BIGINT) WITHOUT ROWID;
+        INSERT INTO media_worker_ready VALUES ('gone', 999, 't', 10, 0, NULL);
+        UPDATE media_worker_marks SET seen = (SELECT max(id) FROM jobs) WHERE name = 'jobs';
+        UPDATE media_worker_meta SET value = 'ready index, layout 3' WHERE name = 'ready_index';`);
+      const upgraded = SqliteJobStore.open(workspace.databasePath, { ensureSchema: true });
+      try {
+        const claimOne = async () =>
+          (await upgraded.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 }))?.jobId;
+        assert.deepEqual(
+          [await claimOne(), await claimOne(), await claimOne()],
+          ['urgent', 'older', undefined],
+        );
+        const key = raw
+          .prepare("SELECT name FROM pragma_table_info('media_worker_ready') WHERE pk = 1")
+          .pluck()
+          .get();
+        assert.equal(key, 'id');
+      } finally {
+        await upgraded.close();
+      }
+    } finally {
+      api.close();
+    }
+  });
+
   test('a migration that rebuilds jobs drops the triggers: they come back and the index is rebuilt before a claim', async () => {
     const api = apiConnection(workspace.databasePath);
     const { raw } = api;

@@ -24,8 +24,8 @@ const BEHIND = Symbol('behind');
 interface ClaimStatements {
   /** Whether a claim could find anything: a job ready now, or a retry whose backoff is over. */
   anythingToClaim: PreparedStatement<{ now: number }, { found: number }>;
-  /** The first ready job in queue order among the task types. */
-  best: PreparedStatement<Record<string, never>, { job_id: string }>;
+  /** The first ready job in queue order among the task types (its id is the jobs row's). */
+  best: PreparedStatement<Record<string, never>, { id: number }>;
   /** Whether any job of these types is queued, including retries waiting out their backoff. */
   anyQueued: PreparedStatement<Record<string, never>, { queued: number }>;
   /** The earliest `not_before` among these types' retries in backoff. */
@@ -36,7 +36,7 @@ interface ClaimStatements {
 function headOf(taskType: string) {
   return queryBuilder
     .selectFrom('media_worker_ready')
-    .select(['job_id', 'id', 'priority', 'created_at'])
+    .select(['id', 'priority', 'created_at'])
     .where('task_type', '=', sql.lit(taskType))
     .where('not_before', 'is', null)
     .where('priority', 'is not', null)
@@ -58,7 +58,7 @@ function bestOf(taskTypes: readonly string[]) {
   const heads = rest.reduce((union, head) => union.unionAll(head), first);
   return queryBuilder
     .selectFrom(heads.as('heads'))
-    .select('job_id')
+    .select('id')
     .orderBy('priority', 'desc')
     .orderBy('created_at')
     .orderBy('id')
@@ -114,7 +114,7 @@ export class SqliteClaimer {
   /** After a claim that found a job, the next one skips the look without the lock: it likely finds one too. */
   private lastFoundNothing = true;
   private readonly promoteDue: PreparedStatement<{ now: number }, never>;
-  private readonly dropReady: PreparedStatement<{ jobId: string }, never>;
+  private readonly dropReady: PreparedStatement<{ id: number }, never>;
 
   constructor(
     private readonly sqlite: BetterSqlite3.Database,
@@ -130,9 +130,9 @@ export class SqliteClaimer {
         .where('not_before', '<=', param<number>('now'))
         .compile(),
     );
-    this.dropReady = prepareCompiled<never, { jobId: string }>(
+    this.dropReady = prepareCompiled<never, { id: number }>(
       sqlite,
-      queryBuilder.deleteFrom('media_worker_ready').where('job_id', '=', param<string>('jobId')).compile(),
+      queryBuilder.deleteFrom('media_worker_ready').where('id', '=', param<number>('id')).compile(),
     );
   }
 
@@ -163,15 +163,16 @@ export class SqliteClaimer {
   ): ClaimedJob | undefined | typeof BEHIND {
     return this.sqlite
       .transaction((): ClaimedJob | undefined | typeof BEHIND => {
-        if (unlessBehind && !this.readyIndex.keepUpWithin()) return BEHIND;
+        const caughtUp = this.readyIndex.keepUpWithin();
+        if (unlessBehind && !caughtUp) return BEHIND;
         const now = Date.now();
         this.promoteDue.run({ now });
         for (let stale = 0; stale <= MAX_STALE_PER_CLAIM; stale += 1) {
           const best = claim.best.get({});
           if (!best) return undefined;
-          const row = this.statements.takeJob.get({ jobId: best.job_id });
+          const row = this.statements.takeJob.get({ id: best.id });
           if (!row) {
-            this.dropReady.run({ jobId: best.job_id });
+            this.dropReady.run({ id: best.id });
             continue;
           }
           const token = randomUUID();

@@ -40,22 +40,25 @@ const SWEEP_INTERVAL_MS = 60_000;
 /** Below every id: where the marks start when the index is built. */
 const BEFORE_ANY_ID = Number.MIN_SAFE_INTEGER;
 /** The layout of the objects below: a daemon that finds another one rebuilds them. */
-const LAYOUT = 'ready index, layout 3';
+const LAYOUT = 'ready index, layout 4';
 
 const READY_DDL = `
 CREATE TABLE media_worker_ready (
-	job_id VARCHAR NOT NULL PRIMARY KEY,
-	id INTEGER,
+	id INTEGER PRIMARY KEY,
+	job_id VARCHAR NOT NULL,
 	task_type VARCHAR,
 	priority INTEGER,
 	created_at BIGINT,
 	not_before BIGINT
-) WITHOUT ROWID;
+);
 CREATE INDEX media_worker_ready_order ON media_worker_ready (task_type, priority DESC, created_at, id)
 	WHERE not_before IS NULL AND priority IS NOT NULL;
 CREATE INDEX media_worker_ready_delayed ON media_worker_ready (not_before, task_type)
 	WHERE not_before IS NOT NULL;
 CREATE INDEX media_worker_ready_unranked ON media_worker_ready (task_type) WHERE priority IS NULL;
+CREATE TABLE media_worker_reranks (
+	job_id VARCHAR NOT NULL PRIMARY KEY
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS media_worker_marks (
 	name VARCHAR NOT NULL PRIMARY KEY,
 	seen INTEGER
@@ -67,15 +70,24 @@ const lowerMark = (mark: 'jobs' | 'entries', table: string) => `
   UPDATE media_worker_marks SET seen = (SELECT coalesce(max(id), ${BEFORE_ANY_ID}) FROM ${table})
   WHERE name = '${mark}' AND seen > (SELECT coalesce(max(id), ${BEFORE_ANY_ID}) FROM ${table});`;
 
+/**
+ * A queue entry changed or deleted: its job's priority is looked up again by the next claim, before
+ * it picks a job. The ready index is keyed by the job's row id, which a trigger on `queue_entries`
+ * cannot look up (it may not read `jobs`), hence the note by `job_id`.
+ */
+const rerank = (jobId: string) => `
+  DELETE FROM media_worker_reranks WHERE job_id = ${jobId};
+  INSERT INTO media_worker_reranks (job_id) VALUES (${jobId});`;
+
 /** Each trigger with the API table it is on. */
 const TRIGGERS: Readonly<Record<string, { table: 'jobs' | 'queue_entries'; body: string }>> = {
   media_worker_ready_job_changed: {
     table: 'jobs',
-    body: `AFTER UPDATE OF status, job_id, task_type, created_at ON jobs
+    body: `AFTER UPDATE OF id, status, job_id, task_type, created_at ON jobs
 WHEN OLD.status = 'queued' OR NEW.status = 'queued' BEGIN
-  DELETE FROM media_worker_ready WHERE job_id IN (OLD.job_id, NEW.job_id);
-  INSERT INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
-  SELECT NEW.job_id, NEW.id, NEW.task_type, NULL, NEW.created_at,
+  DELETE FROM media_worker_ready WHERE id IN (OLD.id, NEW.id);
+  INSERT INTO media_worker_ready (id, job_id, task_type, priority, created_at, not_before)
+  SELECT NEW.id, NEW.job_id, NEW.task_type, NULL, NEW.created_at,
     (SELECT not_before FROM worker_job_state WHERE job_id = NEW.job_id)
   WHERE NEW.status = 'queued';
 END`,
@@ -83,19 +95,17 @@ END`,
   media_worker_ready_job_removed: {
     table: 'jobs',
     body: `AFTER DELETE ON jobs BEGIN
-  DELETE FROM media_worker_ready WHERE job_id = OLD.job_id;${lowerMark('jobs', 'jobs')}
+  DELETE FROM media_worker_ready WHERE id = OLD.id;${lowerMark('jobs', 'jobs')}
 END`,
   },
   media_worker_ready_entry_changed: {
     table: 'queue_entries',
-    body: `AFTER UPDATE OF job_id, priority ON queue_entries BEGIN
-  UPDATE media_worker_ready SET priority = NULL WHERE job_id = OLD.job_id OR job_id = NEW.job_id;
+    body: `AFTER UPDATE OF job_id, priority ON queue_entries BEGIN${rerank('OLD.job_id')}${rerank('NEW.job_id')}
 END`,
   },
   media_worker_ready_entry_removed: {
     table: 'queue_entries',
-    body: `AFTER DELETE ON queue_entries BEGIN
-  UPDATE media_worker_ready SET priority = NULL WHERE job_id = OLD.job_id;${lowerMark('entries', 'queue_entries')}
+    body: `AFTER DELETE ON queue_entries BEGIN${rerank('OLD.job_id')}${lowerMark('entries', 'queue_entries')}
 END`,
   },
 };
@@ -179,19 +189,27 @@ export class ReadyIndex {
     return this.statements;
   }
 
-  /** One chunk of each: new jobs copied, new queue entries applied, missing priorities looked up. */
+  /**
+   * One chunk of each: changed queue entries noted (their jobs' priorities forgotten, so that no
+   * job is claimed at a priority it no longer has), new queue entries applied, new jobs copied,
+   * missing priorities looked up.
+   */
   private step(statements: ReturnType<typeof prepareCatchUp>, chunk: number): void {
-    const jobsSeen = statements.mark.get('jobs') ?? BEFORE_ANY_ID;
-    const jobsEnd = statements.jobsChunkEnd.get(jobsSeen, chunk);
-    if (jobsEnd !== null && jobsEnd !== undefined) {
-      statements.copyJobs.run(jobsSeen, jobsEnd);
-      statements.setMark.run({ name: 'jobs', seen: jobsEnd });
-    }
+    statements.unrankReranked.run(chunk);
+    statements.clearReranks.run(chunk);
+    // Entries before jobs: a job and its entry arriving together are then written once, the job
+    // copied with the priority its entry gives it.
     const entriesSeen = statements.mark.get('entries') ?? BEFORE_ANY_ID;
     const entriesEnd = statements.entriesChunkEnd.get(entriesSeen, chunk);
     if (entriesEnd !== null && entriesEnd !== undefined) {
       statements.rankEntries.run(entriesSeen, entriesEnd);
       statements.setMark.run({ name: 'entries', seen: entriesEnd });
+    }
+    const jobsSeen = statements.mark.get('jobs') ?? BEFORE_ANY_ID;
+    const jobsEnd = statements.jobsChunkEnd.get(jobsSeen, chunk);
+    if (jobsEnd !== null && jobsEnd !== undefined) {
+      statements.copyJobs.run(jobsSeen, jobsEnd);
+      statements.setMark.run({ name: 'jobs', seen: jobsEnd });
     }
     statements.rank.run(chunk);
   }
@@ -220,6 +238,7 @@ function prepareCatchUp(sqlite: BetterSqlite3.Database) {
     behind: sqlite.prepare(
       `SELECT 1 WHERE (SELECT max(id) FROM jobs) > ${seen('jobs')}
          OR (SELECT max(id) FROM queue_entries) > ${seen('entries')}
+         OR EXISTS (SELECT 1 FROM media_worker_reranks)
          OR EXISTS (SELECT 1 FROM media_worker_ready WHERE priority IS NULL)`,
     ),
     mark: sqlite
@@ -231,13 +250,23 @@ function prepareCatchUp(sqlite: BetterSqlite3.Database) {
     copyJobs: sqlite.prepare(readyRowsOfQueuedJobs('j.id > ? AND j.id <= ?')),
     rankEntries: sqlite.prepare(
       `UPDATE media_worker_ready SET priority = ${PRIORITY_OF_READY_ROW}
-       WHERE job_id IN (SELECT job_id FROM queue_entries WHERE id > ? AND id <= ?)`,
+       WHERE id IN (SELECT j.id FROM queue_entries q JOIN jobs j ON j.job_id = q.job_id
+                    WHERE q.id > ? AND q.id <= ?)`,
+    ),
+    unrankReranked: sqlite.prepare(
+      `UPDATE media_worker_ready SET priority = NULL
+       WHERE id IN (SELECT j.id FROM (SELECT job_id FROM media_worker_reranks ORDER BY job_id LIMIT ?) r
+                    JOIN jobs j ON j.job_id = r.job_id)`,
+    ),
+    clearReranks: sqlite.prepare(
+      `DELETE FROM media_worker_reranks
+       WHERE job_id IN (SELECT job_id FROM media_worker_reranks ORDER BY job_id LIMIT ?)`,
     ),
     missing: sqlite
       .prepare(
         `SELECT j.job_id FROM jobs j
          WHERE j.status = 'queued' AND j.id <= ${seen('jobs')}
-           AND NOT EXISTS (SELECT 1 FROM media_worker_ready r WHERE r.job_id = j.job_id)
+           AND NOT EXISTS (SELECT 1 FROM media_worker_ready r WHERE r.id = j.id)
          LIMIT ${CATCH_UP_CHUNK}`,
       )
       .pluck() as BetterSqlite3.Statement<[], string>,
@@ -245,7 +274,7 @@ function prepareCatchUp(sqlite: BetterSqlite3.Database) {
     rank: sqlite.prepare(
       `UPDATE media_worker_ready SET priority = ${PRIORITY_OF_READY_ROW}
        WHERE priority IS NULL
-         AND job_id IN (SELECT job_id FROM media_worker_ready WHERE priority IS NULL LIMIT ?)`,
+         AND id IN (SELECT id FROM media_worker_ready WHERE priority IS NULL LIMIT ?)`,
     ),
   };
 }
@@ -262,7 +291,9 @@ export function ensureReadyIndex(sqlite: BetterSqlite3.Database): void {
       // Looked at again under the write lock: another daemon may have done it meanwhile.
       if (isInPlace(sqlite)) return;
       for (const name of Object.keys(TRIGGERS)) sqlite.exec(`DROP TRIGGER IF EXISTS ${name}`);
-      sqlite.exec('DROP TABLE IF EXISTS media_worker_ready; DROP TABLE IF EXISTS media_worker_marks;');
+      sqlite.exec(
+        'DROP TABLE IF EXISTS media_worker_ready; DROP TABLE IF EXISTS media_worker_reranks; DROP TABLE IF EXISTS media_worker_marks;',
+      );
       sqlite.exec(READY_DDL);
       for (const [name, { body }] of Object.entries(TRIGGERS)) sqlite.exec(`CREATE TRIGGER ${name} ${body}`);
       // Entries older than now are read with their jobs; only later ones need applying.

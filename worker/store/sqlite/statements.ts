@@ -55,11 +55,11 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
     prepareCompiled<Row, Args>(sqlite, query.compile());
   const db = queryBuilder;
   return {
-    takeJob: prepare<ClaimedRow, { jobId: string }>(
+    takeJob: prepare<ClaimedRow, { id: number }>(
       db
         .updateTable('jobs')
         .set({ status: 'claimed' })
-        .where('job_id', '=', param('jobId'))
+        .where('id', '=', param('id'))
         .where('status', '=', sql.lit('queued'))
         .returning(CLAIMED_COLUMNS),
     ),
