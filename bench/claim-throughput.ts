@@ -7,10 +7,13 @@
  *   autocommit `UPDATE … RETURNING` to claim and an `UPDATE` to complete;
  * - against the fewest writes any queue on the API's tables must make (status changes on `jobs`,
  *   which the API indexes). WAL pages written per job say where the time goes.
+ * Every queue is set up first; then each is timed in blocks of BLOCK_JOBS, in turn, so that load on
+ * the machine meanwhile falls on all of them alike. Job ids are UUIDs, as the API's are.
  * Priorities 0–10 are spread over the backlog. The store is opened as the daemon opens it, with
  * SQLite's default checkpoints like the raw queue; one more line opens it as runners do, which
  * checkpoint the WAL early for the API's sake (StoreOpenOptions.upkeep).
  */
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,18 +23,28 @@ import { SqliteJobStore } from '../worker/store/sqlite/sqlite-job-store.js';
 const TIMED_JOBS = Number(process.env.BENCH_CLAIM_JOBS ?? 20_000);
 const LARGE_BACKLOG = Number(process.env.BENCH_CLAIM_BACKLOG ?? 1_000_000);
 const SMALL_BACKLOG = 1000;
+/** Jobs each queue runs untimed: a warm-up before the timed blocks, and the WAL pages counted after. */
+const WARM_UP_JOBS = 200;
+const FRAME_COUNT_JOBS = 200;
+const UNTIMED_JOBS = WARM_UP_JOBS + FRAME_COUNT_JOBS;
+/** Jobs timed on one queue before the next queue's turn. */
+const BLOCK_JOBS = 500;
 const WAL_FRAME_BYTES = 4096 + 24;
 
 const INSERT_JOB = `INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files, output_files,
   status, progress, created_at, retry_count, max_retries) VALUES (?, 'bench', 'upload', 'x', '[{"path":"x"}]', '[]', 'queued', 0, ?, 0, 3)`;
 const INSERT_ENTRY = 'INSERT INTO queue_entries (job_id, priority, enqueued_at) VALUES (?, ?, ?)';
 
-interface Figures {
-  microseconds: number;
-  frames: number;
+/** One queue under test, set up and ready: a claim + complete, and what runs untimed after each. */
+interface QueueUnderTest {
+  databasePath: string;
+  oneJob(): Promise<void> | void;
+  between?: (() => void) | undefined;
+  close(): Promise<void> | void;
 }
 
-/** Inserts jobs as the API does (job, then its queue entry); returns a function adding one more. */
+/** Inserts jobs as the API does (job, then its queue entry, a UUID for job_id); returns a function
+ * adding one more. */
 function apiInserter(databasePath: string, backlog: number): { addOne(): void; close(): void } {
   const db = new Database(databasePath, { timeout: 15_000 });
   db.pragma('journal_mode = WAL');
@@ -39,7 +52,7 @@ function apiInserter(databasePath: string, backlog: number): { addOne(): void; c
   const insertEntry = db.prepare(INSERT_ENTRY);
   let next = 0;
   const addOne = () => {
-    const jobId = `job-${next}`;
+    const jobId = randomUUID();
     insertJob.run(jobId, Date.now());
     insertEntry.run(jobId, next % 11, Date.now());
     next += 1;
@@ -50,6 +63,18 @@ function apiInserter(databasePath: string, backlog: number): { addOne(): void; c
   return { addOne, close: () => db.close() };
 }
 
+/**
+ * Writes the setup's pages back into the database file and syncs it (untimed): a million jobs
+ * inserted leave hundreds of megabytes for the OS to flush, and the first checkpoint's fsync in the
+ * timed loop would otherwise wait for all of it.
+ */
+function settle(databasePath: string): void {
+  const db = new Database(databasePath);
+  db.pragma('synchronous = FULL');
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+}
+
 function walFrames(databasePath: string): number {
   try {
     return Math.max(0, (fs.statSync(`${databasePath}-wal`).size - 32) / WAL_FRAME_BYTES);
@@ -58,66 +83,87 @@ function walFrames(databasePath: string): number {
   }
 }
 
-/** WAL pages one job writes, over 200 jobs with checkpoints held off (untimed). */
-async function countFrames(databasePath: string, oneJob: () => Promise<void> | void): Promise<number> {
+/** WAL pages one job writes, over FRAME_COUNT_JOBS jobs with checkpoints held off (untimed). */
+async function countFrames({ databasePath, oneJob }: QueueUnderTest): Promise<number> {
   const holder = new Database(databasePath);
   holder.pragma('wal_checkpoint(TRUNCATE)');
   // An open read transaction keeps every connection's automatic checkpoint from resetting the WAL.
   holder.exec('BEGIN');
   holder.prepare('SELECT count(*) FROM sqlite_master').get();
   const before = walFrames(databasePath);
-  for (let i = 0; i < 200; i += 1) await oneJob();
-  const frames = (walFrames(databasePath) - before) / 200;
+  for (let i = 0; i < FRAME_COUNT_JOBS; i += 1) await oneJob();
+  const frames = (walFrames(databasePath) - before) / FRAME_COUNT_JOBS;
   holder.exec('COMMIT');
   holder.close();
   return frames;
 }
 
-/** Times `oneJob` TIMED_JOBS times; `between` (untimed) runs after each. */
-async function timed(oneJob: () => Promise<void> | void, between?: () => void): Promise<number> {
-  let elapsed = 0;
-  for (let i = 0; i < TIMED_JOBS; i += 1) {
-    const started = performance.now();
-    await oneJob();
-    elapsed += performance.now() - started;
-    between?.();
+/**
+ * Microseconds per job of each queue, TIMED_JOBS each, timed in blocks taken in turn: whatever
+ * else the machine does meanwhile falls on every queue alike, so the ratios hold still between
+ * runs better than the figures themselves.
+ */
+async function timedInTurn(queues: readonly QueueUnderTest[]): Promise<number[]> {
+  // Untimed first: a store's first claim also looks for queued jobs its index lacks (a daemon does
+  // that on its first idle look and then once a minute), which at a million queued reads them all.
+  for (const queue of queues) {
+    for (let i = 0; i < WARM_UP_JOBS; i += 1) {
+      await queue.oneJob();
+      queue.between?.();
+    }
   }
-  return (elapsed / TIMED_JOBS) * 1000;
+  const elapsed = queues.map(() => 0);
+  for (let done = 0; done < TIMED_JOBS; done += BLOCK_JOBS) {
+    for (const [index, queue] of queues.entries()) {
+      for (let i = 0; i < BLOCK_JOBS; i += 1) {
+        const started = performance.now();
+        await queue.oneJob();
+        elapsed[index] = (elapsed[index] ?? 0) + performance.now() - started;
+        queue.between?.();
+      }
+    }
+  }
+  return elapsed.map((total) => (total / TIMED_JOBS) * 1000);
 }
 
 /**
- * Microseconds per claim + complete through the store, `backlog` queued while it runs: seeded with
- * TIMED_JOBS more when nothing arrives, else held by one arrival after each job.
+ * The store with `backlog` queued while it runs: seeded with every job the run takes when nothing
+ * arrives, else held by one arrival after each job.
  */
-async function storeRun(
+async function storeQueue(
   dir: string,
   backlog: number,
   { arrivals = false, upkeep = false } = {},
-): Promise<Figures & { buildSeconds: number }> {
+): Promise<QueueUnderTest & { buildSeconds: number }> {
   const databasePath = path.join(dir, `store-${backlog}-${arrivals}-${upkeep}.db`);
   SqliteJobStore.open(databasePath, { ensureSchema: true }).close();
-  const api = apiInserter(databasePath, arrivals ? backlog : backlog + TIMED_JOBS + 200);
+  const api = apiInserter(databasePath, arrivals ? backlog : backlog + TIMED_JOBS + UNTIMED_JOBS);
   const store = SqliteJobStore.open(databasePath, { ensureSchema: true, upkeep });
   // The backlog was queued before the store first looked: reading it into the ready index is the
   // one-time cost of a first start.
   const buildStarted = performance.now();
   await store.hasQueuedJobs(['bench']);
   const buildSeconds = (performance.now() - buildStarted) / 1000;
+  settle(databasePath);
   const result = { outputFiles: [], taskOutput: { success: true } };
-  const oneJob = async () => {
-    const job = await store.claimNextJob({ workerId: 'bench', taskTypes: ['bench'], leaseMs: 60_000 });
-    if (!job) throw new Error('the store found nothing to claim');
-    await store.completeJob(job.lease, result);
+  return {
+    databasePath,
+    buildSeconds,
+    async oneJob() {
+      const job = await store.claimNextJob({ workerId: 'bench', taskTypes: ['bench'], leaseMs: 60_000 });
+      if (!job) throw new Error('the store found nothing to claim');
+      await store.completeJob(job.lease, result);
+    },
+    between: arrivals ? api.addOne : undefined,
+    async close() {
+      await store.close();
+      api.close();
+    },
   };
-  const microseconds = await timed(oneJob, arrivals ? api.addOne : undefined);
-  const frames = await countFrames(databasePath, oneJob);
-  await store.close();
-  api.close();
-  return { microseconds, frames, buildSeconds };
 }
 
 /** The best hand-written queue: one table in claim order, two autocommit statements per job. */
-async function rawQueueRun(dir: string, backlog: number): Promise<Figures> {
+function rawQueue(dir: string, backlog: number): QueueUnderTest {
   const databasePath = path.join(dir, `raw-${backlog}.db`);
   const db = new Database(databasePath, { timeout: 15_000 });
   db.pragma('journal_mode = WAL');
@@ -129,8 +175,9 @@ async function rawQueueRun(dir: string, backlog: number): Promise<Figures> {
     `INSERT INTO queue (task_type, priority, created_at, status, input_files) VALUES ('bench', ?, ?, 'queued', '[{"path":"x"}]')`,
   );
   db.transaction(() => {
-    for (let i = 0; i < backlog + TIMED_JOBS + 200; i += 1) insert.run(i % 11, Date.now());
+    for (let i = 0; i < backlog + TIMED_JOBS + UNTIMED_JOBS; i += 1) insert.run(i % 11, Date.now());
   })();
+  settle(databasePath);
   const claim = db.prepare(
     `UPDATE queue SET status = 'claimed' WHERE id = (SELECT id FROM queue WHERE task_type = 'bench' AND status = 'queued'
        ORDER BY priority DESC, created_at, id LIMIT 1) RETURNING id, input_files`,
@@ -138,29 +185,31 @@ async function rawQueueRun(dir: string, backlog: number): Promise<Figures> {
   const complete = db.prepare(
     `UPDATE queue SET status = 'completed', output_files = ?, task_output = ?, completed_at = ? WHERE id = ? AND status = 'claimed'`,
   );
-  const oneJob = () => {
-    const row = claim.get() as { id: number } | undefined;
-    if (!row) throw new Error('the raw queue found nothing to claim');
-    complete.run('[]', '{"success":true}', Date.now(), row.id);
+  return {
+    databasePath,
+    oneJob() {
+      const row = claim.get() as { id: number } | undefined;
+      if (!row) throw new Error('the raw queue found nothing to claim');
+      complete.run('[]', '{"success":true}', Date.now(), row.id);
+    },
+    close() {
+      db.close();
+    },
   };
-  const microseconds = await timed(oneJob);
-  const frames = await countFrames(databasePath, oneJob);
-  db.close();
-  return { microseconds, frames };
 }
 
 /**
  * The fewest writes a queue on the API's tables makes: a status change on `jobs` to claim and one
  * to complete (the API's ix_jobs_status moves each time), FIFO by id with no priority and no lease.
  */
-async function apiTablesFloorRun(dir: string, backlog: number): Promise<Figures> {
+function apiTablesFloorQueue(dir: string, backlog: number): QueueUnderTest {
   const databasePath = path.join(dir, 'floor.db');
   const setup = new Database(databasePath);
   setup.pragma('journal_mode = WAL');
   setup.exec(fs.readFileSync(new URL('../../docs/media_store-v1.sql', import.meta.url), 'utf8'));
   setup.close();
-  const api = apiInserter(databasePath, backlog + TIMED_JOBS + 200);
-  api.close();
+  apiInserter(databasePath, backlog + TIMED_JOBS + UNTIMED_JOBS).close();
+  settle(databasePath);
   const db = new Database(databasePath, { timeout: 15_000 });
   db.pragma('synchronous = NORMAL');
   const claim = db.prepare(
@@ -171,70 +220,95 @@ async function apiTablesFloorRun(dir: string, backlog: number): Promise<Figures>
     `UPDATE jobs SET status = 'completed', progress = 100, output_files = ?, task_output = ?, completed_at = ?
      WHERE id = ? AND status = 'claimed'`,
   );
-  const oneJob = () => {
-    const row = claim.get() as { id: number } | undefined;
-    if (!row) throw new Error('the floor queue found nothing to claim');
-    complete.run('[]', '{"success":true}', Date.now(), row.id);
+  return {
+    databasePath,
+    oneJob() {
+      const row = claim.get() as { id: number } | undefined;
+      if (!row) throw new Error('the floor queue found nothing to claim');
+      complete.run('[]', '{"success":true}', Date.now(), row.id);
+    },
+    close() {
+      db.close();
+    },
   };
-  const microseconds = await timed(oneJob);
-  const frames = await countFrames(databasePath, oneJob);
-  db.close();
-  return { microseconds, frames };
 }
 
 export async function benchClaimThroughput(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-bench-'));
+  const queues: QueueUnderTest[] = [];
+  const add = <Queue extends QueueUnderTest>(queue: Queue): Queue => {
+    queues.push(queue);
+    return queue;
+  };
   try {
-    const small = await storeRun(dir, SMALL_BACKLOG);
-    const large = await storeRun(dir, LARGE_BACKLOG);
-    const smallArriving = await storeRun(dir, SMALL_BACKLOG, { arrivals: true });
-    const largeArriving = await storeRun(dir, LARGE_BACKLOG, { arrivals: true });
-    const withUpkeep = await storeRun(dir, SMALL_BACKLOG, { upkeep: true });
-    const raw = await rawQueueRun(dir, SMALL_BACKLOG);
-    const rawLarge = await rawQueueRun(dir, LARGE_BACKLOG);
-    const floor = await apiTablesFloorRun(dir, SMALL_BACKLOG);
+    const small = add(await storeQueue(dir, SMALL_BACKLOG));
+    const large = add(await storeQueue(dir, LARGE_BACKLOG));
+    add(await storeQueue(dir, SMALL_BACKLOG, { arrivals: true }));
+    const largeArriving = add(await storeQueue(dir, LARGE_BACKLOG, { arrivals: true }));
+    add(await storeQueue(dir, SMALL_BACKLOG, { upkeep: true }));
+    const rawSmall = add(rawQueue(dir, SMALL_BACKLOG));
+    add(rawQueue(dir, LARGE_BACKLOG));
+    const floorQueue = add(apiTablesFloorQueue(dir, SMALL_BACKLOG));
+    const [
+      storeSmall = 0,
+      storeLarge = 0,
+      arrivingSmall = 0,
+      arrivingLarge = 0,
+      withUpkeep = 0,
+      raw = 0,
+      rawLarge = 0,
+      floor = 0,
+    ] = await timedInTurn(queues);
+    const smallFrames = await countFrames(small);
+    const largeFrames = await countFrames(large);
+    const rawFrames = await countFrames(rawSmall);
+    const floorFrames = await countFrames(floorQueue);
 
     const n = (count: number) => count.toLocaleString('en');
     const line = (label: string, microseconds: number, note = '') =>
       console.log(`  ${label.padEnd(60)}${(1e6 / microseconds).toFixed(0).padStart(7)} jobs/s${note}`);
     const ratio = (numerator: number, denominator: number) => (numerator / denominator).toFixed(2);
-    console.log(`claim + complete, ${TIMED_JOBS} jobs timed (one run)`);
-    line(`store, ${n(SMALL_BACKLOG)} queued (+ the jobs timed)`, small.microseconds);
+    console.log(
+      `claim + complete, ${n(TIMED_JOBS)} jobs timed per line, in blocks of ${BLOCK_JOBS} taken in turn (one run)`,
+    );
+    line(`store, ${n(SMALL_BACKLOG)} queued (+ the jobs timed)`, storeSmall);
     line(
       `store, ${n(LARGE_BACKLOG)} queued`,
-      large.microseconds,
-      `   ratio ${ratio(small.microseconds, large.microseconds)} to ${n(SMALL_BACKLOG)} (goal >= 0.8)`,
+      storeLarge,
+      `   ratio ${ratio(storeSmall, storeLarge)} to ${n(SMALL_BACKLOG)} (goal >= 0.8)`,
     );
-    line(`store, ${n(SMALL_BACKLOG)} queued, a job arriving after each`, smallArriving.microseconds);
+    line(`store, ${n(SMALL_BACKLOG)} queued, a job arriving after each`, arrivingSmall);
     line(
       `store, ${n(LARGE_BACKLOG)} queued, a job arriving after each`,
-      largeArriving.microseconds,
-      `   ratio ${ratio(smallArriving.microseconds, largeArriving.microseconds)} to ${n(SMALL_BACKLOG)}`,
+      arrivingLarge,
+      `   ratio ${ratio(arrivingSmall, arrivingLarge)} to ${n(SMALL_BACKLOG)}`,
     );
-    line(`store, ${n(SMALL_BACKLOG)} queued, checkpoints at 250 pages (as runners)`, withUpkeep.microseconds);
+    line(`store, ${n(SMALL_BACKLOG)} queued, checkpoints at 250 pages (as runners)`, withUpkeep);
     line(
       `raw one-table queue, ${n(SMALL_BACKLOG)} queued`,
-      raw.microseconds,
-      `   store/raw ${ratio(raw.microseconds, small.microseconds)} (goal >= 0.5)`,
+      raw,
+      `   store/raw ${ratio(raw, storeSmall)} (goal >= 0.5)`,
     );
     line(
       `raw one-table queue, ${n(LARGE_BACKLOG)} queued`,
-      rawLarge.microseconds,
-      `   ratio ${ratio(raw.microseconds, rawLarge.microseconds)} to ${n(SMALL_BACKLOG)}`,
+      rawLarge,
+      `   ratio ${ratio(raw, rawLarge)} to ${n(SMALL_BACKLOG)}`,
     );
     line(
       `floor on the API's tables (status changes alone)`,
-      floor.microseconds,
-      `   store/floor ${ratio(floor.microseconds, small.microseconds)}; floor/raw ${ratio(raw.microseconds, floor.microseconds)}`,
+      floor,
+      `   store/floor ${ratio(floor, storeSmall)}; floor/raw ${ratio(raw, floor)}`,
     );
     console.log(
-      `  reading ${n(LARGE_BACKLOG)} jobs queued before the store first looked: ${large.buildSeconds.toFixed(1)} s (untimed, once)`,
+      `  reading ${n(LARGE_BACKLOG)} jobs queued before the store first looked: ` +
+        `${large.buildSeconds.toFixed(1)} s (untimed, once; with arrivals ${largeArriving.buildSeconds.toFixed(1)} s)`,
     );
     console.log(
-      `  WAL pages written per job: store ${small.frames.toFixed(1)} (at ${n(LARGE_BACKLOG)}: ${large.frames.toFixed(1)}), ` +
-        `raw ${raw.frames.toFixed(1)}, floor ${floor.frames.toFixed(1)}`,
+      `  WAL pages written per job: store ${smallFrames.toFixed(1)} (at ${n(LARGE_BACKLOG)}: ${largeFrames.toFixed(1)}), ` +
+        `raw ${rawFrames.toFixed(1)}, floor ${floorFrames.toFixed(1)}`,
     );
   } finally {
+    for (const queue of queues) await queue.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -59,26 +59,26 @@ async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T
   }
 }
 
-/** Queues `count` jobs as the API does (a `jobs` row and a `queue_entries` row each, priorities 0–10). */
+/**
+ * Queues `count` jobs as the API does: a `jobs` row with a UUID `job_id` and a `queue_entries` row
+ * each, priorities 0–10.
+ */
 async function seedJobs(url: string, taskType: string, count: number): Promise<void> {
   await withClient(url, async (client) => {
     const now = Date.now() - count;
     for (let start = 0; start < count; start += 100_000) {
       const end = Math.min(count, start + 100_000) - 1;
-      await client.query('BEGIN');
       await client.query(
-        `INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files, output_files,
-           status, progress, created_at, retry_count, max_retries)
-         SELECT 'seed-' || n, $1, 'upload', $2, $3, '[]', 'queued', 0, $4::bigint + n, 0, 3
-         FROM generate_series($5::int, $6::int) AS n`,
+        `WITH added AS (
+           INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files, output_files,
+             status, progress, created_at, retry_count, max_retries)
+           SELECT gen_random_uuid()::text, $1, 'upload', $2, $3, '[]', 'queued', 0, $4::bigint + n, 0, 3
+           FROM generate_series($5::int, $6::int) AS n
+           RETURNING job_id, created_at)
+         INSERT INTO queue_entries (job_id, priority, enqueued_at)
+         SELECT job_id, (created_at - $4::bigint) % 11, created_at FROM added`,
         [taskType, INPUT_PATH, INPUT_FILES, now, start, end],
       );
-      await client.query(
-        `INSERT INTO queue_entries (job_id, priority, enqueued_at)
-         SELECT 'seed-' || n, n % 11, $1::bigint + n FROM generate_series($2::int, $3::int) AS n`,
-        [now, start, end],
-      );
-      await client.query('COMMIT');
     }
     await client.query('VACUUM ANALYZE');
   });

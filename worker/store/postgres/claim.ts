@@ -25,12 +25,12 @@ export async function claimNextJob(
   const token = randomUUID();
   const query = sql<ClaimedRow>`
     WITH candidate AS (
-      SELECT head.job_id
+      SELECT head.id
       FROM unnest(${[...taskTypes]}::varchar[]) AS served(task_type)
       CROSS JOIN LATERAL (
-        SELECT r.job_id, r.priority, r.created_at, r.id
+        SELECT r.id, r.priority, r.created_at
         FROM media_worker_ready r
-        JOIN jobs j ON j.job_id = r.job_id
+        JOIN jobs j ON j.id = r.id
         WHERE r.task_type = served.task_type
           AND (r.not_before IS NULL OR r.not_before <= ${now})
           AND j.status = 'queued'
@@ -44,7 +44,7 @@ export async function claimNextJob(
     taken AS (
       UPDATE jobs SET status = 'claimed'
       FROM candidate
-      WHERE jobs.job_id = candidate.job_id
+      WHERE jobs.id = candidate.id
       RETURNING jobs.id, jobs.job_id, jobs.task_type, jobs.input_files, jobs.retry_count, jobs.max_retries
     ),
     leased AS (
