@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteJobStore } from '../worker/store/sqlite/sqlite-job-store.js';
+import { type TimedQueue, timedInTurn } from './helpers/timed-in-turn.js';
 
 const TIMED_JOBS = Number(process.env.BENCH_CLAIM_JOBS ?? 20_000);
 const LARGE_BACKLOG = Number(process.env.BENCH_CLAIM_BACKLOG ?? 1_000_000);
@@ -35,11 +36,8 @@ const INSERT_JOB = `INSERT INTO jobs (job_id, task_type, input_file_source, inpu
   status, progress, created_at, retry_count, max_retries) VALUES (?, 'bench', 'upload', 'x', '[{"path":"x"}]', '[]', 'queued', 0, ?, 0, 3)`;
 const INSERT_ENTRY = 'INSERT INTO queue_entries (job_id, priority, enqueued_at) VALUES (?, ?, ?)';
 
-/** One queue under test, set up and ready: a claim + complete, and what runs untimed after each. */
-interface QueueUnderTest {
+interface QueueUnderTest extends TimedQueue {
   databasePath: string;
-  oneJob(): Promise<void> | void;
-  between?: (() => void) | undefined;
   close(): Promise<void> | void;
 }
 
@@ -96,34 +94,6 @@ async function countFrames({ databasePath, oneJob }: QueueUnderTest): Promise<nu
   holder.exec('COMMIT');
   holder.close();
   return frames;
-}
-
-/**
- * Microseconds per job of each queue, TIMED_JOBS each, timed in blocks taken in turn: whatever
- * else the machine does meanwhile falls on every queue alike, so the ratios hold still between
- * runs better than the figures themselves.
- */
-async function timedInTurn(queues: readonly QueueUnderTest[]): Promise<number[]> {
-  // Untimed first: a store's first claim also looks for queued jobs its index lacks (a daemon does
-  // that on its first idle look and then once a minute), which at a million queued reads them all.
-  for (const queue of queues) {
-    for (let i = 0; i < WARM_UP_JOBS; i += 1) {
-      await queue.oneJob();
-      queue.between?.();
-    }
-  }
-  const elapsed = queues.map(() => 0);
-  for (let done = 0; done < TIMED_JOBS; done += BLOCK_JOBS) {
-    for (const [index, queue] of queues.entries()) {
-      for (let i = 0; i < BLOCK_JOBS; i += 1) {
-        const started = performance.now();
-        await queue.oneJob();
-        elapsed[index] = (elapsed[index] ?? 0) + performance.now() - started;
-        queue.between?.();
-      }
-    }
-  }
-  return elapsed.map((total) => (total / TIMED_JOBS) * 1000);
 }
 
 /**
@@ -258,7 +228,7 @@ export async function benchClaimThroughput(): Promise<void> {
       raw = 0,
       rawLarge = 0,
       floor = 0,
-    ] = await timedInTurn(queues);
+    ] = await timedInTurn(queues, { timedJobs: TIMED_JOBS, blockJobs: BLOCK_JOBS, warmUpJobs: WARM_UP_JOBS });
     const smallFrames = await countFrames(small);
     const largeFrames = await countFrames(large);
     const rawFrames = await countFrames(rawSmall);

@@ -1,0 +1,46 @@
+/** Queues timed side by side in one run, so that their ratios hold still between runs. */
+
+/** One queue under test, set up and ready: a claim + complete, and what runs untimed after each. */
+export interface TimedQueue {
+  oneJob(): Promise<void> | void;
+  between?: (() => Promise<void> | void) | undefined;
+}
+
+export interface TurnOptions {
+  /** Jobs timed on each queue in all. */
+  timedJobs: number;
+  /** Jobs timed on one queue before the next queue's turn. */
+  blockJobs: number;
+  /** Jobs each queue runs untimed before any is timed. */
+  warmUpJobs: number;
+}
+
+/**
+ * Microseconds per job of each queue. Every queue warms up first (untimed: connections, plans,
+ * caches, and a store's first look for jobs its index lacks); then each is timed in blocks, in
+ * turn, so whatever else the machine does meanwhile (a disk flushing, another process) falls on
+ * every queue alike.
+ */
+export async function timedInTurn(
+  queues: readonly TimedQueue[],
+  { timedJobs, blockJobs, warmUpJobs }: TurnOptions,
+): Promise<number[]> {
+  for (const queue of queues) {
+    for (let i = 0; i < warmUpJobs; i += 1) {
+      await queue.oneJob();
+      await queue.between?.();
+    }
+  }
+  const elapsed = queues.map(() => 0);
+  for (let done = 0; done < timedJobs; done += blockJobs) {
+    for (const [index, queue] of queues.entries()) {
+      for (let i = 0; i < Math.min(blockJobs, timedJobs - done); i += 1) {
+        const started = performance.now();
+        await queue.oneJob();
+        elapsed[index] = (elapsed[index] ?? 0) + performance.now() - started;
+        await queue.between?.();
+      }
+    }
+  }
+  return elapsed.map((total) => (total / timedJobs) * 1000);
+}
