@@ -22,9 +22,10 @@ import {
 } from './helpers/daemon-bench.js';
 import { type DrainResult, drainWith } from './many-daemons.js';
 import { postgresClaimFigures } from './postgres-claim.js';
-import { idleCpu } from './wake-up.js';
+import { IDLE_SETTLE_MS, idleCpu } from './wake-up.js';
 
 const DAEMON_JOBS = Number(process.env.BENCH_PG_DAEMON_JOBS ?? 3000);
+const IDLE_SECONDS = 30;
 
 async function drainPostgres(daemons: number): Promise<DrainResult> {
   return withDatabase(`daemons_${daemons}`, async (url) => {
@@ -83,8 +84,8 @@ async function wakeUp(
         }
         return found;
       });
-      await sleep(1000); // the last job's writes settle before the idle window
-      const idle = await idleCpu(daemon.pid, 10);
+      await sleep(IDLE_SETTLE_MS);
+      const idle = await idleCpu(daemon.pid, IDLE_SECONDS);
       return { delays, idle };
     } finally {
       await daemon.stop();
@@ -105,7 +106,7 @@ async function wakeUpFigures(): Promise<void> {
     `  enqueue→start median ${ms(median)}   p90 ${ms(percentile(delays, 90))}   goal median < 50 ms: ${median < 50 ? 'met' : 'NOT met'}`,
   );
   console.log(
-    `  idle CPU over 10 s: ${(idle.daemon + idle.runners).toFixed(2)} % of one core (daemon ${idle.daemon.toFixed(2)} %, runner ${idle.runners.toFixed(2)} %)`,
+    `  idle CPU over ${IDLE_SECONDS} s: ${(idle.daemon + idle.runners).toFixed(2)} % of one core (daemon ${idle.daemon.toFixed(2)} %, runner ${idle.runners.toFixed(2)} %)`,
   );
 }
 

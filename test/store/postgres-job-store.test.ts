@@ -193,42 +193,6 @@ describe('PostgresJobStore on PostgreSQL', () => {
     }
   });
 
-  test('the previous layout of the ready index (keyed by job_id) is replaced, and every queued job is claimed in order', async () => {
-    const fresh = await createTestDatabase();
-    const api = await apiConnection(fresh.url);
-    try {
-      (await PostgresJobStore.open(fresh.url, { ensureSchema: true })).close();
-      const base = Date.now() - 1000;
-      await api.insertJob({ jobId: 'older', taskType: 't', priority: 5, createdAt: base });
-      await api.insertJob({ jobId: 'urgent', taskType: 't', priority: 9, createdAt: base + 1 });
-      // What the previous release left: its table, its layout, a stale copy.
-      await api.raw.query(`DROP TABLE media_worker_ready;
-        CREATE TABLE media_worker_ready (job_id VARCHAR NOT NULL PRIMARY KEY, id INTEGER NOT NULL,
-          task_type VARCHAR NOT NULL, priority INTEGER NOT NULL, created_at BIGINT NOT NULL, not_before BIGINT);
-        INSERT INTO media_worker_ready VALUES ('gone', 999, 't', 10, 0, NULL);
-        UPDATE media_worker_meta SET value = 'postgres ready index, layout 5' WHERE name = 'layout';`);
-      const store = await PostgresJobStore.open(fresh.url, { ensureSchema: true });
-      try {
-        const claimOne = async () =>
-          (await store.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 }))?.jobId;
-        assert.deepEqual([await claimOne(), await claimOne(), await claimOne()], ['urgent', 'older', undefined]);
-        const { rows } = await api.raw.query(
-          `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-           WHERE i.indrelid = 'media_worker_ready'::regclass AND i.indisprimary`,
-        );
-        assert.deepEqual(
-          rows.map((row) => row.attname),
-          ['id'],
-        );
-      } finally {
-        await store.close();
-      }
-    } finally {
-      await api.close();
-      await fresh.drop();
-    }
-  });
-
   test('TLS is set in the URL: verified against the CA it names, refused without it', async () => {
     const server = await startPrivateServer({ tls: true });
     try {

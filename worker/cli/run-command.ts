@@ -115,6 +115,7 @@ export async function runWorker(config: Config, readModuleSettings: ModuleSettin
   let http: HealthServer | undefined;
   try {
     if (config.http.port !== undefined) {
+      metrics.sampleProcess();
       http = await HealthServer.start({
         host: config.http.host,
         port: config.http.port,

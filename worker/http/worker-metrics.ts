@@ -15,6 +15,8 @@ export interface MetricsSources {
   mqttConnected(): boolean | undefined;
 }
 
+/** How often the event loop lag histogram samples, when the process is sampled at all. */
+const EVENT_LOOP_SAMPLE_MS = 100;
 const DURATION_BUCKETS_S = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
 export class WorkerMetrics {
@@ -58,7 +60,6 @@ export class WorkerMetrics {
   });
 
   constructor(sources: MetricsSources, taskTypes: readonly string[]) {
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'media_worker_' });
     new client.Gauge({
       name: 'media_worker_running_jobs',
       help: 'Jobs running now.',
@@ -100,6 +101,19 @@ export class WorkerMetrics {
     this.finished.inc({ task_type: taskType, outcome });
     this.duration.observe({ task_type: taskType }, durationMs / 1000);
     if (outcome === 'retrying') this.retries.inc({ task_type: taskType });
+  }
+
+  /**
+   * Samples the process as well (CPU, memory, handles, event loop lag): called only when /metrics
+   * is served, since the lag histogram wakes the event loop on a timer. It wakes every 100 ms
+   * rather than prom-client's 10 ms, which alone took an idle daemon from 0.3 % to 1.0 % of a core.
+   */
+  sampleProcess(): void {
+    client.collectDefaultMetrics({
+      register: this.registry,
+      prefix: 'media_worker_',
+      eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS,
+    });
   }
 
   runnerStarted(taskType: string): void {

@@ -25,12 +25,12 @@ export async function claimNextJob(
   const token = randomUUID();
   const query = sql<ClaimedRow>`
     WITH candidate AS (
-      SELECT head.id
+      SELECT head.job_id
       FROM unnest(${[...taskTypes]}::varchar[]) AS served(task_type)
       CROSS JOIN LATERAL (
-        SELECT r.id, r.priority, r.created_at
+        SELECT r.job_id, r.priority, r.created_at, r.id
         FROM media_worker_ready r
-        JOIN jobs j ON j.id = r.id
+        JOIN jobs j ON j.job_id = r.job_id
         WHERE r.task_type = served.task_type
           AND (r.not_before IS NULL OR r.not_before <= ${now})
           AND j.status = 'queued'
@@ -44,7 +44,7 @@ export async function claimNextJob(
     taken AS (
       UPDATE jobs SET status = 'claimed'
       FROM candidate
-      WHERE jobs.id = candidate.id
+      WHERE jobs.job_id = candidate.job_id
       RETURNING jobs.id, jobs.job_id, jobs.task_type, jobs.input_files, jobs.retry_count, jobs.max_retries
     ),
     leased AS (

@@ -12,7 +12,7 @@ import { DEFAULT_PRIORITY } from '../schema.js';
 import { FINISHED_INDEX_DDL, API_TABLES_DDL as SQLITE_API_TABLES_DDL } from '../sqlite/ddl.js';
 
 /** Bumped whenever the objects below change: a daemon finding another layout installs this one. */
-export const POSTGRES_LAYOUT = 'postgres ready index, layout 6';
+export const POSTGRES_LAYOUT = 'postgres ready index, layout 5';
 export const QUEUE_CHANNEL = 'media_worker_queue';
 /** pg_advisory_xact_lock key, so that daemons starting together install the schema once. */
 export const SCHEMA_LOCK_KEY = 0x6d656469; // "medi"
@@ -49,41 +49,32 @@ CREATE TABLE IF NOT EXISTS media_worker_meta (
 );
 DROP INDEX IF EXISTS media_worker_jobs_finished;
 ${FINISHED_INDEX_DDL}
-`;
 
-/**
- * The ready index, made anew with each layout (after the triggers, which lock the API's tables
- * until the transaction ends). Keyed by the job's row id: a claim's delete and the API's inserts
- * land near the head and the tail of the key, on pages in cache, where a UUID `job_id` key put
- * each on a page anywhere in a large index.
- */
-export const READY_TABLE_DDL = `
-DROP TABLE IF EXISTS media_worker_ready;
-CREATE TABLE media_worker_ready (
-	id INTEGER NOT NULL PRIMARY KEY,
-	job_id VARCHAR NOT NULL,
+CREATE TABLE IF NOT EXISTS media_worker_ready (
+	job_id VARCHAR NOT NULL PRIMARY KEY,
+	id INTEGER NOT NULL,
 	task_type VARCHAR NOT NULL,
 	priority INTEGER NOT NULL,
 	created_at BIGINT NOT NULL,
 	not_before BIGINT
 );
-CREATE INDEX media_worker_ready_order
+CREATE INDEX IF NOT EXISTS media_worker_ready_order
 	ON media_worker_ready (task_type, priority DESC, created_at, id);
-CREATE INDEX media_worker_ready_delayed
+CREATE INDEX IF NOT EXISTS media_worker_ready_delayed
 	ON media_worker_ready (task_type, not_before) WHERE not_before IS NOT NULL;
 `;
 
 /** The row a queued job has in the ready index: its priority and its retry backoff looked up. */
 const READY_ROW_OF_NEW = `
-	INSERT INTO media_worker_ready (id, job_id, task_type, priority, created_at, not_before)
+	INSERT INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
 	VALUES (
-		NEW.id, NEW.job_id, NEW.task_type,
+		NEW.job_id, NEW.id, NEW.task_type,
 		COALESCE((SELECT q.priority FROM queue_entries q WHERE q.job_id = NEW.job_id), ${DEFAULT_PRIORITY}),
 		NEW.created_at,
 		(SELECT s.not_before FROM worker_job_state s WHERE s.job_id = NEW.job_id)
 	)
-	ON CONFLICT (id) DO UPDATE SET
-		job_id = EXCLUDED.job_id, task_type = EXCLUDED.task_type, priority = EXCLUDED.priority,
+	ON CONFLICT (job_id) DO UPDATE SET
+		id = EXCLUDED.id, task_type = EXCLUDED.task_type, priority = EXCLUDED.priority,
 		created_at = EXCLUDED.created_at, not_before = EXCLUDED.not_before;`;
 
 /**
@@ -110,7 +101,7 @@ export const TRIGGERS_DDL = `
 CREATE OR REPLACE FUNCTION media_worker_job_changed() RETURNS trigger LANGUAGE plpgsql ${RUN_AS_WORKER} AS $$
 BEGIN
 	IF TG_OP <> 'INSERT' AND OLD.status = 'queued' THEN
-		DELETE FROM media_worker_ready WHERE id = OLD.id;
+		DELETE FROM media_worker_ready WHERE job_id = OLD.job_id;
 	END IF;
 	IF TG_OP <> 'DELETE' AND NEW.status = 'queued' THEN
 		${READY_ROW_OF_NEW}
@@ -123,11 +114,11 @@ CREATE OR REPLACE FUNCTION media_worker_entry_changed() RETURNS trigger LANGUAGE
 BEGIN
 	IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.job_id IS DISTINCT FROM NEW.job_id) THEN
 		UPDATE media_worker_ready SET priority = ${DEFAULT_PRIORITY}
-		WHERE id = (SELECT j.id FROM jobs j WHERE j.job_id = OLD.job_id) AND priority <> ${DEFAULT_PRIORITY};
+		WHERE job_id = OLD.job_id AND priority <> ${DEFAULT_PRIORITY};
 	END IF;
 	IF TG_OP <> 'DELETE' THEN
 		UPDATE media_worker_ready SET priority = NEW.priority
-		WHERE id = (SELECT j.id FROM jobs j WHERE j.job_id = NEW.job_id) AND priority IS DISTINCT FROM NEW.priority;
+		WHERE job_id = NEW.job_id AND priority IS DISTINCT FROM NEW.priority;
 	END IF;
 	RETURN NULL;
 END $$;
@@ -155,7 +146,7 @@ DROP TRIGGER IF EXISTS media_worker_entry_changed ON queue_entries;
 CREATE TRIGGER media_worker_job_added AFTER INSERT ON jobs
 	FOR EACH ROW WHEN (NEW.status = 'queued') EXECUTE FUNCTION media_worker_job_changed();
 CREATE TRIGGER media_worker_job_updated
-	AFTER UPDATE OF id, status, job_id, task_type, created_at ON jobs
+	AFTER UPDATE OF status, job_id, task_type, created_at ON jobs
 	FOR EACH ROW WHEN (OLD.status = 'queued' OR NEW.status = 'queued')
 	EXECUTE FUNCTION media_worker_job_changed();
 CREATE TRIGGER media_worker_job_removed AFTER DELETE ON jobs
@@ -168,13 +159,14 @@ CREATE TRIGGER media_worker_entries_truncated AFTER TRUNCATE ON queue_entries
 	FOR EACH STATEMENT EXECUTE FUNCTION media_worker_entries_truncated();
 `;
 
-/** Every queued job into the new ready table, as the triggers would have added it, in the same transaction. */
+/** Every queued job, as the triggers would have added it: run with the triggers installed, in one transaction. */
 export const REBUILD_READY_DDL = `
-INSERT INTO media_worker_ready (id, job_id, task_type, priority, created_at, not_before)
-SELECT j.id, j.job_id, j.task_type, COALESCE(q.priority, ${DEFAULT_PRIORITY}), j.created_at, s.not_before
+DELETE FROM media_worker_ready;
+INSERT INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
+SELECT j.job_id, j.id, j.task_type, COALESCE(q.priority, ${DEFAULT_PRIORITY}), j.created_at, s.not_before
 FROM jobs j
 LEFT JOIN queue_entries q ON q.job_id = j.job_id
 LEFT JOIN worker_job_state s ON s.job_id = j.job_id
 WHERE j.status = 'queued'
-ON CONFLICT (id) DO NOTHING;
+ON CONFLICT (job_id) DO NOTHING;
 `;

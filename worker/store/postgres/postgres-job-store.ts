@@ -294,8 +294,8 @@ export class PostgresJobStore implements JobStore {
     return this.guarded(async () => {
       const row = await this.db
         .selectFrom('media_worker_ready as r')
-        .innerJoin('jobs as j', 'j.id', 'r.id')
-        .select('r.id')
+        .innerJoin('jobs as j', 'j.job_id', 'r.job_id')
+        .select('r.job_id')
         .where('r.task_type', 'in', [...taskTypes])
         .where('j.status', '=', 'queued')
         .limit(1)

@@ -10,7 +10,6 @@ import { type Database, JOBS_COLUMNS } from '../schema.js';
 import {
   API_TABLES_DDL,
   POSTGRES_LAYOUT,
-  READY_TABLE_DDL,
   REBUILD_READY_DDL,
   SCHEMA_LOCK_KEY,
   TRIGGER_NAMES,
@@ -31,7 +30,6 @@ export async function ensurePostgresSchema(db: Kysely<Database>): Promise<{ crea
     // Creating the triggers locks `jobs` and `queue_entries` against writes until this
     // transaction ends, so no job slips between the rebuild below and the triggers.
     await sql.raw(TRIGGERS_DDL).execute(trx);
-    await sql.raw(READY_TABLE_DDL).execute(trx);
     await sql.raw(REBUILD_READY_DDL).execute(trx);
     await sql`
       INSERT INTO media_worker_meta (name, value) VALUES ('layout', ${POSTGRES_LAYOUT})
