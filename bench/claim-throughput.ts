@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteJobStore } from '../worker/store/sqlite/sqlite-job-store.js';
-import { type TimedQueue, timedInTurn } from './helpers/timed-in-turn.js';
+import { count, rateLine, ratio, type TimedQueue, timedInTurn } from './helpers/timed-in-turn.js';
 
 const TIMED_JOBS = Number(process.env.BENCH_CLAIM_JOBS ?? 20_000);
 const LARGE_BACKLOG = Number(process.env.BENCH_CLAIM_BACKLOG ?? 1_000_000);
@@ -234,10 +234,8 @@ export async function benchClaimThroughput(): Promise<void> {
     const rawFrames = await countFrames(rawSmall);
     const floorFrames = await countFrames(floorQueue);
 
-    const n = (count: number) => count.toLocaleString('en');
-    const line = (label: string, microseconds: number, note = '') =>
-      console.log(`  ${label.padEnd(60)}${(1e6 / microseconds).toFixed(0).padStart(7)} jobs/s${note}`);
-    const ratio = (numerator: number, denominator: number) => (numerator / denominator).toFixed(2);
+    const n = count;
+    const line = rateLine(60);
     console.log(
       `claim + complete, ${n(TIMED_JOBS)} jobs timed per line, in blocks of ${BLOCK_JOBS} taken in turn (one run)`,
     );

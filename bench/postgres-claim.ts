@@ -17,7 +17,7 @@ import { API_TABLES_DDL } from '../worker/store/postgres/ddl.js';
 import { PostgresJobStore } from '../worker/store/postgres/postgres-job-store.js';
 import { type BenchDatabase, createBenchDatabase, seedJobs } from './helpers/bench-database.js';
 import { INPUT_FILES } from './helpers/daemon-bench.js';
-import { type TimedQueue, timedInTurn } from './helpers/timed-in-turn.js';
+import { count, rateLine, ratio, type TimedQueue, timedInTurn } from './helpers/timed-in-turn.js';
 
 const TIMED_JOBS = Number(process.env.BENCH_PG_JOBS ?? 5000);
 const LARGE_BACKLOG = Number(process.env.BENCH_PG_BACKLOG ?? 1_000_000);
@@ -150,10 +150,8 @@ export async function postgresClaimFigures(): Promise<void> {
       floorAsync = 0,
     ] = await timedInTurn(queues, { timedJobs: TIMED_JOBS, blockJobs: BLOCK_JOBS, warmUpJobs: WARM_UP_JOBS });
 
-    const n = (count: number) => count.toLocaleString('en');
-    const line = (label: string, microseconds: number, note = '') =>
-      console.log(`  ${label.padEnd(52)}${(1e6 / microseconds).toFixed(0).padStart(7)} jobs/s${note}`);
-    const ratio = (numerator: number, denominator: number) => (numerator / denominator).toFixed(2);
+    const n = count;
+    const line = rateLine(52);
     console.log(
       `PostgreSQL: claim + complete, ${n(TIMED_JOBS)} jobs timed per line on one connection, ` +
         `in blocks of ${BLOCK_JOBS} taken in turn (one run)`,

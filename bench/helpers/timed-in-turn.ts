@@ -44,3 +44,15 @@ export async function timedInTurn(
   }
   return elapsed.map((total) => (total / timedJobs) * 1000);
 }
+
+/** A count as the bench lines print it: 1,000,000. */
+export const count = (value: number) => value.toLocaleString('en');
+
+/** How a numerator compares with a denominator, to two places. */
+export const ratio = (numerator: number, denominator: number) => (numerator / denominator).toFixed(2);
+
+/** Prints "  label … N jobs/s note" lines, the labels padded to `labelWidth`. */
+export const rateLine =
+  (labelWidth: number) =>
+  (label: string, microseconds: number, note = ''): void =>
+    console.log(`  ${label.padEnd(labelWidth)}${(1e6 / microseconds).toFixed(0).padStart(7)} jobs/s${note}`);
