@@ -2,6 +2,9 @@
  * The ready index: `media_worker_ready`, one row per queued job, ordered the way the claim takes
  * them (task type, priority descending, created_at, id), so a claim is one index seek whatever the
  * backlog. Priority lives in the API's `queue_entries`, so no index on `jobs` alone has that order.
+ * Rows are keyed by the job's row id (`jobs.id`), not its UUID `job_id`: claims take jobs from the
+ * head of each priority, where ids lie close together, so at a million queued a claim still writes
+ * the pages the claims before it wrote.
  *
  * How it follows the API's tables:
  * - **New rows** (a job, a queue entry) are read by the worker itself, past high-water marks on
@@ -11,8 +14,10 @@
  * - **Changes and deletes** are caught by triggers of ours, in the transaction that makes them: a
  *   job that becomes queued (a retry, a shutdown, the API putting a finished job back) or stops
  *   being queued (claimed, cancelled, deleted), a priority changed or an entry deleted. A job that
- *   becomes queued is written without its priority, which the next claim looks up. Deleting the
- *   newest row lowers the mark, since SQLite then gives its id to the next insert.
+ *   becomes queued is written without its priority, which the next claim looks up; a changed or
+ *   deleted entry is noted by `job_id` (`media_worker_reranks`), and the next claim looks its job's
+ *   priority up again before it picks. Deleting the newest row lowers the mark, since SQLite then
+ *   gives its id to the next insert.
  *
  * Two rules keep the triggers from ever hurting the API:
  * - A trigger reads and writes only the worker's tables and the table it is on, never the other
