@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { StartupError } from '../../worker/errors.js';
+import type { JobStore } from '../../worker/store/job-store.js';
 import { API_TABLES_DDL } from '../../worker/store/sqlite/ddl.js';
 import { SqliteJobStore } from '../../worker/store/sqlite/sqlite-job-store.js';
 import { repoFile, useWorkspace, type Workspace } from '../helpers/workspace.js';
@@ -290,6 +291,33 @@ describe('SqliteJobStore on SQLite', () => {
       try {
         const again = await daemon.claimNextJob({ workerId: 'w2', taskTypes: ['t'], leaseMs: 60_000 });
         assert.equal(again?.jobId, 'rewritten');
+      } finally {
+        await daemon.close();
+      }
+    } finally {
+      api.close();
+    }
+  });
+
+  test('a queued job the API replaces in place by another (INSERT OR REPLACE, same id) is not claimed in its stead', async () => {
+    const api = apiConnection(workspace.databasePath);
+    const { raw } = api;
+    const claimOne = async (from: JobStore, taskType: string) =>
+      (await from.claimNextJob({ workerId: 'w', taskTypes: [taskType], leaseMs: 60_000 }))?.jobId;
+    try {
+      await api.insertJob({ jobId: 'replaced', taskType: 't', priority: 9 });
+      await api.insertJob({ jobId: 'kept', taskType: 't', priority: 5 });
+      assert.equal(await claimOne(workspace.store, 'nothing-queued'), undefined); // the store has read both
+      // Under the replaced job's id, a job of another type: no trigger of ours fires.
+      raw.exec(`INSERT OR REPLACE INTO jobs SELECT id, 'newcomer', 'other', input_file_source, input_file_path,
+        input_files, output_files, 'queued', 0, created_at, NULL, NULL, NULL, NULL, 0, max_retries, created_by
+        FROM jobs WHERE job_id = 'replaced'`);
+      assert.equal(await claimOne(workspace.store, 't'), 'kept');
+      assert.equal(await claimOne(workspace.store, 't'), undefined);
+      // A daemon serving the other type finds the newcomer on its first idle look.
+      const daemon = SqliteJobStore.open(workspace.databasePath, { ensureSchema: true });
+      try {
+        assert.equal(await claimOne(daemon, 'other'), 'newcomer');
       } finally {
         await daemon.close();
       }

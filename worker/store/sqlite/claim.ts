@@ -14,7 +14,7 @@ import type { ClaimedJob, ClaimRequest } from '../job-store.js';
 import { claimedJobOf } from '../rows.js';
 import { type PreparedStatement, param, prepareCompiled } from './prepared-statement.js';
 import type { ReadyIndex } from './ready-index.js';
-import { queryBuilder, type Statements } from './statements.js';
+import { queryBuilder, type ReadyJob, type Statements } from './statements.js';
 
 /** Ready rows a claim drops when their job is no longer queued (only if the triggers were bypassed). */
 const MAX_STALE_PER_CLAIM = 100;
@@ -24,8 +24,8 @@ const BEHIND = Symbol('behind');
 interface ClaimStatements {
   /** Whether a claim could find anything: a job ready now, or a retry whose backoff is over. */
   anythingToClaim: PreparedStatement<{ now: number }, { found: number }>;
-  /** The first ready job in queue order among the task types (its id is the jobs row's). */
-  best: PreparedStatement<Record<string, never>, { id: number }>;
+  /** The first ready job in queue order among the task types, as the ready index has it. */
+  best: PreparedStatement<Record<string, never>, ReadyJob>;
   /** Whether any job of these types is queued, including retries waiting out their backoff. */
   anyQueued: PreparedStatement<Record<string, never>, { queued: number }>;
   /** The earliest `not_before` among these types' retries in backoff. */
@@ -36,7 +36,7 @@ interface ClaimStatements {
 function headOf(taskType: string) {
   return queryBuilder
     .selectFrom('media_worker_ready')
-    .select(['id', 'priority', 'created_at'])
+    .select(['id', 'job_id', 'task_type', 'priority', 'created_at'])
     .where('task_type', '=', sql.lit(taskType))
     .where('not_before', 'is', null)
     .where('priority', 'is not', null)
@@ -58,7 +58,7 @@ function bestOf(taskTypes: readonly string[]) {
   const heads = rest.reduce((union, head) => union.unionAll(head), first);
   return queryBuilder
     .selectFrom(heads.as('heads'))
-    .select('id')
+    .select(['id', 'job_id', 'task_type'])
     .orderBy('priority', 'desc')
     .orderBy('created_at')
     .orderBy('id')
@@ -170,7 +170,7 @@ export class SqliteClaimer {
         for (let stale = 0; stale <= MAX_STALE_PER_CLAIM; stale += 1) {
           const best = claim.best.get({});
           if (!best) return undefined;
-          const row = this.statements.takeJob.get({ id: best.id });
+          const row = this.statements.takeJob.get(best);
           if (!row) {
             this.dropReady.run({ id: best.id });
             continue;

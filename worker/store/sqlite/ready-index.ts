@@ -164,9 +164,10 @@ export class ReadyIndex {
   }
 
   /**
-   * A safety net, not the mechanism: queued jobs the index lacks although their id was read (a row
-   * the API rewrote with `INSERT OR REPLACE` under its old id, which fires no delete trigger; a
-   * change made while a migration had dropped the triggers). Looked for while the daemon is idle,
+   * A safety net, not the mechanism: queued jobs the index lacks although their id was read, or
+   * holds under another job or task type (a row the API rewrote with `INSERT OR REPLACE` under its
+   * old id, which fires no trigger of ours; a change made while a migration had dropped the
+   * triggers). Looked for while the daemon is idle,
    * at most once a minute, without the write lock; none is the usual answer.
    */
   sweepWhileIdle(): void {
@@ -178,7 +179,11 @@ export class ReadyIndex {
     if (missing.length === 0) return;
     this.sqlite
       .transaction(() => {
-        for (const jobId of missing) statements.addMissing.run(jobId);
+        for (const id of missing) {
+          // A row under this id may be another job's that the API replaced in place.
+          statements.dropRow.run(id);
+          statements.addMissing.run(id);
+        }
       })
       .immediate();
   }
@@ -220,6 +225,9 @@ export class ReadyIndex {
   }
 }
 
+/** The `jobs.id` of the job a row of `table` names by `job_id`, looked up in ix_jobs_job_id. */
+const ROW_ID_OF = (table: string) => `(SELECT j.id FROM jobs j WHERE j.job_id = ${table}.job_id)`;
+
 /** A job's priority as the API's queue entry gives it (for rows of media_worker_ready). */
 const PRIORITY_OF_READY_ROW = `coalesce((SELECT q.priority FROM queue_entries q
   WHERE q.job_id = media_worker_ready.job_id), ${DEFAULT_PRIORITY})`;
@@ -253,15 +261,16 @@ function prepareCatchUp(sqlite: BetterSqlite3.Database) {
     jobsChunkEnd: chunkEnd('jobs'),
     entriesChunkEnd: chunkEnd('queue_entries'),
     copyJobs: sqlite.prepare(readyRowsOfQueuedJobs('j.id > ? AND j.id <= ?')),
+    // The jobs are looked up one by one (ROW_ID_OF), not joined: with statistics from ANALYZE
+    // taken while media_worker_reranks was empty, SQLite planned a join as a scan of ix_jobs_job_id,
+    // on every claim that had anything to read.
     rankEntries: sqlite.prepare(
       `UPDATE media_worker_ready SET priority = ${PRIORITY_OF_READY_ROW}
-       WHERE id IN (SELECT j.id FROM queue_entries q JOIN jobs j ON j.job_id = q.job_id
-                    WHERE q.id > ? AND q.id <= ?)`,
+       WHERE id IN (SELECT ${ROW_ID_OF('q')} FROM queue_entries q WHERE q.id > ? AND q.id <= ?)`,
     ),
     unrankReranked: sqlite.prepare(
       `UPDATE media_worker_ready SET priority = NULL
-       WHERE id IN (SELECT j.id FROM (SELECT job_id FROM media_worker_reranks ORDER BY job_id LIMIT ?) r
-                    JOIN jobs j ON j.job_id = r.job_id)`,
+       WHERE id IN (SELECT ${ROW_ID_OF('r')} FROM media_worker_reranks r ORDER BY r.job_id LIMIT ?)`,
     ),
     clearReranks: sqlite.prepare(
       `DELETE FROM media_worker_reranks
@@ -269,13 +278,15 @@ function prepareCatchUp(sqlite: BetterSqlite3.Database) {
     ),
     missing: sqlite
       .prepare(
-        `SELECT j.job_id FROM jobs j
+        `SELECT j.id FROM jobs j
          WHERE j.status = 'queued' AND j.id <= ${seen('jobs')}
-           AND NOT EXISTS (SELECT 1 FROM media_worker_ready r WHERE r.id = j.id)
+           AND NOT EXISTS (SELECT 1 FROM media_worker_ready r
+                           WHERE r.id = j.id AND r.job_id = j.job_id AND r.task_type = j.task_type)
          LIMIT ${CATCH_UP_CHUNK}`,
       )
-      .pluck() as BetterSqlite3.Statement<[], string>,
-    addMissing: sqlite.prepare(readyRowsOfQueuedJobs('j.job_id = ?')),
+      .pluck() as BetterSqlite3.Statement<[], number>,
+    dropRow: sqlite.prepare('DELETE FROM media_worker_ready WHERE id = ?'),
+    addMissing: sqlite.prepare(readyRowsOfQueuedJobs('j.id = ?')),
     rank: sqlite.prepare(
       `UPDATE media_worker_ready SET priority = ${PRIORITY_OF_READY_ROW}
        WHERE priority IS NULL

@@ -43,6 +43,9 @@ function heldLease(eb: ExpressionBuilder<Database, 'jobs'>) {
   ]);
 }
 
+/** A job as the ready index names it. */
+export type ReadyJob = { id: number; job_id: string; task_type: string };
+
 export interface InFlightJob {
   job_id: string;
   task_type: string;
@@ -55,11 +58,15 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
     prepareCompiled<Row, Args>(sqlite, query.compile());
   const db = queryBuilder;
   return {
-    takeJob: prepare<ClaimedRow, { id: number }>(
+    // By row id, and only if the row is still the job the ready index names: a row the API
+    // replaced in place (INSERT OR REPLACE) may hold another job, of another task type.
+    takeJob: prepare<ClaimedRow, ReadyJob>(
       db
         .updateTable('jobs')
         .set({ status: 'claimed' })
         .where('id', '=', param('id'))
+        .where('job_id', '=', param('job_id'))
+        .where('task_type', '=', param('task_type'))
         .where('status', '=', sql.lit('queued'))
         .returning(CLAIMED_COLUMNS),
     ),
