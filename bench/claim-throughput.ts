@@ -19,7 +19,15 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteJobStore } from '../worker/store/sqlite/sqlite-job-store.js';
-import { count, rateLine, ratio, type TimedQueue, timedInTurn } from './helpers/timed-in-turn.js';
+import { INSERT_ENTRY_SQL } from './helpers/daemon-bench.js';
+import {
+  claimAndComplete,
+  count,
+  rateLine,
+  ratio,
+  type TimedQueue,
+  timedInTurn,
+} from './helpers/timed-in-turn.js';
 
 const TIMED_JOBS = Number(process.env.BENCH_CLAIM_JOBS ?? 20_000);
 const LARGE_BACKLOG = Number(process.env.BENCH_CLAIM_BACKLOG ?? 1_000_000);
@@ -34,7 +42,6 @@ const WAL_FRAME_BYTES = 4096 + 24;
 
 const INSERT_JOB = `INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files, output_files,
   status, progress, created_at, retry_count, max_retries) VALUES (?, 'bench', 'upload', 'x', '[{"path":"x"}]', '[]', 'queued', 0, ?, 0, 3)`;
-const INSERT_ENTRY = 'INSERT INTO queue_entries (job_id, priority, enqueued_at) VALUES (?, ?, ?)';
 
 interface QueueUnderTest extends TimedQueue {
   databasePath: string;
@@ -47,7 +54,7 @@ function apiInserter(databasePath: string, backlog: number): { addOne(): void; c
   const db = new Database(databasePath, { timeout: 15_000 });
   db.pragma('journal_mode = WAL');
   const insertJob = db.prepare(INSERT_JOB);
-  const insertEntry = db.prepare(INSERT_ENTRY);
+  const insertEntry = db.prepare(INSERT_ENTRY_SQL);
   let next = 0;
   const addOne = () => {
     const jobId = randomUUID();
@@ -115,15 +122,10 @@ async function storeQueue(
   await store.hasQueuedJobs(['bench']);
   const buildSeconds = (performance.now() - buildStarted) / 1000;
   settle(databasePath);
-  const result = { outputFiles: [], taskOutput: { success: true } };
   return {
     databasePath,
     buildSeconds,
-    async oneJob() {
-      const job = await store.claimNextJob({ workerId: 'bench', taskTypes: ['bench'], leaseMs: 60_000 });
-      if (!job) throw new Error('the store found nothing to claim');
-      await store.completeJob(job.lease, result);
-    },
+    oneJob: claimAndComplete(store, 'bench'),
     between: arrivals ? api.addOne : undefined,
     async close() {
       await store.close();
@@ -148,24 +150,13 @@ function rawQueue(dir: string, backlog: number): QueueUnderTest {
     for (let i = 0; i < backlog + TIMED_JOBS + UNTIMED_JOBS; i += 1) insert.run(i % 11, Date.now());
   })();
   settle(databasePath);
-  const claim = db.prepare(
+  return twoStatementQueue(
+    databasePath,
+    db,
     `UPDATE queue SET status = 'claimed' WHERE id = (SELECT id FROM queue WHERE task_type = 'bench' AND status = 'queued'
        ORDER BY priority DESC, created_at, id LIMIT 1) RETURNING id, input_files`,
-  );
-  const complete = db.prepare(
     `UPDATE queue SET status = 'completed', output_files = ?, task_output = ?, completed_at = ? WHERE id = ? AND status = 'claimed'`,
   );
-  return {
-    databasePath,
-    oneJob() {
-      const row = claim.get() as { id: number } | undefined;
-      if (!row) throw new Error('the raw queue found nothing to claim');
-      complete.run('[]', '{"success":true}', Date.now(), row.id);
-    },
-    close() {
-      db.close();
-    },
-  };
 }
 
 /**
@@ -182,19 +173,33 @@ function apiTablesFloorQueue(dir: string, backlog: number): QueueUnderTest {
   settle(databasePath);
   const db = new Database(databasePath, { timeout: 15_000 });
   db.pragma('synchronous = NORMAL');
-  const claim = db.prepare(
+  return twoStatementQueue(
+    databasePath,
+    db,
     `UPDATE jobs SET status = 'claimed' WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1)
      RETURNING id, input_files`,
-  );
-  const complete = db.prepare(
     `UPDATE jobs SET status = 'completed', progress = 100, output_files = ?, task_output = ?, completed_at = ?
      WHERE id = ? AND status = 'claimed'`,
   );
+}
+
+/**
+ * A queue of two autocommit statements on `db`: `claimSql` takes a row and returns its id,
+ * `completeSql` (output files, task output, completed_at, id) finishes it.
+ */
+function twoStatementQueue(
+  databasePath: string,
+  db: Database.Database,
+  claimSql: string,
+  completeSql: string,
+): QueueUnderTest {
+  const claim = db.prepare(claimSql);
+  const complete = db.prepare(completeSql);
   return {
     databasePath,
     oneJob() {
       const row = claim.get() as { id: number } | undefined;
-      if (!row) throw new Error('the floor queue found nothing to claim');
+      if (!row) throw new Error(`${databasePath} had nothing to claim`);
       complete.run('[]', '{"success":true}', Date.now(), row.id);
     },
     close() {

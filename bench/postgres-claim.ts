@@ -17,7 +17,14 @@ import { API_TABLES_DDL } from '../worker/store/postgres/ddl.js';
 import { PostgresJobStore } from '../worker/store/postgres/postgres-job-store.js';
 import { type BenchDatabase, createBenchDatabase, seedJobs } from './helpers/bench-database.js';
 import { INPUT_FILES } from './helpers/daemon-bench.js';
-import { count, rateLine, ratio, type TimedQueue, timedInTurn } from './helpers/timed-in-turn.js';
+import {
+  claimAndComplete,
+  count,
+  rateLine,
+  ratio,
+  type TimedQueue,
+  timedInTurn,
+} from './helpers/timed-in-turn.js';
 
 const TIMED_JOBS = Number(process.env.BENCH_PG_JOBS ?? 5000);
 const LARGE_BACKLOG = Number(process.env.BENCH_PG_BACKLOG ?? 1_000_000);
@@ -39,13 +46,8 @@ async function storeQueue(database: BenchDatabase, backlog: number): Promise<Que
   (await PostgresJobStore.open(database.url, { ensureSchema: true })).close();
   await seedJobs(database.url, 'bench', backlog + TIMED_JOBS + WARM_UP_JOBS);
   const store = await PostgresJobStore.open(database.url, { ensureSchema: true, connections: 2 });
-  const result = { outputFiles: [], taskOutput: { success: true } };
   return {
-    async oneJob() {
-      const job = await store.claimNextJob({ workerId: 'bench', taskTypes: ['bench'], leaseMs: 60_000 });
-      if (!job) throw new Error('the store found nothing to claim');
-      if (!(await store.completeJob(job.lease, result))) throw new Error('the store lost a lease');
-    },
+    oneJob: claimAndComplete(store, 'bench'),
     close: () => store.close(),
   };
 }

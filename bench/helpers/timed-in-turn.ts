@@ -1,9 +1,20 @@
 /** Queues timed side by side in one run, so that their ratios hold still between runs. */
+import type { JobStore } from '../../worker/store/job-store.js';
 
 /** One queue under test, set up and ready: a claim + complete, and what runs untimed after each. */
 export interface TimedQueue {
   oneJob(): Promise<void> | void;
   between?: (() => Promise<void> | void) | undefined;
+}
+
+/** The job every store line times: one claim and its completion through the store. */
+export function claimAndComplete(store: JobStore, taskType: string): () => Promise<void> {
+  const result = { outputFiles: [], taskOutput: { success: true } };
+  return async () => {
+    const job = await store.claimNextJob({ workerId: 'bench', taskTypes: [taskType], leaseMs: 60_000 });
+    if (!job) throw new Error('the store found nothing to claim');
+    if (!(await store.completeJob(job.lease, result))) throw new Error('the store lost a lease');
+  };
 }
 
 export interface TurnOptions {

@@ -39,17 +39,18 @@ export function decideAttemptEnd(
     return { kind: 'retry', retryCount, delayMs, notBefore: now + delayMs, lastError: lastErrorOf(failure) };
   }
   const errorMessage = describeFinalFailure(failure, job.retryCount + 1);
-  return failure.cancelled ? { kind: 'fail', errorMessage, cancelled: true } : { kind: 'fail', errorMessage };
+  return { kind: 'fail', errorMessage, ...cancelledFlag(failure) };
 }
 
 /** The outcome reported to the daemon and the runner for what the store wrote. */
 export function outcomeOf(end: AttemptEnd): Exclude<FailureOutcome, { kind: 'fenced' }> {
   return end.kind === 'retry'
     ? { kind: 'retrying', nextAttempt: end.retryCount + 1, delayMs: end.delayMs }
-    : end.cancelled
-      ? { kind: 'failed', errorMessage: end.errorMessage, cancelled: true }
-      : { kind: 'failed', errorMessage: end.errorMessage };
+    : { kind: 'failed', errorMessage: end.errorMessage, ...cancelledFlag(end) };
 }
+
+/** `cancelled: true` carried over when set (the field is absent, not false, otherwise). */
+const cancelledFlag = ({ cancelled }: { cancelled?: true }) => (cancelled ? { cancelled } : {});
 
 /** An in-flight job no live worker holds: either its lease expired or it never had one. */
 export interface AbandonedAttempt {

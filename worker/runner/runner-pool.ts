@@ -74,9 +74,7 @@ export class RunnerPool {
     let runner: RunnerProcess;
     if (signal) {
       const stop = whenAborted(signal);
-      const first = await Promise.race([taking, stop.aborted.then((): typeof ABORTED => ABORTED)]).finally(
-        () => stop.dispose(),
-      );
+      const first = await Promise.race([taking, stop.aborted]).finally(() => stop.dispose());
       if (first === ABORTED) {
         taking.then(
           (late) => this.release(taskType, late),
@@ -200,15 +198,15 @@ export class RunnerPool {
   }
 }
 
-/** What acquire() races a runner against: the wait was given up. */
+/** What whenAborted() resolves with, so that a race against a runner tells the two apart. */
 const ABORTED: unique symbol = Symbol('aborted');
 
 /** Resolves once `signal` aborts (at once if it has); `dispose` drops the listener when no longer wanted. */
-function whenAborted(signal: AbortSignal): { aborted: Promise<void>; dispose(): void } {
+function whenAborted(signal: AbortSignal): { aborted: Promise<typeof ABORTED>; dispose(): void } {
   let onAbort: () => void = () => {};
-  const aborted = new Promise<void>((resolve) => {
-    onAbort = () => resolve();
-    if (signal.aborted) resolve();
+  const aborted = new Promise<typeof ABORTED>((resolve) => {
+    onAbort = () => resolve(ABORTED);
+    if (signal.aborted) resolve(ABORTED);
     else signal.addEventListener('abort', onAbort, { once: true });
   });
   return { aborted, dispose: () => signal.removeEventListener('abort', onAbort) };

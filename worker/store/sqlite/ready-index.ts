@@ -167,8 +167,8 @@ export class ReadyIndex {
    * A safety net, not the mechanism: queued jobs the index lacks although their id was read, or
    * holds under another job or task type (a row the API rewrote with `INSERT OR REPLACE` under its
    * old id, which fires no trigger of ours; a change made while a migration had dropped the
-   * triggers). Looked for while the daemon is idle,
-   * at most once a minute, without the write lock; none is the usual answer.
+   * triggers). Looked for while the daemon is idle, at most once a minute, without the write lock;
+   * none is the usual answer.
    */
   sweepWhileIdle(): void {
     const now = performance.now();
@@ -179,11 +179,7 @@ export class ReadyIndex {
     if (missing.length === 0) return;
     this.sqlite
       .transaction(() => {
-        for (const id of missing) {
-          // A row under this id may be another job's that the API replaced in place.
-          statements.dropRow.run(id);
-          statements.addMissing.run(id);
-        }
+        for (const id of missing) statements.addMissing.run(id);
       })
       .immediate();
   }
@@ -233,8 +229,8 @@ const PRIORITY_OF_READY_ROW = `coalesce((SELECT q.priority FROM queue_entries q
   WHERE q.job_id = media_worker_ready.job_id), ${DEFAULT_PRIORITY})`;
 
 /** Queued jobs as rows of the ready index, with their priority and retry schedule. */
-const readyRowsOfQueuedJobs = (where: string) => `
-  INSERT OR IGNORE INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
+const readyRowsOfQueuedJobs = (where: string, onConflict: 'IGNORE' | 'REPLACE' = 'IGNORE') => `
+  INSERT OR ${onConflict} INTO media_worker_ready (job_id, id, task_type, priority, created_at, not_before)
   SELECT j.job_id, j.id, j.task_type, coalesce(q.priority, ${DEFAULT_PRIORITY}), j.created_at, s.not_before
   FROM jobs j
   LEFT JOIN queue_entries q ON q.job_id = j.job_id
@@ -285,8 +281,8 @@ function prepareCatchUp(sqlite: BetterSqlite3.Database) {
          LIMIT ${CATCH_UP_CHUNK}`,
       )
       .pluck() as BetterSqlite3.Statement<[], number>,
-    dropRow: sqlite.prepare('DELETE FROM media_worker_ready WHERE id = ?'),
-    addMissing: sqlite.prepare(readyRowsOfQueuedJobs('j.id = ?')),
+    // REPLACE: a row under this id may be another job's, which the API replaced in place.
+    addMissing: sqlite.prepare(readyRowsOfQueuedJobs('j.id = ?', 'REPLACE')),
     rank: sqlite.prepare(
       `UPDATE media_worker_ready SET priority = ${PRIORITY_OF_READY_ROW}
        WHERE priority IS NULL
