@@ -167,6 +167,31 @@ describe('what operators expect of a command line', () => {
     }
   });
 
+  test('jobs commands on a database only the API service has used list its jobs', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-apidb-'));
+    try {
+      const api = new Database(path.join(dir, 'media_store.db'));
+      api.pragma('journal_mode = WAL');
+      api.exec(fs.readFileSync(repoFile('docs/media_store-v1.sql'), 'utf8'));
+      api
+        .prepare(
+          `INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files, output_files,
+             status, progress, created_at, retry_count, max_retries)
+           VALUES ('from-the-api', 'noop', 'upload', '', '[]', '[]', 'queued', 0, ?, 0, 3)`,
+        )
+        .run(Date.now());
+      api.close();
+      const listed = await runCli(['jobs', 'list', '--json'], { CL_SERVER_DIR: dir, BROADCAST_TYPE: 'noop' });
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.deepEqual(
+        JSON.parse(listed.stdout).map((job: { job_id: string }) => job.job_id),
+        ['from-the-api'],
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('the command says so when the build is missing', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-unbuilt-'));
     try {

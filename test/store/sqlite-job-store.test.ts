@@ -172,6 +172,60 @@ describe('SqliteJobStore on SQLite', () => {
     }
   });
 
+  test('a lease granted before leases noted the job’s row id still fences its attempt', async () => {
+    const databasePath = path.join(workspace.dir, 'leased-before.db');
+    const old = new Database(databasePath);
+    old.pragma('journal_mode = WAL');
+    old.exec(CONTRACT_DDL);
+    // The previous version's state table, without row_id, holding the lease of a running job.
+    old.exec(`CREATE TABLE worker_job_state (job_id VARCHAR NOT NULL PRIMARY KEY, worker_id VARCHAR,
+      lease_token VARCHAR, lease_expires_at BIGINT, not_before BIGINT, last_error TEXT) WITHOUT ROWID`);
+    const api = apiConnection(databasePath);
+    await api.insertJobs([
+      { jobId: 'running', taskType: 't' },
+      { jobId: 'queued-next', taskType: 't' },
+    ]);
+    await api.setStatus('running', 'processing');
+    api.close();
+    old
+      .prepare(
+        "INSERT INTO worker_job_state (job_id, worker_id, lease_token, lease_expires_at) VALUES ('running', 'w', 'old-token', ?)",
+      )
+      .run(Date.now() + 60_000);
+    old.close();
+    // Opened as a runner opens it: the daemon that started it may be the previous version.
+    const store = SqliteJobStore.open(databasePath, { ensureSchema: false });
+    try {
+      const result = { outputFiles: [], taskOutput: { success: true } };
+      assert.equal(await store.completeJob({ jobId: 'running', token: 'not-ours' }, result), false);
+      assert.equal(await store.reportProgress({ jobId: 'running', token: 'old-token' }, 40), true);
+      assert.equal(await store.completeJob({ jobId: 'running', token: 'old-token' }, result), true);
+      assert.equal((await store.getJob('running'))?.status, 'completed');
+
+      const daemon = SqliteJobStore.open(databasePath, { ensureSchema: true });
+      try {
+        const claimed = await daemon.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 });
+        assert.equal(claimed?.jobId, 'queued-next');
+      } finally {
+        await daemon.close();
+      }
+      const check = new Database(databasePath, { readonly: true });
+      try {
+        assert.deepEqual(
+          check
+            .prepare('SELECT s.row_id = j.id AS noted FROM worker_job_state s JOIN jobs j USING (job_id)')
+            .all(),
+          [{ noted: 1 }],
+          'a new lease notes the row id of its job',
+        );
+      } finally {
+        check.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   test('the previous layout of the ready index (keyed by job_id) is replaced, and every queued job is claimed in order', async () => {
     const api = apiConnection(workspace.databasePath);
     const { raw } = api;

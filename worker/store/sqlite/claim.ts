@@ -176,7 +176,13 @@ export class SqliteClaimer {
             continue;
           }
           const token = randomUUID();
-          this.statements.grantLease.run({ jobId: row.job_id, workerId, token, expiresAt: now + leaseMs });
+          this.statements.grantLease.run({
+            jobId: row.job_id,
+            rowId: best.id,
+            workerId,
+            token,
+            expiresAt: now + leaseMs,
+          });
           return claimedJobOf(row, token);
         }
         return undefined;

@@ -8,7 +8,14 @@ import Database from 'better-sqlite3';
 import { DatabaseBusyError, StartupError, WorkerFaultError } from '../../errors.js';
 import type { StoreOpenOptions } from '../job-store.js';
 import { JOBS_COLUMNS } from '../schema.js';
-import { API_TABLES_DDL, RETIRED_DDL, WORKER_TABLES_DDL } from './ddl.js';
+import {
+  ADDED_WORKER_COLUMNS,
+  API_TABLES_DDL,
+  FINISHED_INDEX_DDL,
+  RETIRED_DDL,
+  WORKER_TABLES,
+  WORKER_TABLES_DDL,
+} from './ddl.js';
 import { translateSqliteError } from './errors.js';
 import { type DatabaseFileIdentity, identifyFile, writeNothing } from './file.js';
 import { ensureReadyIndex } from './ready-index.js';
@@ -66,13 +73,15 @@ export function openSqlite(
   // connection (SQLite's default, 1,000 pages) then rarely finds it full at its commit and almost
   // never pays for a checkpoint, which was the slowest 1 % of its inserts (docs/design.md).
   if (options.upkeep) sqlite.pragma(`wal_autocheckpoint = ${UPKEEP_CHECKPOINT_PAGES}`);
-  if (options.ensureSchema) {
-    try {
+  try {
+    if (options.ensureSchema) {
       ensureSchema(sqlite);
       writeNothing(sqlite);
-    } catch (error) {
-      refuseUnwritable(error, sqlite, databasePath);
+    } else {
+      ensureWorkerTables(sqlite);
     }
+  } catch (error) {
+    refuseUnwritable(error, sqlite, databasePath);
   }
   return { sqlite, file: inMemory ? undefined : identifyFile(databasePath) };
 }
@@ -122,7 +131,39 @@ function ensureSchema(sqlite: Database.Database): void {
     }
   }
   sqlite.exec(API_TABLES_DDL);
-  sqlite.exec(WORKER_TABLES_DDL);
+  ensureWorkerTables(sqlite);
+  sqlite.exec(FINISHED_INDEX_DDL);
   sqlite.exec(RETIRED_DDL);
   ensureReadyIndex(sqlite);
+}
+
+/**
+ * The worker's own tables as this version has them: created when missing (an operator's command on
+ * a database no daemon has used yet) and given the columns added since an earlier version created
+ * them. Looked at without the write lock, and written only when something is missing.
+ */
+function ensureWorkerTables(sqlite: Database.Database): void {
+  if (workerTablesComplete(sqlite)) return;
+  sqlite
+    .transaction(() => {
+      sqlite.exec(WORKER_TABLES_DDL);
+      // Looked at again under the write lock: another process may have added them meanwhile.
+      for (const { table, column, type } of ADDED_WORKER_COLUMNS) {
+        if (!hasColumn(sqlite, table, column))
+          sqlite.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+      }
+    })
+    .immediate();
+}
+
+function workerTablesComplete(sqlite: Database.Database): boolean {
+  const tables = new Set(sqlite.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all());
+  return (
+    WORKER_TABLES.every((table) => tables.has(table)) &&
+    ADDED_WORKER_COLUMNS.every(({ table, column }) => hasColumn(sqlite, table, column))
+  );
+}
+
+function hasColumn(sqlite: Database.Database, table: string, column: string): boolean {
+  return sqlite.prepare('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').get(table, column) !== undefined;
 }
