@@ -167,7 +167,7 @@ describe('what operators expect of a command line', () => {
     }
   });
 
-  test('jobs commands on a database only the API service has used list its jobs', async () => {
+  test('jobs list on a database only the API service has used lists its jobs', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-apidb-'));
     try {
       const api = new Database(path.join(dir, 'media_store.db'));

@@ -70,6 +70,19 @@ function apiConnection(databasePath: string): ApiSide & { raw: Database.Database
   };
 }
 
+/**
+ * A database as an earlier worker version left it: the API's tables and that version's state
+ * table (no ready index, no `row_id`).
+ */
+function earlierVersionDatabase(databasePath: string): Database.Database {
+  const db = new Database(databasePath);
+  db.pragma('journal_mode = WAL');
+  db.exec(CONTRACT_DDL);
+  db.exec(`CREATE TABLE worker_job_state (job_id VARCHAR NOT NULL PRIMARY KEY, worker_id VARCHAR,
+    lease_token VARCHAR, lease_expires_at BIGINT, not_before BIGINT, last_error TEXT) WITHOUT ROWID`);
+  return db;
+}
+
 describeJobStoreContract('SqliteJobStore', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-store-'));
   const databasePath = path.join(dir, 'media_store.db');
@@ -140,12 +153,8 @@ describe('SqliteJobStore on SQLite', () => {
 
   test('a backlog queued before the worker’s ready index existed is claimed in order, retries in backoff kept', async () => {
     const databasePath = path.join(workspace.dir, 'upgraded.db');
-    const old = new Database(databasePath);
-    old.pragma('journal_mode = WAL');
-    old.exec(CONTRACT_DDL);
-    // What the previous worker version left: its state table, with one retry still in backoff.
-    old.exec(`CREATE TABLE worker_job_state (job_id VARCHAR NOT NULL PRIMARY KEY, worker_id VARCHAR,
-      lease_token VARCHAR, lease_expires_at BIGINT, not_before BIGINT, last_error TEXT) WITHOUT ROWID`);
+    // With one retry still in backoff.
+    const old = earlierVersionDatabase(databasePath);
     const api = apiConnection(databasePath);
     const base = Date.now() - 60_000;
     const jobs: ApiJob[] = [];
@@ -174,12 +183,8 @@ describe('SqliteJobStore on SQLite', () => {
 
   test('a lease granted before leases noted the job’s row id still fences its attempt', async () => {
     const databasePath = path.join(workspace.dir, 'leased-before.db');
-    const old = new Database(databasePath);
-    old.pragma('journal_mode = WAL');
-    old.exec(CONTRACT_DDL);
-    // The previous version's state table, without row_id, holding the lease of a running job.
-    old.exec(`CREATE TABLE worker_job_state (job_id VARCHAR NOT NULL PRIMARY KEY, worker_id VARCHAR,
-      lease_token VARCHAR, lease_expires_at BIGINT, not_before BIGINT, last_error TEXT) WITHOUT ROWID`);
+    // Holding the lease of a running job.
+    const old = earlierVersionDatabase(databasePath);
     const api = apiConnection(databasePath);
     await api.insertJobs([
       { jobId: 'running', taskType: 't' },
@@ -198,6 +203,10 @@ describe('SqliteJobStore on SQLite', () => {
     try {
       const result = { outputFiles: [], taskOutput: { success: true } };
       assert.equal(await store.completeJob({ jobId: 'running', token: 'not-ours' }, result), false);
+      assert.deepEqual(await store.renewLeases([{ jobId: 'running', token: 'old-token' }], 60_000), {
+        lost: [],
+        ended: [],
+      });
       assert.equal(await store.reportProgress({ jobId: 'running', token: 'old-token' }, 40), true);
       assert.equal(await store.completeJob({ jobId: 'running', token: 'old-token' }, result), true);
       assert.equal((await store.getJob('running'))?.status, 'completed');
@@ -224,6 +233,27 @@ describe('SqliteJobStore on SQLite', () => {
     } finally {
       await store.close();
     }
+  });
+
+  test('a store that cannot add the worker’s new columns now says so instead of failing later', async () => {
+    const databasePath = path.join(workspace.dir, 'busy-upgrade.db');
+    const old = earlierVersionDatabase(databasePath);
+    old.exec('BEGIN IMMEDIATE');
+    try {
+      assert.throws(
+        () => SqliteJobStore.open(databasePath, { ensureSchema: false, busyTimeoutMs: 50 }),
+        (error: unknown) =>
+          error instanceof StartupError &&
+          /lacks the worker's tables as this version has them, and they could not be added now \(database is locked\)/.test(
+            error.message,
+          ),
+      );
+    } finally {
+      old.exec('ROLLBACK');
+      old.close();
+    }
+    const store = SqliteJobStore.open(databasePath, { ensureSchema: false });
+    await store.close();
   });
 
   test('the previous layout of the ready index (keyed by job_id) is replaced, and every queued job is claimed in order', async () => {

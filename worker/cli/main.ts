@@ -202,7 +202,10 @@ addSettingOptions(
   console.log(JSON.stringify(job, null, 2));
 });
 
-/** The jobs commands read a database the worker or the API created: they never create one. */
+/**
+ * The jobs commands read a database the worker or the API created: they never create one (they add
+ * the worker's own tables to it when missing).
+ */
 async function withStore<T>(flags: Flags, use: (store: JobStore) => Promise<T>): Promise<T> {
   const store = await openJobStore(requireDatabaseUrl(configFrom(flags)), {
     ensureSchema: false,

@@ -178,7 +178,7 @@ export class SqliteClaimer {
           const token = randomUUID();
           this.statements.grantLease.run({
             jobId: row.job_id,
-            rowId: best.id,
+            rowId: row.id,
             workerId,
             token,
             expiresAt: now + leaseMs,

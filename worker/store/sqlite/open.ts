@@ -73,17 +73,34 @@ export function openSqlite(
   // connection (SQLite's default, 1,000 pages) then rarely finds it full at its commit and almost
   // never pays for a checkpoint, which was the slowest 1 % of its inserts (docs/design.md).
   if (options.upkeep) sqlite.pragma(`wal_autocheckpoint = ${UPKEEP_CHECKPOINT_PAGES}`);
-  try {
-    if (options.ensureSchema) {
+  if (options.ensureSchema) {
+    try {
       ensureSchema(sqlite);
       writeNothing(sqlite);
-    } else {
-      ensureWorkerTables(sqlite);
+    } catch (error) {
+      refuseUnwritable(error, sqlite, databasePath);
     }
-  } catch (error) {
-    refuseUnwritable(error, sqlite, databasePath);
+  } else {
+    upgradeWorkerTables(sqlite, databasePath);
   }
   return { sqlite, file: inMemory ? undefined : identifyFile(databasePath) };
+}
+
+/**
+ * A store that does not create the schema (a runner, an operator's command, the dashboard) still
+ * prepares statements on the worker's tables as this version has them. Nothing is written when
+ * they are in place; when they are not (a database only the API has used, or one an earlier
+ * version left and no daemon of this one has opened yet) and cannot be added now, it says so.
+ */
+function upgradeWorkerTables(sqlite: Database.Database, databasePath: string): void {
+  try {
+    ensureWorkerTables(sqlite);
+  } catch (error) {
+    sqlite.close();
+    throw new StartupError(
+      `database ${path.resolve(databasePath)} lacks the worker's tables as this version has them, and they could not be added now (${(error as Error).message}); start the daemon on it once, or check its permissions`,
+    );
+  }
 }
 
 /**
@@ -146,8 +163,10 @@ function ensureWorkerTables(sqlite: Database.Database): void {
   if (workerTablesComplete(sqlite)) return;
   sqlite
     .transaction(() => {
+      // First: besides creating what is missing, this makes the connection read the schema again,
+      // so the columns are looked at anew under the write lock; another process may have added
+      // them since the look above, and adding one twice would fail.
       sqlite.exec(WORKER_TABLES_DDL);
-      // Looked at again under the write lock: another process may have added them meanwhile.
       for (const { table, column, type } of ADDED_WORKER_COLUMNS) {
         if (!hasColumn(sqlite, table, column))
           sqlite.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
