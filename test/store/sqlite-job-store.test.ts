@@ -70,19 +70,6 @@ function apiConnection(databasePath: string): ApiSide & { raw: Database.Database
   };
 }
 
-/**
- * A database as an earlier worker version left it: the API's tables and that version's state
- * table (no ready index, no `row_id`).
- */
-function earlierVersionDatabase(databasePath: string): Database.Database {
-  const db = new Database(databasePath);
-  db.pragma('journal_mode = WAL');
-  db.exec(CONTRACT_DDL);
-  db.exec(`CREATE TABLE worker_job_state (job_id VARCHAR NOT NULL PRIMARY KEY, worker_id VARCHAR,
-    lease_token VARCHAR, lease_expires_at BIGINT, not_before BIGINT, last_error TEXT) WITHOUT ROWID`);
-  return db;
-}
-
 describeJobStoreContract('SqliteJobStore', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'media-worker-store-'));
   const databasePath = path.join(dir, 'media_store.db');
@@ -153,8 +140,12 @@ describe('SqliteJobStore on SQLite', () => {
 
   test('a backlog queued before the worker’s ready index existed is claimed in order, retries in backoff kept', async () => {
     const databasePath = path.join(workspace.dir, 'upgraded.db');
-    // With one retry still in backoff.
-    const old = earlierVersionDatabase(databasePath);
+    const old = new Database(databasePath);
+    old.pragma('journal_mode = WAL');
+    old.exec(CONTRACT_DDL);
+    // What the previous worker version left: its state table, with one retry still in backoff.
+    old.exec(`CREATE TABLE worker_job_state (job_id VARCHAR NOT NULL PRIMARY KEY, worker_id VARCHAR,
+      lease_token VARCHAR, lease_expires_at BIGINT, not_before BIGINT, last_error TEXT) WITHOUT ROWID`);
     const api = apiConnection(databasePath);
     const base = Date.now() - 60_000;
     const jobs: ApiJob[] = [];
@@ -181,79 +172,31 @@ describe('SqliteJobStore on SQLite', () => {
     }
   });
 
-  test('a lease granted before leases noted the job’s row id still fences its attempt', async () => {
-    const databasePath = path.join(workspace.dir, 'leased-before.db');
-    // Holding the lease of a running job.
-    const old = earlierVersionDatabase(databasePath);
-    const api = apiConnection(databasePath);
-    await api.insertJobs([
-      { jobId: 'running', taskType: 't' },
-      { jobId: 'queued-next', taskType: 't' },
-    ]);
-    await api.setStatus('running', 'processing');
-    api.close();
-    old
-      .prepare(
-        "INSERT INTO worker_job_state (job_id, worker_id, lease_token, lease_expires_at) VALUES ('running', 'w', 'old-token', ?)",
-      )
-      .run(Date.now() + 60_000);
-    old.close();
-    // Opened as a runner opens it: the daemon that started it may be the previous version.
-    const store = SqliteJobStore.open(databasePath, { ensureSchema: false });
-    try {
-      const result = { outputFiles: [], taskOutput: { success: true } };
-      assert.equal(await store.completeJob({ jobId: 'running', token: 'not-ours' }, result), false);
-      assert.deepEqual(await store.renewLeases([{ jobId: 'running', token: 'old-token' }], 60_000), {
-        lost: [],
-        ended: [],
-      });
-      assert.equal(await store.reportProgress({ jobId: 'running', token: 'old-token' }, 40), true);
-      assert.equal(await store.completeJob({ jobId: 'running', token: 'old-token' }, result), true);
-      assert.equal((await store.getJob('running'))?.status, 'completed');
-
-      const daemon = SqliteJobStore.open(databasePath, { ensureSchema: true });
-      try {
-        const claimed = await daemon.claimNextJob({ workerId: 'w', taskTypes: ['t'], leaseMs: 60_000 });
-        assert.equal(claimed?.jobId, 'queued-next');
-      } finally {
-        await daemon.close();
-      }
-      const check = new Database(databasePath, { readonly: true });
-      try {
-        assert.deepEqual(
-          check
-            .prepare('SELECT s.row_id = j.id AS noted FROM worker_job_state s JOIN jobs j USING (job_id)')
-            .all(),
-          [{ noted: 1 }],
-          'a new lease notes the row id of its job',
-        );
-      } finally {
-        check.close();
-      }
-    } finally {
-      await store.close();
-    }
-  });
-
-  test('a store that cannot add the worker’s new columns now says so instead of failing later', async () => {
-    const databasePath = path.join(workspace.dir, 'busy-upgrade.db');
-    const old = earlierVersionDatabase(databasePath);
-    old.exec('BEGIN IMMEDIATE');
+  test('a store that cannot create the worker’s missing tables now says so instead of failing later', async () => {
+    const databasePath = path.join(workspace.dir, 'api-only.db');
+    const api = new Database(databasePath);
+    api.pragma('journal_mode = WAL');
+    api.exec(CONTRACT_DDL);
+    api.exec('BEGIN IMMEDIATE');
     try {
       assert.throws(
         () => SqliteJobStore.open(databasePath, { ensureSchema: false, busyTimeoutMs: 50 }),
         (error: unknown) =>
           error instanceof StartupError &&
-          /lacks the worker's tables as this version has them, and they could not be added now \(database is locked\)/.test(
+          /lacks the worker's tables, and they could not be created now \(database is locked\)/.test(
             error.message,
           ),
       );
     } finally {
-      old.exec('ROLLBACK');
-      old.close();
+      api.exec('ROLLBACK');
+      api.close();
     }
     const store = SqliteJobStore.open(databasePath, { ensureSchema: false });
-    await store.close();
+    try {
+      assert.deepEqual(await store.listJobs({ limit: 10 }), []);
+    } finally {
+      await store.close();
+    }
   });
 
   test('the previous layout of the ready index (keyed by job_id) is replaced, and every queued job is claimed in order', async () => {

@@ -176,13 +176,7 @@ export class SqliteClaimer {
             continue;
           }
           const token = randomUUID();
-          this.statements.grantLease.run({
-            jobId: row.job_id,
-            rowId: row.id,
-            workerId,
-            token,
-            expiresAt: now + leaseMs,
-          });
+          this.statements.grantLease.run({ jobId: row.job_id, workerId, token, expiresAt: now + leaseMs });
           return claimedJobOf(row, token);
         }
         return undefined;

@@ -50,8 +50,6 @@ CREATE INDEX IF NOT EXISTS media_worker_finished ON jobs (status, completed_at) 
  * The worker's own tables (the ready index has its own, in ready-index.ts). `worker_job_state`
  * keeps, per job it touched, the lease and the retry schedule; `media_worker_meta` which layout of
  * the ready index is in place. WITHOUT ROWID: both are only ever reached by their key.
- * `worker_job_state.row_id` is the leased job's `jobs.id`: an attempt's writes find the job by it,
- * not through the API's index of UUIDs, where each lookup reads a page anywhere in the index.
  */
 export const WORKER_TABLES_DDL = `
 CREATE TABLE IF NOT EXISTS worker_job_state (
@@ -60,8 +58,7 @@ CREATE TABLE IF NOT EXISTS worker_job_state (
 	lease_token VARCHAR,
 	lease_expires_at BIGINT,
 	not_before BIGINT,
-	last_error TEXT,
-	row_id INTEGER
+	last_error TEXT
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS media_worker_cancel (
@@ -79,11 +76,6 @@ CREATE TABLE IF NOT EXISTS media_worker_meta (
 
 /** The tables WORKER_TABLES_DDL creates. */
 export const WORKER_TABLES = ['worker_job_state', 'media_worker_cancel', 'media_worker_meta'] as const;
-
-/** Columns added to the worker's tables since those tables were first released. */
-export const ADDED_WORKER_COLUMNS: readonly { table: string; column: string; type: string }[] = [
-  { table: 'worker_job_state', column: 'row_id', type: 'INTEGER' },
-];
 
 /**
  * Objects earlier versions of the worker created: two indexes for a claim that read every queued

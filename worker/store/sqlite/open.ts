@@ -8,14 +8,7 @@ import Database from 'better-sqlite3';
 import { DatabaseBusyError, StartupError, WorkerFaultError } from '../../errors.js';
 import type { StoreOpenOptions } from '../job-store.js';
 import { JOBS_COLUMNS } from '../schema.js';
-import {
-  ADDED_WORKER_COLUMNS,
-  API_TABLES_DDL,
-  FINISHED_INDEX_DDL,
-  RETIRED_DDL,
-  WORKER_TABLES,
-  WORKER_TABLES_DDL,
-} from './ddl.js';
+import { API_TABLES_DDL, FINISHED_INDEX_DDL, RETIRED_DDL, WORKER_TABLES, WORKER_TABLES_DDL } from './ddl.js';
 import { translateSqliteError } from './errors.js';
 import { type DatabaseFileIdentity, identifyFile, writeNothing } from './file.js';
 import { ensureReadyIndex } from './ready-index.js';
@@ -81,24 +74,23 @@ export function openSqlite(
       refuseUnwritable(error, sqlite, databasePath);
     }
   } else {
-    upgradeWorkerTables(sqlite, databasePath);
+    createMissingWorkerTables(sqlite, databasePath);
   }
   return { sqlite, file: inMemory ? undefined : identifyFile(databasePath) };
 }
 
 /**
  * A store that does not create the schema (a runner, an operator's command, the dashboard) still
- * prepares statements on the worker's tables as this version has them. Nothing is written when
- * they are in place; when they are not (a database only the API has used, or one an earlier
- * version left and no daemon of this one has opened yet) and cannot be added now, it says so.
+ * prepares statements on the worker's own tables. Nothing is written when they are in place; when
+ * they are not (a database only the API has used) and cannot be created now, it says so.
  */
-function upgradeWorkerTables(sqlite: Database.Database, databasePath: string): void {
+function createMissingWorkerTables(sqlite: Database.Database, databasePath: string): void {
   try {
     ensureWorkerTables(sqlite);
   } catch (error) {
     sqlite.close();
     throw new StartupError(
-      `database ${path.resolve(databasePath)} lacks the worker's tables as this version has them, and they could not be added now (${(error as Error).message}); start the daemon on it once, or check its permissions`,
+      `database ${path.resolve(databasePath)} lacks the worker's tables, and they could not be created now (${(error as Error).message}); start the daemon on it once, or check its permissions`,
     );
   }
 }
@@ -155,34 +147,11 @@ function ensureSchema(sqlite: Database.Database): void {
 }
 
 /**
- * The worker's own tables as this version has them: created when missing (an operator's command on
- * a database no daemon has used yet) and given the columns added since an earlier version created
- * them. Looked at without the write lock, and written only when something is missing.
+ * The worker's own tables, created when missing: a database only the API has used has none yet.
+ * Looked for without the write lock, and written only when one is missing.
  */
 function ensureWorkerTables(sqlite: Database.Database): void {
-  if (workerTablesComplete(sqlite)) return;
-  sqlite
-    .transaction(() => {
-      // First: besides creating what is missing, this makes the connection read the schema again,
-      // so the columns are looked at anew under the write lock; another process may have added
-      // them since the look above, and adding one twice would fail.
-      sqlite.exec(WORKER_TABLES_DDL);
-      for (const { table, column, type } of ADDED_WORKER_COLUMNS) {
-        if (!hasColumn(sqlite, table, column))
-          sqlite.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
-      }
-    })
-    .immediate();
-}
-
-function workerTablesComplete(sqlite: Database.Database): boolean {
   const tables = new Set(sqlite.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all());
-  return (
-    WORKER_TABLES.every((table) => tables.has(table)) &&
-    ADDED_WORKER_COLUMNS.every(({ table, column }) => hasColumn(sqlite, table, column))
-  );
-}
-
-function hasColumn(sqlite: Database.Database, table: string, column: string): boolean {
-  return sqlite.prepare('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').get(table, column) !== undefined;
+  if (WORKER_TABLES.every((table) => tables.has(table))) return;
+  sqlite.transaction(() => sqlite.exec(WORKER_TABLES_DDL)).immediate();
 }

@@ -26,56 +26,21 @@ export const queryBuilder = new Kysely<Database>({
   },
 });
 
-/** The SQLite store's `worker_job_state` keeps one column more than the shared schema: ddl.ts. */
-type SqliteOnlyColumns = { worker_job_state: { row_id: number | null } };
-type SqliteDatabase = Database & SqliteOnlyColumns;
-
 const IN_FLIGHT = [sql.lit('claimed' as const), sql.lit('processing' as const)];
 
-/**
- * The `jobs.id` the lease row names. A lease granted by a version that did not note it (row_id
- * null) is looked up by job_id instead.
- */
-function rowIdOfLease(eb: ExpressionBuilder<SqliteDatabase, 'worker_job_state'>) {
-  return eb.fn.coalesce(
-    'worker_job_state.row_id',
-    eb
-      .selectFrom('jobs as named')
-      .select('named.id')
-      .whereRef('named.job_id', '=', 'worker_job_state.job_id'),
-  );
-}
-
-/**
- * The fence on every write made for an attempt: the job is in flight and the lease is still ours.
- * The job's row is found by the row id its lease notes, a seek near the rows claims write anyway.
- */
-function heldLease(eb: ExpressionBuilder<SqliteDatabase, 'jobs'>) {
+/** The fence on every write made for an attempt: the job is in flight and the lease is still ours. */
+function heldLease(eb: ExpressionBuilder<Database, 'jobs'>) {
   return eb.and([
-    eb(
-      'jobs.id',
-      '=',
-      eb
-        .selectFrom('worker_job_state')
-        .select((lease) => rowIdOfLease(lease).as('row_id'))
-        .where('worker_job_state.job_id', '=', param<string>('jobId'))
-        .where('worker_job_state.lease_token', '=', param<string>('token')),
-    ),
     eb('jobs.job_id', '=', param<string>('jobId')),
     eb('jobs.status', 'in', IN_FLIGHT),
+    eb.exists(
+      eb
+        .selectFrom('worker_job_state as lease')
+        .select(sql.lit(1).as('held'))
+        .whereRef('lease.job_id', '=', 'jobs.job_id')
+        .where('lease.lease_token', '=', param<string>('token')),
+    ),
   ]);
-}
-
-/** Whether the job a lease row names is still in flight (for writes to the lease row itself). */
-function leasedJobInFlight(eb: ExpressionBuilder<SqliteDatabase, 'worker_job_state'>) {
-  return eb.exists(
-    eb
-      .selectFrom('jobs')
-      .select(sql.lit(1).as('live'))
-      .where('jobs.id', '=', rowIdOfLease(eb))
-      .whereRef('jobs.job_id', '=', 'worker_job_state.job_id')
-      .where('jobs.status', 'in', IN_FLIGHT),
-  );
 }
 
 /** A job as the ready index names it. */
@@ -91,7 +56,7 @@ export interface InFlightJob {
 export function buildStatements(sqlite: BetterSqlite3.Database) {
   const prepare = <Row, Args extends Record<string, unknown>>(query: { compile(): CompiledQuery<Row> }) =>
     prepareCompiled<Row, Args>(sqlite, query.compile());
-  const db = queryBuilder.withTables<SqliteOnlyColumns>();
+  const db = queryBuilder;
   return {
     // By row id, and only if the row is still the job the ready index names: a row the API
     // replaced in place (INSERT OR REPLACE) may hold another job, of another task type.
@@ -105,15 +70,11 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
         .where('status', '=', sql.lit('queued'))
         .returning(CLAIMED_COLUMNS),
     ),
-    grantLease: prepare<
-      never,
-      { jobId: string; rowId: number; workerId: string; token: string; expiresAt: number }
-    >(
+    grantLease: prepare<never, { jobId: string; workerId: string; token: string; expiresAt: number }>(
       db
         .insertInto('worker_job_state')
         .values({
           job_id: param('jobId'),
-          row_id: param('rowId'),
           worker_id: param('workerId'),
           lease_token: param('token'),
           lease_expires_at: param('expiresAt'),
@@ -122,7 +83,6 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
         })
         .onConflict((conflict) =>
           conflict.column('job_id').doUpdateSet((eb) => ({
-            row_id: eb.ref('excluded.row_id'),
             worker_id: eb.ref('excluded.worker_id'),
             lease_token: eb.ref('excluded.lease_token'),
             lease_expires_at: eb.ref('excluded.lease_expires_at'),
@@ -136,7 +96,15 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
         .set({ lease_expires_at: param('expiresAt') })
         .where('job_id', '=', param('jobId'))
         .where('lease_token', '=', param('token'))
-        .where((eb) => leasedJobInFlight(eb)),
+        .where((eb) =>
+          eb.exists(
+            eb
+              .selectFrom('jobs')
+              .select(sql.lit(1).as('live'))
+              .whereRef('jobs.job_id', '=', 'worker_job_state.job_id')
+              .where('jobs.status', 'in', IN_FLIGHT),
+          ),
+        ),
     ),
     leaseTokenOf: prepare<{ lease_token: string | null }, { jobId: string }>(
       db.selectFrom('worker_job_state').select('lease_token').where('job_id', '=', param('jobId')),
@@ -191,7 +159,6 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
         .insertInto('worker_job_state')
         .values({
           job_id: param('jobId'),
-          row_id: null,
           worker_id: null,
           lease_token: null,
           lease_expires_at: null,
@@ -200,7 +167,6 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
         })
         .onConflict((conflict) =>
           conflict.column('job_id').doUpdateSet((eb) => ({
-            row_id: null,
             worker_id: null,
             lease_token: null,
             lease_expires_at: null,
@@ -224,7 +190,17 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
         .deleteFrom('worker_job_state')
         .where('job_id', '=', param('jobId'))
         .where('lease_token', '=', param('token'))
-        .where((eb) => eb.not(leasedJobInFlight(eb))),
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('jobs')
+                .select(sql.lit(1).as('live'))
+                .whereRef('jobs.job_id', '=', 'worker_job_state.job_id')
+                .where('jobs.status', 'in', IN_FLIGHT),
+            ),
+          ),
+        ),
     ),
     abandonedJobs: prepare<
       InFlightJob & {
@@ -298,7 +274,7 @@ export function buildStatements(sqlite: BetterSqlite3.Database) {
         enqueued_at: param('now'),
       }),
     ),
-    jobById: prepare<JobRecordRow, { jobId: string }>(jobRecordQuery(queryBuilder, param<string>('jobId'))),
+    jobById: prepare<JobRecordRow, { jobId: string }>(jobRecordQuery(db, param<string>('jobId'))),
   };
 }
 
