@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteJobStore } from '../worker/store/sqlite/sqlite-job-store.js';
+import { BENCH_TASK_TYPE } from './helpers/daemon-bench.js';
 import {
   apiInserter,
   apiTablesFloorQueue,
@@ -80,13 +81,13 @@ async function storeQueue(
   // The backlog was queued before the store first looked: reading it into the ready index is the
   // one-time cost of a first start.
   const buildStarted = performance.now();
-  await store.hasQueuedJobs(['bench']);
+  await store.hasQueuedJobs([BENCH_TASK_TYPE]);
   const buildSeconds = (performance.now() - buildStarted) / 1000;
   settle(databasePath);
   return {
     databasePath,
     buildSeconds,
-    oneJob: claimAndComplete(store, 'bench'),
+    oneJob: claimAndComplete(store, BENCH_TASK_TYPE),
     between: arrivals ? api.addOne : undefined,
     async close() {
       await store.close();

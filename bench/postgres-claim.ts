@@ -77,15 +77,7 @@ async function rawQueue(database: BenchDatabase, backlog: number): Promise<Queue
            RETURNING id, payload`,
   };
   const complete = { name: 'complete', text: 'DELETE FROM queue WHERE id = $1' };
-  return {
-    async oneJob() {
-      const { rows } = await client.query<{ id: string }>(claim);
-      const row = rows[0];
-      if (!row) throw new Error('the raw queue found nothing to claim');
-      await client.query({ ...complete, values: [row.id] });
-    },
-    close: () => client.end(),
-  };
+  return twoStatementQueue(client, 'raw', claim, complete, (id) => [id]);
 }
 
 /**
@@ -109,12 +101,26 @@ async function apiTablesFloorQueue(database: BenchDatabase, backlog: number): Pr
     text: `UPDATE jobs SET status = 'completed', progress = 100, output_files = '[]',
              task_output = '{"success":true}', completed_at = $2 WHERE id = $1`,
   };
+  return twoStatementQueue(client, 'floor', claim, complete, (id) => [id, Date.now()]);
+}
+
+/**
+ * A queue of two prepared statements on its own client, one round trip each: `claim` takes a row
+ * and returns its id, `complete` finishes it with the values `completion` gives for that id.
+ */
+function twoStatementQueue(
+  client: pg.Client,
+  label: string,
+  claim: pg.QueryConfig,
+  complete: pg.QueryConfig,
+  completion: (id: string) => unknown[],
+): QueueUnderTest {
   return {
     async oneJob() {
-      const { rows } = await client.query<{ id: number }>(claim);
+      const { rows } = await client.query<{ id: string }>(claim);
       const row = rows[0];
-      if (!row) throw new Error('the floor queue found nothing to claim');
-      await client.query({ ...complete, values: [row.id, Date.now()] });
+      if (!row) throw new Error(`the ${label} queue found nothing to claim`);
+      await client.query({ ...complete, values: completion(row.id) });
     },
     close: () => client.end(),
   };

@@ -20,10 +20,13 @@ const INSERTER = fileURLToPath(new URL('./api-inserter.js', import.meta.url));
 export const INPUT_PATH = 'jobs/x/input/in.txt';
 export const INPUT_FILES = JSON.stringify([{ path: INPUT_PATH, metadata: {} }]);
 
+/** The task type of every job the benches queue on the API's tables. */
+export const BENCH_TASK_TYPE = 'noop';
+
 /** The API's insert: every NOT NULL column of `jobs` supplied (docs/media_store-v1.sql). */
 export const INSERT_JOB_SQL = `INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files,
   output_files, status, progress, created_at, retry_count, max_retries)
-  VALUES (?, 'noop', 'upload', '${INPUT_PATH}', '${INPUT_FILES}', '[]', 'queued', 0, ?, 0, 3)`;
+  VALUES (?, '${BENCH_TASK_TYPE}', 'upload', '${INPUT_PATH}', '${INPUT_FILES}', '[]', 'queued', 0, ?, 0, 3)`;
 export const INSERT_ENTRY_SQL = 'INSERT INTO queue_entries (job_id, priority, enqueued_at) VALUES (?, ?, ?)';
 
 export interface BenchDir {

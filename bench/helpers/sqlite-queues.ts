@@ -7,13 +7,10 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { INSERT_ENTRY_SQL } from './daemon-bench.js';
+import { BENCH_TASK_TYPE, INPUT_FILES, INSERT_ENTRY_SQL, INSERT_JOB_SQL } from './daemon-bench.js';
 import type { TimedQueue } from './timed-in-turn.js';
 
 const API_DDL = fs.readFileSync(new URL('../../../docs/media_store-v1.sql', import.meta.url), 'utf8');
-
-const INSERT_JOB = `INSERT INTO jobs (job_id, task_type, input_file_source, input_file_path, input_files, output_files,
-  status, progress, created_at, retry_count, max_retries) VALUES (?, 'bench', 'upload', 'x', '[{"path":"x"}]', '[]', 'queued', 0, ?, 0, 3)`;
 
 /** A queue set up in its own database file, ready to be timed. */
 export interface QueueUnderTest extends TimedQueue {
@@ -26,7 +23,7 @@ export interface QueueUnderTest extends TimedQueue {
 export function apiInserter(databasePath: string, backlog: number): { addOne(): void; close(): void } {
   const db = new Database(databasePath, { timeout: 15_000 });
   db.pragma('journal_mode = WAL');
-  const insertJob = db.prepare(INSERT_JOB);
+  const insertJob = db.prepare(INSERT_JOB_SQL);
   const insertEntry = db.prepare(INSERT_ENTRY_SQL);
   let next = 0;
   const addOne = () => {
@@ -63,16 +60,16 @@ export function rawQueue(dir: string, label: string, jobs: number): QueueUnderTe
       status TEXT, input_files TEXT, output_files TEXT, task_output TEXT, completed_at INTEGER);
     CREATE INDEX queue_order ON queue (task_type, priority DESC, created_at, id) WHERE status = 'queued';`);
   const insert = db.prepare(
-    `INSERT INTO queue (task_type, priority, created_at, status, input_files) VALUES ('bench', ?, ?, 'queued', '[{"path":"x"}]')`,
+    `INSERT INTO queue (task_type, priority, created_at, status, input_files) VALUES (?, ?, ?, 'queued', ?)`,
   );
   db.transaction(() => {
-    for (let i = 0; i < jobs; i += 1) insert.run(i % 11, Date.now());
+    for (let i = 0; i < jobs; i += 1) insert.run(BENCH_TASK_TYPE, i % 11, Date.now(), INPUT_FILES);
   })();
   settle(databasePath);
   return twoStatementQueue(
     databasePath,
     db,
-    `UPDATE queue SET status = 'claimed' WHERE id = (SELECT id FROM queue WHERE task_type = 'bench' AND status = 'queued'
+    `UPDATE queue SET status = 'claimed' WHERE id = (SELECT id FROM queue WHERE task_type = '${BENCH_TASK_TYPE}' AND status = 'queued'
        ORDER BY priority DESC, created_at, id LIMIT 1) RETURNING id, input_files`,
     `UPDATE queue SET status = 'completed', output_files = ?, task_output = ?, completed_at = ? WHERE id = ? AND status = 'claimed'`,
   );
@@ -163,7 +160,7 @@ export function leasedOrderedFloorQueue(
   type Key = { task_type: string; priority: number; created_at: number; id: number; job_id: string };
   const byKey = 'task_type = @task_type AND priority = @priority AND created_at = @created_at AND id = @id';
   const head = db.prepare<[], Key>(`SELECT task_type, priority, created_at, id, job_id FROM ordered
-    WHERE task_type = 'bench' AND lease_token IS NULL ORDER BY priority DESC, created_at, id LIMIT 1`);
+    WHERE task_type = '${BENCH_TASK_TYPE}' AND lease_token IS NULL ORDER BY priority DESC, created_at, id LIMIT 1`);
   const take =
     db.prepare(`UPDATE jobs SET status = 'claimed' WHERE id = @id AND job_id = @job_id AND status = 'queued'
     RETURNING input_files`);

@@ -75,7 +75,9 @@ CREATE TABLE IF NOT EXISTS media_worker_meta (
 `;
 
 /** The tables WORKER_TABLES_DDL creates. */
-export const WORKER_TABLES = ['worker_job_state', 'media_worker_cancel', 'media_worker_meta'] as const;
+export const WORKER_TABLES = [...WORKER_TABLES_DDL.matchAll(/CREATE TABLE IF NOT EXISTS (\w+)/g)].map(
+  ([, table]) => table as string,
+);
 
 /**
  * Objects earlier versions of the worker created: two indexes for a claim that read every queued
