@@ -99,7 +99,8 @@ export function startDaemon(
 ): Daemon {
   const child: ChildProcessByStdio<null, Readable, null> = spawn(
     process.execPath,
-    [CLI, 'run', '--modules-dir', TEST_MODULES, '--tasks', 'noop', ...args],
+    // Every bench job reads the one input INPUT_PATH names: inputs shared between jobs, as --input-scope root allows.
+    [CLI, 'run', '--modules-dir', TEST_MODULES, '--tasks', 'noop', '--input-scope', 'root', ...args],
     {
       env: { ...process.env, CL_SERVER_DIR: dir, BROADCAST_TYPE: 'noop', LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -59,7 +59,19 @@ export async function timedDrain(
     await new Promise<void>((resolve, reject) => {
       const child = spawn(
         process.execPath,
-        [CLI, 'run', '--modules-dir', run.modulesDir, '--tasks', run.taskType, '--drain', ...run.args],
+        // Jobs may share one input file (--input-scope root), as a deployment with shared inputs does.
+        [
+          CLI,
+          'run',
+          '--modules-dir',
+          run.modulesDir,
+          '--tasks',
+          run.taskType,
+          '--drain',
+          '--input-scope',
+          'root',
+          ...run.args,
+        ],
         {
           env: { ...process.env, CL_SERVER_DIR: dir, BROADCAST_TYPE: 'noop', LOG_LEVEL: 'info' },
           stdio: ['ignore', 'pipe', 'inherit'],

@@ -1,12 +1,13 @@
 import { defineRun } from '../../worker/modules/module-contract.js';
 import { runImageJob } from '../_shared/image-job.js';
 import type { ImageResizeParams } from './manifest.js';
+import { resizedSizeBound } from './output-size.js';
 
 export default defineRun<ImageResizeParams>(async (params, context) => {
   const { input, encoded, filename, sizeBytes } = await runImageJob(
     'image_resize',
     context,
-    { basename: 'resized', params },
+    { basename: 'resized', params, sizeBound: (input) => resizedSizeBound(input, params) },
     (image) =>
       image.resize(params.width, params.height, {
         fit: params.fit,

@@ -235,10 +235,12 @@ describe('MQTT broadcasting (real Mosquitto)', () => {
   });
 
   test('a job_id that is no single topic level gets no per-job topic; its events stay on the main one', async () => {
-    const input = workspace.addInputFile('shared', 'a.txt', 'x');
-    const row = JSON.stringify([{ path: input }]);
-    workspace.addRawJob('a/b', 'noop', row);
-    workspace.addRawJob('x+y', 'noop', row);
+    workspace.addRawJob('a/b', 'noop', '[]');
+    workspace.addRawJob(
+      'x+y',
+      'noop',
+      JSON.stringify([{ path: workspace.addInputFile('x+y', 'a.txt', 'x') }]),
+    );
     const last = await workspace.addJob('noop');
     const all = await subscribe(broker.url, ['inference/events/#']);
     const worker = startWorker(

@@ -6,7 +6,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { pino } from 'pino';
 import { imageConversionParams } from '../../compute_modules/image_conversion/manifest.js';
 import runImageConversion from '../../compute_modules/image_conversion/run.js';
-import { decompressionBombPng, solidJpeg } from '../helpers/images.js';
+import { decompressionBombPng, solid, solidJpeg } from '../helpers/images.js';
 import { type Broker, type Subscriber, startBroker, subscribe } from '../helpers/mosquitto.js';
 import { BUILT_IN_MODULES, drainBuiltIn, startWorker } from '../helpers/worker-process.js';
 import { errorMessageOf, useSuiteWorkspace, useWorkspace, type Workspace } from '../helpers/workspace.js';
@@ -108,6 +108,90 @@ describe('hostile image inputs and progress (both modules, through the daemon)',
     );
   });
 
+  test('outputs are bounded too: --max-output-pixels, by default the input limit', async () => {
+    const dot = await solid(1, 1, '#446688').png().toBuffer();
+    const tall = await solid(2, 20, '#446688').png().toBuffer();
+    const add = (taskType: string, name: string, content: Buffer, params: Record<string, unknown>) =>
+      workspace.addJob(taskType, params, { input: { name, content } });
+    const filled = await add('image_resize', 'dot.png', dot, {
+      width: 2000,
+      height: 2000,
+      preserve_aspect: false,
+    });
+    const outside = await add('image_resize', 'tall.png', tall, { width: 5, height: 5, fit: 'outside' });
+    const oneSide = await add('image_resize', 'tall2.png', tall, {
+      width: 10,
+      height: null,
+      without_enlargement: false,
+    });
+    const small = await add('image_resize', 'dot2.png', dot, {
+      width: 10,
+      height: 10,
+      preserve_aspect: false,
+    });
+    await drainBuiltIn(workspace.dir, ['image_resize'], ['--max-input-pixels', '100']);
+    assert.equal(
+      await errorOf(filled),
+      'Output of 2000x2000 = 4000000 pixels is over the limit of 100 (the limit is --max-output-pixels)',
+    );
+    // outside: 2×20 scaled by 5/2 to cover 5×5 is 5×50; one side: 10 wide is 10×100.
+    assert.equal(
+      await errorOf(outside),
+      'Output of 5x50 = 250 pixels is over the limit of 100 (the limit is --max-output-pixels)',
+    );
+    assert.equal(
+      await errorOf(oneSide),
+      'Output of 10x100 = 1000 pixels is over the limit of 100 (the limit is --max-output-pixels)',
+    );
+    assert.equal((await workspace.store.getJob(small))?.status, 'completed');
+
+    const allowed = await add('image_resize', 'dot3.png', dot, {
+      width: 2000,
+      height: 2000,
+      preserve_aspect: false,
+    });
+    const converted = await add('image_conversion', 'tall3.png', tall, { output_format: 'webp' });
+    await drainBuiltIn(
+      workspace.dir,
+      ['image_resize', 'image_conversion'],
+      ['--max-input-pixels', '100', '--max-output-pixels', '4000000'],
+    );
+    assert.equal((await workspace.store.getJob(allowed))?.status, 'completed');
+    assert.equal((await workspace.store.getJob(converted))?.status, 'completed');
+    const shrunk = await add('image_conversion', 'tall4.png', tall, { output_format: 'webp' });
+    await drainBuiltIn(workspace.dir, ['image_conversion'], ['--max-output-pixels', '39']);
+    assert.equal(
+      await errorOf(shrunk),
+      'Output of 2x20 = 40 pixels is over the limit of 39 (the limit is --max-output-pixels)',
+    );
+  });
+
+  test("a job reads only under its own folder, unless --input-scope root: another job's input is refused", async () => {
+    const photo = await solidJpeg(64, 48, '#446688');
+    const owner = await workspace.addJob('image_resize', {}, { input: { name: 'mine.jpg', content: photo } });
+    const ownersInput = `jobs/${owner}/input/mine.jpg`;
+    const reader = await workspace.addJob(
+      'image_resize',
+      { width: 16, height: 16 },
+      { inputFiles: [{ path: ownersInput }] },
+    );
+    const shared = workspace.addInputFile('shared', 'shared.jpg', photo);
+    const sharedReader = await workspace.addJob('image_resize', {}, { inputFiles: [{ path: shared }] });
+    await drainBuiltIn(workspace.dir, ['image_resize']);
+    assert.equal(
+      await errorOf(reader),
+      `Input path refused (outside the job's own folder jobs/${reader}/; --input-scope root allows the whole storage root): ${ownersInput}`,
+    );
+    assert.match(await errorOf(sharedReader), /^Input path refused \(outside the job's own folder/);
+    assert.equal((await workspace.store.getJob(owner))?.status, 'completed');
+
+    await workspace.store.retryJob(reader);
+    await workspace.store.retryJob(sharedReader);
+    await drainBuiltIn(workspace.dir, ['image_resize'], ['--input-scope', 'root']);
+    assert.equal((await workspace.store.getJob(reader))?.status, 'completed');
+    assert.equal((await workspace.store.getJob(sharedReader))?.status, 'completed');
+  });
+
   test('paths that leave the storage root are refused; a symlink the API placed in the input folder is followed', async () => {
     const photo = await solidJpeg(64, 48, '#446688');
     const secret = path.join(workspace.dir, 'outside.jpg');
@@ -168,7 +252,7 @@ describe('hostile image inputs and progress (both modules, through the daemon)',
       inputPaths: [input],
       outputDir,
       reportProgress: (progress) => reported.push({ progress, written: fs.readdirSync(outputDir) }),
-      limits: { maxInputPixels: 100_000_000 },
+      limits: { maxInputPixels: 100_000_000, maxOutputPixels: 100_000_000 },
       settings: {},
       signal: new AbortController().signal,
       log: pino({ level: 'silent' }),

@@ -65,6 +65,7 @@ describe("image_resize: the original worker's cases", () => {
       'image_resize',
       {},
       {
+        jobId: 'two',
         inputFiles: [
           { path: workspace.addInputFile('two', 'a.jpg', red), metadata: {} },
           { path: workspace.addInputFile('two', 'b.jpg', red) },
@@ -74,7 +75,7 @@ describe("image_resize: the original worker's cases", () => {
     jobs.missing = await workspace.addJob(
       'image_resize',
       {},
-      { inputFiles: [{ path: 'jobs/x/input/gone.jpg' }] },
+      { jobId: 'x', inputFiles: [{ path: 'jobs/x/input/gone.jpg' }] },
     );
     // A retried job finds its previous attempt's output: it is replaced whole.
     const stale = path.join(workspace.storageRoot, 'jobs', jobs.aspect as string, 'output', 'resized.jpg');

@@ -36,6 +36,9 @@ test(
 
     const workers = Array.from({ length: DAEMONS }, (_, index) =>
       startWorker(workspace.dir, [
+        // Every job reads the one shared input.
+        '--input-scope',
+        'root',
         '--worker-id',
         `w${index}`,
         '--tasks',

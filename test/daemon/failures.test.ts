@@ -81,6 +81,18 @@ describe('failures end a job precisely, and the daemon keeps going', () => {
     );
   });
 
+  test("a job's timeout_s is capped by the operator's ceiling, --max-timeout", async () => {
+    const jobId = await workspace.addJob('sleep', { seconds: 30, timeout_s: 2_000_000 }, { maxRetries: 0 });
+    const worker = startWorker(workspace.dir, ['--tasks', 'sleep', '--drain', '--max-timeout', '0.5s']);
+    const claimed = await worker.waitForLog((line) => line.msg === 'job claimed');
+    assert.equal(claimed.timeout_s, 0.5);
+    assert.equal((await worker.exited).code, 0);
+    assert.equal(
+      (await workspace.store.getJob(jobId))?.error_message,
+      'Failed after 1 attempt; last error: timed out after 0.5 s',
+    );
+  });
+
   test('bad parameters end in error at once, naming the parameter, with no retry', async () => {
     const jobId = await workspace.addJob('sleep', { seconds: 'ten' });
     const missing = await workspace.addJob('noop');

@@ -28,6 +28,9 @@ describe('lease renewal', () => {
     })();
     db.close();
     const worker = startWorker(workspace.dir, [
+      // Every job reads the one shared input.
+      '--input-scope',
+      'root',
       '--tasks',
       'noop',
       '--concurrency',

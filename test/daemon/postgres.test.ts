@@ -60,7 +60,18 @@ describe('the daemon on PostgreSQL', () => {
       [inputPath, inputFiles, Date.now()],
     );
     const workers = Array.from({ length: DAEMONS }, (_, index) =>
-      worker(['--worker-id', `w${index}`, '--tasks', 'append', '--concurrency', '2', '--drain']),
+      // Every job reads the one shared input.
+      worker([
+        '--input-scope',
+        'root',
+        '--worker-id',
+        `w${index}`,
+        '--tasks',
+        'append',
+        '--concurrency',
+        '2',
+        '--drain',
+      ]),
     );
     const exits = await Promise.all(workers.map((one) => one.exited));
     for (const [index, exit] of exits.entries()) {
@@ -125,6 +136,44 @@ describe('the daemon on PostgreSQL', () => {
     const requeued = await workspace.store.getJob(sleeper);
     assert.equal(requeued?.status, 'queued');
     assert.equal(requeued?.retry_count, 0, 'a shutdown spends no retry');
+  });
+
+  test('no password in any process argument, log line or /metrics: DATABASE_URL set only in the environment', async () => {
+    // Trust authentication accepts any password, so one can ride in the URL for this test.
+    const secret = `pw-${process.pid}-not-in-ps`;
+    const url = new URL(workspace.databaseUrl);
+    url.password = secret;
+    const startedFile = path.join(workspace.dir, 'started');
+    const gateFile = path.join(workspace.dir, 'gate');
+    const jobId = await workspace.addJob('gate', { started_file: startedFile, gate_file: gateFile });
+    const daemon = startWorker(workspace.dir, ['--tasks', 'gate', '--http-port', '0', '--drain'], {
+      DATABASE_URL: url.toString(),
+      MQTT_PASSWORD: `${secret}-mqtt`,
+    });
+    const listening = await daemon.waitForLog((line) =>
+      String(line.msg).startsWith('HTTP endpoints listening'),
+    );
+    await waitFor(() => startedLines(startedFile)[0], 'the job to start in its runner');
+    const withSecret = fs
+      .readdirSync('/proc')
+      .filter((entry) => /^\d+$/.test(entry))
+      .map((pid) => {
+        try {
+          return { pid, args: fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ') };
+        } catch {
+          return { pid, args: '' }; // the process ended while the list was read
+        }
+      })
+      .filter(({ args }) => args.includes(secret));
+    assert.deepEqual(withSecret, [], 'no process shows the password in its arguments');
+    const metrics = await (await fetch(`http://127.0.0.1:${listening.port}/metrics`)).text();
+    assert.match(metrics, /media_worker_/);
+    assert.doesNotMatch(metrics, new RegExp(secret));
+    fs.writeFileSync(gateFile, '');
+    assert.equal((await daemon.exited).code, 0, daemon.stderr());
+    assert.equal((await workspace.store.getJob(jobId))?.status, 'completed');
+    const logged = JSON.stringify(daemon.logs) + daemon.stderr();
+    assert.doesNotMatch(logged, new RegExp(secret), 'no log line holds a password');
   });
 
   test('jobs cancel stops a running job through the daemon that runs it', () =>

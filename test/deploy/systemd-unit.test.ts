@@ -25,6 +25,7 @@ describe('deploy/media-worker.service', () => {
     assert.match(directive('EnvironmentFile') ?? '', /^\/etc\/media-worker\//);
     assert.equal(directive('MemoryDenyWriteExecute'), undefined, 'V8 needs writable executable memory');
     assert.match(directive('ExecStart') ?? '', /dist\/worker\/cli\/main\.js run$/);
+    assert.equal(directive('ProtectProc'), 'invisible', "other users cannot read its processes' /proc");
   });
 
   test('passes systemd-analyze verify without a warning (the test setup installs it)', async () => {

@@ -41,13 +41,15 @@ describe('the runner protocol is checked at both ends', () => {
       retryBackoffMs: 0,
       busyTimeoutMs: 1000,
       retryBackoffMaxMs: 0,
-      maxInputPixels: 1000,
+      limits: { maxInputPixels: 1000, maxOutputPixels: 1000 },
+      inputScope: 'job',
       settings: {},
     };
-    const runner = fork(path.join(DIST, 'worker/runner/runner-main.js'), [JSON.stringify(init)], {
+    const runner = fork(path.join(DIST, 'worker/runner/runner-main.js'), [], {
       serialization: 'json',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
+    runner.send({ type: 'init', init });
     let stderr = '';
     runner.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString('utf8');
@@ -61,5 +63,20 @@ describe('the runner protocol is checked at both ends', () => {
     runner.send({ type: 'run', job: { jobId: 7 } });
     assert.equal(await exited, 70);
     assert.match(stderr, /malformed message from the daemon \(type "run"\) at job\.jobId: .*expected string/);
+  });
+
+  test('a runner refuses a malformed init message, exiting 70', async () => {
+    const runner = fork(path.join(DIST, 'worker/runner/runner-main.js'), [], {
+      serialization: 'json',
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    let stderr = '';
+    runner.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    const exited = new Promise<number | null>((resolve) => runner.on('exit', (code) => resolve(code)));
+    runner.send({ type: 'init', init: { moduleName: 'noop', databaseUrl: 42 } });
+    assert.equal(await exited, 70);
+    assert.match(stderr, /malformed message from the daemon \(type "init"\) at init\./);
   });
 });

@@ -19,6 +19,7 @@ import { exponentialBackoff } from '../../worker/jobs/retry-policy.js';
 import { isBroadPattern, topicMatches } from '../../worker/mqtt-tools/topic-filter.js';
 import { DaemonToRunnerSchema, parseMessage, RunnerToDaemonSchema } from '../../worker/runner/protocol.js';
 import { describeExit } from '../../worker/runner/runner-process.js';
+import { redactedUrl } from '../../worker/store/postgres/url.js';
 
 describe('size fitting (fitSize)', () => {
   const source = { width: 1920, height: 1080 };
@@ -262,5 +263,16 @@ describe('runner messages (parseMessage)', () => {
       type: 'run',
       job,
     });
+  });
+});
+
+describe('database URLs in logs and messages (redactedUrl)', () => {
+  test('hides the password in the userinfo and in the query, whatever the driver prefix', () => {
+    assert.equal(redactedUrl('postgresql://app:hunter2@db:5432/media'), 'postgresql://app:***@db:5432/media');
+    assert.equal(
+      redactedUrl('postgres+psycopg2://app@db/media?password=hunter2&sslmode=require&SSLPASSWORD=key-pass'),
+      'postgresql://app@db/media?password=***&sslmode=require&SSLPASSWORD=***',
+    );
+    assert.equal(redactedUrl('postgresql://app:%40t@[::1/media'), 'postgresql://…');
   });
 });

@@ -244,6 +244,16 @@ export const SETTINGS = {
       schema: timeoutSpec.optional(),
       defaultNote: "each module's own",
     }),
+    maxTimeout: durationSetting({
+      env: 'WORKER_MAX_TIMEOUT',
+      flag: '--max-timeout',
+      min: 0.1,
+      max: MAX_TIMER_S,
+      defaultS: DAY_S,
+      range: `0.1 to ${MAX_TIMER_S} s`,
+      examples: '3600, 90m, 12h, 2d',
+      purpose: "(the most a job's metadata.timeout_s may ask for; longer requests run under this)",
+    }),
     shutdownGrace: durationSetting({
       env: 'WORKER_SHUTDOWN_GRACE',
       flag: '--shutdown-grace',
@@ -308,6 +318,20 @@ export const SETTINGS = {
       flag: '--max-input-pixels',
       accepts: 'an integer >= 1 (largest input image, in pixels, a module will decode)',
       schema: integer(1).default(100_000_000),
+    }),
+    maxOutputPixels: setting({
+      env: 'MAX_OUTPUT_PIXELS',
+      flag: '--max-output-pixels',
+      accepts: 'an integer >= 1 (largest output image, in pixels, frames counted, a module will write)',
+      schema: integer(1).optional(),
+      defaultNote: 'the --max-input-pixels value',
+    }),
+    inputScope: setting({
+      env: 'WORKER_INPUT_SCOPE',
+      flag: '--input-scope',
+      accepts:
+        "'job' (a job reads only under its own jobs/<job_id>/) or 'root' (anywhere under the storage root)",
+      schema: z.enum(['job', 'root']).default('job'),
     }),
     killGrace: durationSetting({
       env: 'WORKER_KILL_GRACE',

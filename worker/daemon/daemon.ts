@@ -40,6 +40,8 @@ export interface DaemonOptions {
   shutdownGraceMs: number;
   /** Per-module timeout overrides from flags or env; a job's own `timeout_s` wins over both. */
   timeoutOverrides: { all?: number; byTask: Readonly<Record<string, number>> };
+  /** The most a job's own `timeout_s` may ask for. */
+  maxJobTimeoutS: number;
   drain: boolean;
 }
 
@@ -290,7 +292,7 @@ export class Daemon {
   private launch(job: ClaimedJob, leaseGrantedAt: number): void {
     const runningJob = new RunningJob(
       job,
-      this.defaultTimeouts.get(job.taskType) as number,
+      { defaultS: this.defaultTimeouts.get(job.taskType) as number, maxJobS: this.options.maxJobTimeoutS },
       leaseGrantedAt,
       this.options.leaseMs,
       { ...this.deps, faults: this.faults, storageRoot: this.options.storageRoot },

@@ -38,6 +38,13 @@ export interface RunningJobDeps extends DaemonDeps {
   faults: WorkerFaults;
 }
 
+export interface JobTimeouts {
+  /** The task's timeout when the job asks for none: the operator's, else the module's. */
+  defaultS: number;
+  /** The most a job's own `timeout_s` may ask for (WORKER_MAX_TIMEOUT). */
+  maxJobS: number;
+}
+
 export class RunningJob {
   readonly done: Promise<void>;
   private runner: RunnerProcess | undefined;
@@ -61,7 +68,7 @@ export class RunningJob {
 
   constructor(
     readonly job: ClaimedJob,
-    private readonly defaultTimeoutS: number,
+    private readonly timeouts: JobTimeouts,
     leaseGrantedAt: number,
     private readonly leaseMs: number,
     private readonly deps: RunningJobDeps,
@@ -152,7 +159,15 @@ export class RunningJob {
     const folderProblem = jobFolderProblem(this.job.jobId);
     if (folderProblem) throw new BadInputError(folderProblem);
     const inputFiles = parseInputFilesColumn(this.job.inputFilesJson);
-    return { inputFiles, timeoutS: jobTimeoutOverride(inputFiles) ?? this.defaultTimeoutS };
+    const asked = jobTimeoutOverride(inputFiles);
+    if (asked === undefined) return { inputFiles, timeoutS: this.timeouts.defaultS };
+    if (asked > this.timeouts.maxJobS) {
+      this.log.info(
+        { asked_timeout_s: asked, max_timeout_s: this.timeouts.maxJobS },
+        "the job's timeout_s is over the worker's ceiling (WORKER_MAX_TIMEOUT); it runs under the ceiling",
+      );
+    }
+    return { inputFiles, timeoutS: Math.min(asked, this.timeouts.maxJobS) };
   }
 
   private async recordExit(exitDescription: string, timeoutS: number): Promise<void> {

@@ -45,6 +45,13 @@ export type ModuleSettings<Settings extends ModuleSettingValues> = {
 
 export type ModuleVersions = Readonly<Record<string, string>>;
 
+export interface JobLimits {
+  /** Largest input image a module decodes: width × height × frames. */
+  maxInputPixels: number;
+  /** Largest output image a module writes: width × height × frames (an animation's every frame). */
+  maxOutputPixels: number;
+}
+
 export interface JobContext<Settings extends ModuleSettingValues = ModuleSettingValues> {
   jobId: string;
   attempt: number;
@@ -55,8 +62,8 @@ export interface JobContext<Settings extends ModuleSettingValues = ModuleSetting
   outputDir: string;
   /** Reports 0–100; the worker stores at most 99 until the job completes. */
   reportProgress(percent: number): void;
-  /** Operator-set bounds a module must enforce on its inputs. */
-  limits: { maxInputPixels: number };
+  /** Operator-set bounds a module must enforce on its inputs and outputs. */
+  limits: JobLimits;
   /** The module's own settings (its manifest's `settings`), as the operator set them. */
   settings: Settings;
   /** Aborted when the job is cancelled or the runner is stopping. */

@@ -33,14 +33,24 @@ export function readParams<Params>(schema: z.ZodType<Params>, inputFiles: readon
 }
 
 /**
+ * Where a job may read: 'job', only under its own `jobs/<job_id>/` (where the API service puts every
+ * upload, and its symlinks to external files), so one job cannot name another's files; 'root',
+ * anywhere under the storage root, for deployments that share inputs between jobs.
+ */
+export type InputScope = 'job' | 'root';
+
+/**
  * Resolves each input against the storage root. The stored path itself must stay inside the root
- * (no absolute paths, no `..`); a symlink the API placed there for an "external" file is followed.
+ * (no absolute paths, no `..`) and, in the 'job' scope, inside the job's own folder; a symlink the
+ * API placed there for an "external" file is followed.
  */
 export async function resolveInputPaths(
   storageRoot: string,
   inputFiles: readonly InputFile[],
+  { jobId, scope }: { jobId: string; scope: InputScope },
 ): Promise<string[]> {
   const root = path.resolve(storageRoot);
+  const jobFolder = path.join(root, 'jobs', jobId);
   return Promise.all(
     inputFiles.map(async (file, index) => {
       const stored = file?.path;
@@ -55,6 +65,12 @@ export async function resolveInputPaths(
       const resolved = path.resolve(root, stored);
       if (!isWithin(resolved, root)) {
         throw new BadInputError(`Input path refused (escapes the storage root): ${shown(stored)}`);
+      }
+      if (scope === 'job' && !isWithin(resolved, jobFolder)) {
+        throw new BadInputError(
+          `Input path refused (outside the job's own folder jobs/${shown(jobId)}/; ` +
+            `--input-scope root allows the whole storage root): ${shown(stored)}`,
+        );
       }
       await checkReadableFile(resolved, stored);
       return resolved;

@@ -7,8 +7,11 @@ import { z } from 'zod';
 import type { FailureOutcome, Lease } from '../store/job-store.js';
 import type { InputFile, OutputFile } from '../store/schema.js';
 
-/** Passed as the runner's one argument, as JSON. */
-export const RunnerInitSchema = z.object({
+/**
+ * The daemon's first message to a new runner. It travels over the IPC channel, never as an
+ * argument: it holds the database URL, and a process's arguments are public (`ps`).
+ */
+export const RunnerInitSchema = z.strictObject({
   moduleName: z.string(),
   moduleDirectory: z.string(),
   databaseUrl: z.string(),
@@ -18,11 +21,16 @@ export const RunnerInitSchema = z.object({
   retryBackoffMs: z.number(),
   busyTimeoutMs: z.number(),
   retryBackoffMaxMs: z.number(),
-  maxInputPixels: z.number(),
+  limits: z.strictObject({ maxInputPixels: z.number(), maxOutputPixels: z.number() }),
+  /** 'job': a job reads only under its own `jobs/<job_id>/`; 'root': anywhere under the storage root. */
+  inputScope: z.enum(['job', 'root']),
   /** The module's own settings (its manifest's `settings`), parsed by the daemon. */
   settings: z.record(z.string(), z.unknown()),
 });
 export type RunnerInit = z.infer<typeof RunnerInitSchema>;
+/** The first message a runner gets, and the only one before `ready`. */
+export const InitMessageSchema = z.strictObject({ type: z.literal('init'), init: RunnerInitSchema });
+export type InitMessage = z.infer<typeof InitMessageSchema>;
 
 export interface RunnerJob {
   jobId: string;

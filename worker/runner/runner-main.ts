@@ -19,8 +19,9 @@ import { LeaseClock } from './lease-clock.js';
 import { ProgressReporter } from './progress-reporter.js';
 import {
   DaemonToRunnerSchema,
+  InitMessageSchema,
   parseMessage,
-  RunnerInitSchema,
+  type RunnerInit,
   type RunnerJob,
   type RunnerOutcome,
   type RunnerToDaemon,
@@ -32,7 +33,10 @@ const WARM_UP_LIMIT_MS = 30_000;
 const GIVE_UP_SEND_WAIT_MS = 1000;
 const RUNNER_BUSY_TIMEOUT_MS = 1000;
 
-const init = RunnerInitSchema.parse(JSON.parse(process.argv[2] ?? '{}'));
+/** EX_SOFTWARE: the daemon and this runner disagree on the protocol, a bug no retry mends. */
+const PROTOCOL_ERROR_EXIT = 70;
+
+const init = await receiveInit();
 const log = createLogger(init.logLevel, {
   worker_id: init.workerId,
   task_type: init.moduleName,
@@ -76,8 +80,6 @@ process.on('disconnect', () => {
   current?.controller.abort(new Error('daemon went away'));
   process.exit(0);
 });
-/** EX_SOFTWARE: the daemon and this runner disagree on the protocol, a bug no retry mends. */
-const PROTOCOL_ERROR_EXIT = 70;
 process.on('message', (raw: unknown) => {
   const message = parseMessage(DaemonToRunnerSchema, raw, 'daemon');
   if (message instanceof Error) {
@@ -90,6 +92,23 @@ process.on('message', (raw: unknown) => {
     current.lease.extend(message.validForMs);
 });
 send({ type: 'ready' });
+
+/** The daemon's first message: this runner's settings, the database URL among them (see protocol.ts). */
+function receiveInit(): Promise<RunnerInit> {
+  return new Promise((resolve) => {
+    const onDisconnect = () => process.exit(0);
+    process.once('disconnect', onDisconnect);
+    process.once('message', (raw: unknown) => {
+      process.off('disconnect', onDisconnect);
+      const message = parseMessage(InitMessageSchema, raw, 'daemon');
+      if (message instanceof Error) {
+        process.stderr.write(`${message.message}\n`);
+        process.exit(PROTOCOL_ERROR_EXIT);
+      }
+      resolve(message.init);
+    });
+  });
+}
 
 interface AttemptEnd {
   outcome: RunnerOutcome;
@@ -166,7 +185,10 @@ async function runModule(
   jobLog: Logger,
 ): Promise<JobResult> {
   const params = readParams(manifest.params, job.inputFiles);
-  const inputPaths = await resolveInputPaths(init.storageRoot, job.inputFiles);
+  const inputPaths = await resolveInputPaths(init.storageRoot, job.inputFiles, {
+    jobId: job.jobId,
+    scope: init.inputScope,
+  });
   const outputDir = jobOutputDir(init.storageRoot, job.jobId);
   try {
     await fs.mkdir(outputDir, { recursive: true });
@@ -177,7 +199,7 @@ async function runModule(
       inputPaths,
       outputDir,
       reportProgress: (percent) => progress.report(percent),
-      limits: { maxInputPixels: init.maxInputPixels },
+      limits: init.limits,
       settings: init.settings,
       signal: controller.signal,
       log: jobLog,

@@ -8,6 +8,7 @@ import { execa, type ResultPromise } from 'execa';
 import { RunnerCrashedError } from '../errors.js';
 import {
   type DaemonToRunner,
+  type InitMessage,
   parseMessage,
   type RunnerInit,
   type RunnerJob,
@@ -131,12 +132,14 @@ export class RunnerProcess {
     ready: Promise<RunnerProcess>;
   } {
     const nodeOptions = maxMemoryMb ? [`--max-old-space-size=${maxMemoryMb}`] : [];
-    const subprocess = execa(
-      process.execPath,
-      [...nodeOptions, RUNNER_MAIN, JSON.stringify(init)],
-      SPAWN_OPTIONS,
-    );
+    const subprocess = execa(process.execPath, [...nodeOptions, RUNNER_MAIN], SPAWN_OPTIONS);
     const runner = new RunnerProcess(subprocess, killGraceMs);
+    try {
+      // Queued by Node until the child's end of the channel is up.
+      subprocess.send({ type: 'init', init } satisfies InitMessage);
+    } catch {
+      // The channel closed at once: the exit below rejects `ready` with the runner's own account.
+    }
     // A module whose loading hangs must not hold the daemon's start-up or shutdown: past the limit
     // the runner is killed and counts as failed to start.
     const slow = setTimeout(() => void runner.kill(), READY_LIMIT_MS);

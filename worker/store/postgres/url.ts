@@ -14,11 +14,17 @@ export function connectionStringOf(databaseUrl: string): string {
   return databaseUrl.replace(POSTGRES_URL, 'postgresql://');
 }
 
-/** The URL without its password, for logs and error messages. */
+/** Query parameters node-postgres reads a secret from (libpq's names). */
+const SECRET_PARAMETERS = ['password', 'sslpassword'];
+
+/** The URL without its passwords (in the userinfo or the query), for logs and error messages. */
 export function redactedUrl(databaseUrl: string): string {
   try {
     const url = new URL(connectionStringOf(databaseUrl));
     if (url.password) url.password = '***';
+    for (const name of [...url.searchParams.keys()]) {
+      if (SECRET_PARAMETERS.includes(name.toLowerCase())) url.searchParams.set(name, '***');
+    }
     return url.toString();
   } catch {
     return 'postgresql://…';
